@@ -1,0 +1,127 @@
+"""Converts a Keras model to TFLite in one of four formats.
+
+  float32        plain conversion
+  float16        weights stored as float16, computed in float32
+  dynamic_range  int8 weights, float activations (no calibration data)
+  int8           full integer: int8 weights, activations, input and output,
+                 TFLITE_BUILTINS_INT8 only, calibrated on representative data
+
+Run as a program it converts one saved model in its own process, which is how
+the runner isolates the converter: a converter abort (SIGABRT in MLIR passes
+happens) fails that one variant, not the whole run.
+
+    python -m export.convert --model=DIR/01_train/model.keras --format=int8 \
+        --representative=DIR/export/representative.npy --output=out.tflite
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+FORMATS = ("float32", "float16", "dynamic_range", "int8")
+
+
+def convert(model, fmt, representative=None):
+    """Returns the TFLite flatbuffer of `model` in format `fmt`.
+
+    Args:
+      model: a tf_keras Model (QAT-annotated models included).
+      fmt: one of FORMATS.
+      representative: float32 array of example inputs (first axis: examples),
+        required for `int8`.
+    """
+    from pipeline.backend import tf
+    from pipeline.errors import ExportError
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if fmt == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif fmt == "dynamic_range":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif fmt == "int8":
+        if representative is None or len(representative) == 0:
+            raise ExportError("int8 needs representative data for calibration")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _samples(representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises ConverterError and friends
+        raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
+
+
+def load_model(path):
+    """Loads a model saved by a stage, with tfmot's custom objects in scope."""
+    from pipeline.backend import keras, tfmot
+    with tfmot.quantization.keras.quantize_scope():
+        return keras.models.load_model(path, compile=False)
+
+
+def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900):
+    """Converts a saved model in a child process; returns None or the failure reason.
+
+    The output file is written atomically by the child, so a crash leaves no file.
+    """
+    command = [sys.executable, "-m", "export.convert", f"--model={model_path}",
+               f"--format={fmt}", f"--output={output}"]
+    if representative_path:
+        command.append(f"--representative={representative_path}")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return f"the converter ran past {timeout} s and was stopped"
+    if result.returncode == 0:
+        return None
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        return f"the converter process crashed ({name})"
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("greenlite: error: ") if lines else (
+        f"the converter process exited with status {result.returncode}")
+
+
+def _samples(representative):
+    def generate():
+        for example in representative:
+            yield [example[None, ...].astype("float32")]
+    return generate
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Convert a saved Keras model to TFLite.")
+    parser.add_argument("--model", required=True, help="a .keras file saved by a stage")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--output", required=True, help="the .tflite file to write")
+    parser.add_argument("--representative", help=".npy of example inputs (int8 only)")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from pipeline.errors import GreenliteError
+    from pipeline.files import atomic_write_bytes
+    try:
+        representative = np.load(args.representative) if args.representative else None
+        flatbuffer = convert(load_model(args.model), args.format, representative)
+    except GreenliteError as e:
+        print(f"greenlite: error: {e}", file=sys.stderr)
+        return 2
+    atomic_write_bytes(args.output, flatbuffer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

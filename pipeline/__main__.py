@@ -1,0 +1,44 @@
+"""The greenlite command line.
+
+    python -m pipeline --recipe=recipes/default.yaml --workdir=runs/default \
+        [--set train.epochs=3 ...]
+"""
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("recipe", "recipes/default.yaml", "The recipe (YAML) to run.")
+flags.DEFINE_string("workdir", None,
+                    "The run directory (default: runs/<recipe name>). Existing stage "
+                    "directories and reports in it are replaced only when the new ones are complete.")
+flags.DEFINE_multi_string("set", [], "Override a recipe value: key.path=value, e.g. "
+                          "train.epochs=3 or data.source=npz. Repeatable.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from pipeline.errors import GreenliteError
+    if len(argv) > 1:
+        print(f"greenlite: error: unexpected arguments {argv[1:]}; "
+              "flags are --recipe, --workdir and --set", file=sys.stderr)
+        return 2
+    try:
+        from pipeline import recipe as recipe_lib
+        recipe = recipe_lib.load(FLAGS.recipe, FLAGS["set"].value)
+        workdir = FLAGS.workdir or f"runs/{recipe.name}"
+        print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}",
+              flush=True)
+        from pipeline.run import Runner
+        Runner(recipe, workdir, log=lambda line: print(line, flush=True)).run()
+    except GreenliteError as e:
+        print(f"greenlite: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,82 @@
+"""The `Data` every stage and the exporter receive."""
+import dataclasses
+
+import numpy as np
+
+from pipeline.errors import DataError
+
+
+@dataclasses.dataclass
+class Data:
+    """Train/validation/test splits of a classification dataset.
+
+    Inputs are float32 in the range the model is trained on; labels are int
+    class indices in [0, num_classes).
+    """
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+    description: str = ""
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        """The shape of one example, without the batch dimension."""
+        return tuple(self.x_train.shape[1:])
+
+    def representative(self, count, seed):
+        """`count` training examples (fewer if the split is smaller) for int8 calibration.
+
+        Drawn from the training split only: calibrating on test data would leak it.
+        """
+        rng = np.random.default_rng(seed)
+        count = min(count, len(self.x_train))
+        return self.x_train[rng.choice(len(self.x_train), size=count, replace=False)]
+
+    def summary(self):
+        return (f"{self.description}: {len(self.x_train)} train / {len(self.x_val)} val / "
+                f"{len(self.x_test)} test examples of shape {self.input_shape}, "
+                f"{self.num_classes} classes")
+
+
+def check_labels(x, y, num_classes, where):
+    """Raises DataError unless x and y are the same length and y holds class indices."""
+    if len(x) != len(y):
+        raise DataError(f"{where}: x has {len(x)} examples but y has {len(y)}; they must match")
+    if len(x) == 0:
+        raise DataError(f"{where}: no examples")
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        else:
+            raise DataError(f"{where}: labels have dtype {y.dtype}; expected integer class indices")
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels have shape {y.shape}; expected one class index per example")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise DataError(f"{where}: labels range over [{y.min()}, {y.max()}]; "
+                        f"expected class indices in [0, {num_classes - 1}]")
+    return y.astype(np.int64)
+
+
+def split(x, y, val_fraction, test_fraction, seed):
+    """Seeded, stratified train/val/test split (returns six arrays)."""
+    from sklearn.model_selection import train_test_split
+
+    def stratify(labels):
+        # Stratifying needs two examples per class; tiny sets fall back to random.
+        return labels if np.bincount(labels).min() >= 2 else None
+
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test_fraction, random_state=seed, stratify=stratify(y))
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
+        stratify=stratify(y_rest))
+    return x_train, y_train, x_val, y_val, x_test, y_test

@@ -1,0 +1,105 @@
+"""The `data:` section of a recipe and the loader that dispatches on its source."""
+import dataclasses
+import os
+from typing import Literal, Optional
+
+import numpy as np
+
+from pipeline.config import at_least, between
+from pipeline.data.dataset import Data, check_labels, split
+from pipeline.errors import DataError
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the data comes from and how it is split.
+
+    source: `digits` (scikit-learn's 8x8 handwritten digits, embedded, no
+      download), `npz` (arrays `x`, `y` or `x_train`, `y_train`, `x_test`,
+      `y_test`) or `image_folder` (one subfolder per class).
+    """
+    source: Literal["digits", "npz", "image_folder"] = "digits"
+    path: Optional[str] = None
+    # Image folders: every image is resized to this [height, width].
+    image_size: Optional[list[int]] = None
+    # Image folders: 1 reads grayscale, 3 RGB.
+    channels: Literal[1, 3] = 3
+    # Inputs are divided by this (255 maps 8-bit pixels to [0, 1]).
+    scale: float = dataclasses.field(default=255.0, metadata=between(0, None, low_open=True))
+    validation_fraction: float = dataclasses.field(default=0.15, metadata=between(0, 1, True, True))
+    # Ignored when the npz file brings its own test split.
+    test_fraction: float = dataclasses.field(default=0.2, metadata=between(0, 1, True, True))
+    # How many training examples calibrate full-int8 quantization.
+    representative_samples: int = dataclasses.field(default=200, metadata=at_least(1))
+
+    def validate(self):
+        if self.source != "digits" and not self.path:
+            raise ValueError(f"path: required for source {self.source!r}")
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"validation_fraction + test_fraction = "
+                f"{self.validation_fraction + self.test_fraction}; it must be below 1")
+        if self.image_size is not None and (
+                len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ValueError(f"image_size: got {self.image_size}; expected [height, width] >= 1")
+
+
+def load(cfg, seed):
+    """Loads the data named by a `DataConfig` and splits it with `seed`."""
+    if cfg.source == "digits":
+        return _digits(cfg, seed)
+    if not os.path.exists(cfg.path):
+        raise DataError(f"data.path: {cfg.path!r} does not exist")
+    if cfg.source == "npz":
+        return _npz(cfg, seed)
+    from pipeline.data.image_folder import load_image_folder
+    return load_image_folder(cfg, seed)
+
+
+def _digits(cfg, seed):
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    # Pixels are 0..16; the model sees [0, 1] images with one channel.
+    x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
+    y = digits.target.astype(np.int64)
+    parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
+    return Data(*parts, class_names=[str(c) for c in range(10)],
+                description="scikit-learn digits (8x8)")
+
+
+def _npz(cfg, seed):
+    try:
+        arrays = np.load(cfg.path, allow_pickle=False)
+        names = set(arrays.files)
+    except Exception as e:  # numpy raises several types for a bad file
+        raise DataError(f"data.path: cannot read {cfg.path!r} as .npz: {e}") from None
+    if {"x_train", "y_train", "x_test", "y_test"} <= names:
+        x_rest, y_rest = arrays["x_train"], arrays["y_train"]
+        x_test, y_test = arrays["x_test"], arrays["y_test"]
+    elif {"x", "y"} <= names:
+        x_rest, y_rest, x_test, y_test = arrays["x"], arrays["y"], None, None
+    else:
+        raise DataError(f"data.path: {cfg.path!r} holds arrays {sorted(names)}; expected "
+                        "'x' and 'y', or 'x_train', 'y_train', 'x_test' and 'y_test'")
+    labels = np.concatenate([np.ravel(y_rest)] + ([] if y_test is None else [np.ravel(y_test)]))
+    if labels.size == 0:
+        raise DataError(f"data.path: {cfg.path!r} holds no examples")
+    num_classes = int(labels.max()) + 1
+    y_rest = check_labels(x_rest, y_rest, num_classes, cfg.path)
+    x_rest = x_rest.astype(np.float32)
+    if y_test is None:
+        parts = split(x_rest, y_rest, cfg.validation_fraction, cfg.test_fraction, seed)
+    else:
+        y_test = check_labels(x_test, y_test, num_classes, cfg.path + " (test split)")
+        if x_test.shape[1:] != x_rest.shape[1:]:
+            raise DataError(f"data.path: x_test examples have shape {x_test.shape[1:]} but "
+                            f"x_train examples {x_rest.shape[1:]}; they must match")
+        x_train, x_val, y_train, y_val = _train_val(x_rest, y_rest, cfg.validation_fraction, seed)
+        parts = (x_train, y_train, x_val, y_val, x_test.astype(np.float32), y_test)
+    return Data(*parts, class_names=[str(c) for c in range(num_classes)],
+                description=f"npz {os.path.basename(cfg.path)}")
+
+
+def _train_val(x, y, val_fraction, seed):
+    from sklearn.model_selection import train_test_split
+    return train_test_split(x, y, test_size=val_fraction, random_state=seed)

@@ -1,0 +1,187 @@
+"""Recipes: YAML files that name the model, the data, the stages and the export.
+
+    seed: 0
+    model: {name: digits_cnn}
+    data: {source: digits}
+    stages:              # ordered; the key is the stage's name,
+      train:             # its type defaults to the name
+        epochs: 20
+      finetune: {type: train, epochs: 2}
+    export: {formats: [float32, int8]}
+    benchmark: {num_runs: 100}
+
+`load(path, overrides)` validates everything into typed config objects before
+anything runs; a bad key, type or value raises `RecipeError` naming the key,
+the value received and what is allowed.
+"""
+import dataclasses
+import os
+from typing import Any, Literal, Optional
+
+import yaml
+
+from pipeline import config as config_lib
+from pipeline.config import at_least
+from pipeline.data import DataConfig
+from pipeline.errors import RecipeError
+
+FORMATS = ("float32", "float16", "dynamic_range", "int8")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """`name` is a zoo model (see models/); `options` are its keyword arguments."""
+    name: str = "digits_cnn"
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Which stages' models are converted, and to which TFLite formats."""
+    formats: list[Literal["float32", "float16", "dynamic_range", "int8"]] = (
+        dataclasses.field(default_factory=lambda: list(FORMATS)))
+    # Stage names; by default the last stage's model is exported.
+    stages: Optional[list[str]] = None
+
+    def validate(self):
+        if not self.formats:
+            raise ValueError("formats: empty; name at least one of " + ", ".join(FORMATS))
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"formats: {self.formats} names a format twice")
+
+
+@dataclasses.dataclass
+class BenchmarkConfig:
+    """Settings of the TFLite benchmark (names as in TFLite's benchmark_model)."""
+    num_threads: int = dataclasses.field(default=1, metadata=at_least(1))
+    num_runs: int = dataclasses.field(default=50, metadata=at_least(1))
+    warmup_runs: int = dataclasses.field(default=5, metadata=at_least(0))
+
+
+@dataclasses.dataclass
+class StageSpec:
+    """One entry of `stages:`: its name, its type and its validated config."""
+    name: str
+    type: str
+    config: Any
+
+    def make(self):
+        """Returns the Stage object this entry describes."""
+        from pipeline import stages
+        return stages.get(self.type)(self.config)
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A validated recipe."""
+    stages: list
+    name: str = "recipe"
+    seed: int = 0
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
+
+    @property
+    def export_stages(self):
+        """The stage names whose models are exported."""
+        return self.export.stages or [self.stages[-1].name]
+
+    def to_dict(self):
+        """The recipe as plain values (what report.json records)."""
+        out = {f.name: config_lib.to_dict(getattr(self, f.name))
+               for f in dataclasses.fields(self) if f.name not in ("stages", "name", "seed")}
+        out["name"], out["seed"] = self.name, self.seed
+        out["stages"] = {s.name: {"type": s.type, **config_lib.to_dict(s.config)}
+                         for s in self.stages}
+        return out
+
+
+SECTIONS = ("name", "seed", "model", "data", "stages", "export", "benchmark")
+
+
+def load(path, overrides=()):
+    """Reads, overrides and validates the recipe at `path`.
+
+    Args:
+      path: a YAML file.
+      overrides: strings `key.path=value` (value parsed as YAML), applied
+        before validation, e.g. `train.epochs=3` or `data.source=npz`.
+    Returns:
+      A `Recipe`.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise RecipeError(f"--recipe: {path!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RecipeError(f"--recipe: cannot read {path!r} as YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"--recipe: {path!r} must hold a mapping with keys {', '.join(SECTIONS)}")
+    raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    for override in overrides:
+        apply_override(raw, override)
+    return from_dict(raw)
+
+
+def from_dict(raw):
+    """Validates a recipe given as plain values; returns a `Recipe`."""
+    from pipeline import stages as stage_registry
+
+    raw = dict(raw)
+    stages_raw = raw.pop("stages", None)
+    if not isinstance(stages_raw, dict) or not stages_raw:
+        raise RecipeError(f"stages: got {stages_raw!r}; expected a mapping of stage names to "
+                          "settings, e.g. 'stages: {train: {epochs: 10}}'")
+    specs = []
+    for name, settings in stages_raw.items():
+        where = f"stages.{name}"
+        if not isinstance(name, str) or name in SECTIONS:
+            raise RecipeError(f"{where}: a stage may not be named {name!r} "
+                              f"(reserved: {', '.join(SECTIONS)})")
+        settings = dict(settings or {})
+        stage_type = settings.pop("type", name)
+        stage_cls = stage_registry.get(stage_type, where)
+        specs.append(StageSpec(name, stage_type, config_lib.build(stage_cls.Config, settings, where)))
+    recipe = config_lib.build(Recipe, {**raw, "stages": []}, "")
+    recipe.stages = specs
+    names = [s.name for s in specs]
+    for stage in recipe.export.stages or []:
+        if stage not in names:
+            raise RecipeError(f"export.stages: {stage!r} is not a stage of this recipe; "
+                              f"stages: {', '.join(names)}")
+    return recipe
+
+
+def apply_override(raw, override):
+    """Applies one `a.b.c=value` override to the raw recipe mapping in place.
+
+    The first part is a recipe section (model, data, export, ...) or a stage
+    name, so `train.epochs=3` is short for `stages.train.epochs=3`.
+    """
+    key, sep, text = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise RecipeError(f"--set {override!r}: expected key.path=value, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise RecipeError(f"--set {override!r}: cannot parse the value: {e}") from None
+    stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
+    if parts[0] not in SECTIONS and parts[0] in stages:
+        parts = ["stages"] + parts
+    elif parts[0] not in SECTIONS:
+        raise RecipeError(
+            f"--set {override!r}: {parts[0]!r} is neither a recipe section "
+            f"({', '.join(SECTIONS)}) nor a stage of this recipe ({', '.join(stages) or 'none'})")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise RecipeError(f"--set {override!r}: {'.'.join(parts[:i + 1])} is "
+                              f"{child!r}, not a mapping")
+        node = child
+    node[parts[-1]] = value

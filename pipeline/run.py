@@ -1,0 +1,169 @@
+"""The runner: data → model → stages → export → benchmark → report.
+
+    recipe = pipeline.recipe.load("recipes/default.yaml")
+    report = Runner(recipe, "runs/default").run()
+
+Layout of the run directory:
+    NN_<stage>/model.keras, metrics.json   each stage's model (atomic)
+    tensorboard/<stage>/                   training logs
+    export/<stage>_<format>.tflite         converted variants
+    export/<stage>_<format>.benchmark.json the benchmark's figures
+    export/test_data.npz, representative.npy
+    report.json, report.md
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import models
+from pipeline import data as data_lib
+from pipeline import report as report_lib
+from pipeline import training
+from pipeline.context import RunContext
+from pipeline.files import atomic_directory, atomic_write_bytes, atomic_write_text
+
+BENCHMARK_SCRIPT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export", "benchmark.py")
+
+
+class Runner:
+    """Runs one validated recipe into one run directory."""
+
+    def __init__(self, recipe, workdir, log=print):
+        self.recipe = recipe
+        self.workdir = os.path.abspath(workdir)
+        self.log = log
+        self._start = time.perf_counter()
+
+    def _say(self, text):
+        self.log(f"[{time.perf_counter() - self._start:7.1f}s] {text}")
+
+    def run(self):
+        """Runs every stage, exports, benchmarks and writes the report; returns it."""
+        recipe = self.recipe
+        data = data_lib.load(recipe.data, recipe.seed)
+        self._say(f"data: {data.summary()}")
+        model = models.build(recipe.model.name, data.input_shape, data.num_classes,
+                             recipe.model.options)
+        self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
+        os.makedirs(self.workdir, exist_ok=True)
+
+        stage_records, models_by_stage = [], {}
+        for index, spec in enumerate(recipe.stages, 1):
+            model = self._run_stage(index, spec, model, data, models_by_stage, stage_records)
+            models_by_stage[spec.name] = model
+
+        variants = self._export_and_benchmark(data, stage_records)
+        report = report_lib.build(recipe, data, stage_records, variants,
+                                  seconds=time.perf_counter() - self._start)
+        report_lib.write(self.workdir, report)
+        self._say(f"report: {os.path.join(self.workdir, 'report.md')}")
+        return report
+
+    def _run_stage(self, index, spec, model, data, models_by_stage, stage_records):
+        count = len(self.recipe.stages)
+        self._say(f"[stage {index}/{count}] {spec.name} ({spec.type}) ...")
+        directory = f"{index:02d}_{spec.name}"
+        start = time.perf_counter()
+        with atomic_directory(os.path.join(self.workdir, directory)) as tmp:
+            ctx = RunContext(workdir=self.workdir, seed=self.recipe.seed, stage_name=spec.name,
+                             stage_dir=tmp, models=dict(models_by_stage), log=self._say)
+            result = spec.make().run(model, data, ctx)
+            _check_same_signature(spec.name, model, result)
+            result.save(os.path.join(tmp, "model.keras"))
+            record = {
+                "name": spec.name, "type": spec.type, "dir": directory,
+                "model_path": os.path.join(directory, "model.keras"),
+                "seconds": time.perf_counter() - start,
+                "params": int(result.count_params()),
+                "keras_accuracy": training.accuracy(result, data.x_test, data.y_test),
+                "metrics": ctx.metrics,
+            }
+            atomic_write_text(os.path.join(tmp, "metrics.json"), json.dumps(record, indent=2))
+        stage_records.append(record)
+        self._say(f"[stage {index}/{count}] {spec.name} done in {record['seconds']:.1f}s: "
+                  f"Keras test accuracy {record['keras_accuracy']:.4f}")
+        return result
+
+    def _export_and_benchmark(self, data, stage_records):
+        recipe = self.recipe
+        export_dir = os.path.join(self.workdir, "export")
+        os.makedirs(export_dir, exist_ok=True)
+        representative = os.path.join(export_dir, "representative.npy")
+        _save_npy(representative,
+                  data.representative(recipe.data.representative_samples, recipe.seed))
+        test_data = os.path.join(export_dir, "test_data.npz")
+        _save_npz(test_data, x=data.x_test, y=data.y_test)
+
+        from export.convert import convert_in_child
+
+        by_name = {r["name"]: r for r in stage_records}
+        jobs = [(s, f) for s in recipe.export_stages for f in recipe.export.formats]
+        variants = []
+        for k, (stage, fmt) in enumerate(jobs, 1):
+            name = f"{stage}_{fmt}"
+            path = os.path.join(export_dir, name + ".tflite")
+            variant = {"name": name, "stage": stage, "format": fmt,
+                       "path": os.path.relpath(path, self.workdir)}
+            variants.append(variant)
+            self._say(f"[export {k}/{len(jobs)}] {name} ...")
+            model_path = os.path.join(self.workdir, by_name[stage]["model_path"])
+            error = convert_in_child(model_path, fmt, path,
+                                     representative if fmt == "int8" else None)
+            if error is None:
+                error = self._benchmark(path, test_data, variant)
+            if error:
+                variant["error"] = error
+                self._say(f"[export {k}/{len(jobs)}] {name} FAILED: {error}")
+            else:
+                self._say(f"[export {k}/{len(jobs)}] {name}: {variant['size_bytes']:,} bytes, "
+                          f"TFLite accuracy {variant['accuracy']:.4f}, "
+                          f"median {variant['latency_ms']['p50']:.3f} ms")
+        return variants
+
+    def _benchmark(self, tflite_path, test_data, variant):
+        """Benchmarks in a child process (an untrusted file may crash the interpreter)."""
+        bench = self.recipe.benchmark
+        out_json = tflite_path.removesuffix(".tflite") + ".benchmark.json"
+        command = [sys.executable, BENCHMARK_SCRIPT, f"--model={tflite_path}",
+                   f"--data={test_data}", f"--num_threads={bench.num_threads}",
+                   f"--num_runs={bench.num_runs}", f"--warmup_runs={bench.warmup_runs}",
+                   f"--json={out_json}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
+            return f"benchmark failed: {lines[-1]}"
+        with open(out_json) as f:
+            figures = json.load(f)
+        variant.update(
+            size_bytes=figures["size_bytes"], gzip_bytes=figures["gzip_bytes"],
+            accuracy=figures["accuracy"], interpreter=figures["interpreter"],
+            latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
+            init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
+            benchmark_path=os.path.relpath(out_json, self.workdir))
+        return None
+
+
+def _check_same_signature(stage, before, after):
+    shapes = lambda m: ([tuple(t.shape) for t in m.inputs], [tuple(t.shape) for t in m.outputs])
+    if shapes(before) != shapes(after):
+        raise RuntimeError(f"stage {stage} changed the model's signature from "
+                           f"{shapes(before)} to {shapes(after)}")
+
+
+def _save_npy(path, array):
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _save_npz(path, **arrays):
+    import io
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())

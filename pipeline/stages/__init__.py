@@ -1,0 +1,29 @@
+"""The stage registry: recipe stage types → Stage classes.
+
+To add a stage, write `pipeline/stages/<name>.py` with a `Stage` subclass and
+add it to `STAGES`.
+"""
+from pipeline.errors import RecipeError
+from pipeline.stages.base import Stage
+from pipeline.stages.train import Train
+
+STAGES = {
+    "train": Train,
+}
+
+
+def get(stage_type, where="stages"):
+    """Returns the Stage class registered as `stage_type`.
+
+    Raises:
+      RecipeError: listing the known stage types when the name is unknown.
+    """
+    try:
+        return STAGES[stage_type]
+    except (KeyError, TypeError):
+        raise RecipeError(
+            f"{where}: unknown stage type {stage_type!r}; known stage types: "
+            f"{', '.join(sorted(STAGES))}") from None
+
+
+__all__ = ["STAGES", "Stage", "get"]
