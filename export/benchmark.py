@@ -150,7 +150,7 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
         raise BenchmarkError(f"--model: {len(inputs)} inputs; this benchmark feeds models "
                              "with exactly one input")
     detail = inputs[0]
-    example_shape = tuple(detail["shape"][1:])
+    example_shape = tuple(int(d) for d in detail["shape"][1:])
 
     if data is not None:
         x, y = data

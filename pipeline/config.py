@@ -114,7 +114,8 @@ def _coerce(value, hint, meta, key):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{key}: got {value!r}; expected {_describe('a number', meta)}")
-        return _check_bounds(float(value), meta, key, "a number")
+        _check_bounds(value, meta, key, "a number")
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise RecipeError(f"{key}: got {value!r}; expected a string")

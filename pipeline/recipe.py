@@ -116,7 +116,9 @@ def load(path, overrides=()):
     except FileNotFoundError:
         raise RecipeError(f"--recipe: {path!r} does not exist") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise RecipeError(f"--recipe: cannot read {path!r} as YAML: {e}") from None
+        # YAML errors span several lines; the contract is one line.
+        raise RecipeError(f"--recipe: cannot read {path!r} as YAML: {' '.join(str(e).split())}"
+                          ) from None
     if not isinstance(raw, dict):
         raise RecipeError(f"--recipe: {path!r} must hold a mapping with keys {', '.join(SECTIONS)}")
     raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
@@ -167,7 +169,8 @@ def apply_override(raw, override):
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise RecipeError(f"--set {override!r}: cannot parse the value: {e}") from None
+        raise RecipeError(f"--set {override!r}: cannot parse the value: "
+                          f"{' '.join(str(e).split())}") from None
     stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
     if parts[0] not in SECTIONS and parts[0] in stages:
         parts = ["stages"] + parts

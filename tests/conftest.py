@@ -1,0 +1,59 @@
+"""Shared fixtures: small real data and a small trained model, built once per session."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded digits with the default split."""
+    from pipeline.data import DataConfig, load
+    return load(DataConfig(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    """A narrow, uncompiled digits CNN (fast to train and convert)."""
+    import models
+    return models.build("digits_cnn", (8, 8, 1), 10, {"width": 0.25, "dense_units": 32})
+
+
+@pytest.fixture(scope="session")
+def trained_model(digits, small_model):
+    """`small_model` trained for a few epochs (about 90% test accuracy)."""
+    from pipeline.backend import keras
+    from pipeline.stages.base import clone
+    from pipeline.training import FitConfig, compile_classifier
+    keras.utils.set_random_seed(0)
+    model = clone(small_model)
+    compile_classifier(model, FitConfig(learning_rate=3e-3))
+    model.fit(digits.x_train, digits.y_train, epochs=8, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, trained_model, digits):
+    """The trained model converted to every format: {format: path}, plus test data."""
+    from export.convert import FORMATS, convert
+    from pipeline.files import atomic_write_bytes
+    directory = tmp_path_factory.mktemp("exported")
+    paths = {}
+    for fmt in FORMATS:
+        path = directory / f"model_{fmt}.tflite"
+        atomic_write_bytes(path, convert(trained_model, fmt, digits.representative(100, 0)))
+        paths[fmt] = str(path)
+    data = directory / "test_data.npz"
+    np.savez(data, x=digits.x_test, y=digits.y_test)
+    paths["data"] = str(data)
+    return paths
+
+
+def run_cli(args, cwd=ROOT, env=None, timeout=600):
+    """Runs `python <args>` in a child process; returns the CompletedProcess."""
+    import subprocess
+    return subprocess.run([sys.executable] + list(args), cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)

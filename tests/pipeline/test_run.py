@@ -1,0 +1,67 @@
+"""End to end through the CLI, and what bad input does to a run directory."""
+import json
+import os
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+FAST = ["--set", "train.epochs=3", "--set", "benchmark.num_runs=10",
+        "--set", "benchmark.warmup_runs=1"]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run") / "default"
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml",
+                      f"--workdir={workdir}"] + FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+def test_default_recipe_end_to_end(default_run):
+    workdir, result = default_run
+    assert "[stage 1/1] train" in result.stdout and "[export 4/4]" in result.stdout
+    report = json.loads((workdir / "report.json").read_text())
+    assert 0.8 < report["baseline"]["accuracy"] <= 1
+    variants = {v["format"]: v for v in report["variants"]}
+    assert sorted(variants) == ["dynamic_range", "float16", "float32", "int8"]
+    for v in variants.values():
+        assert "error" not in v, v
+        path = workdir / v["path"]
+        assert v["path"] == os.path.join("export", f"train_{v['format']}.tflite")
+        assert v["size_bytes"] == path.stat().st_size and 0 < v["gzip_bytes"] < v["size_bytes"]
+        assert abs(v["accuracy"] - report["baseline"]["accuracy"]) < 0.03
+        lat = v["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["mean"] > 0
+    assert variants["int8"]["size_bytes"] < 0.3 * variants["float32"]["size_bytes"]
+    assert (workdir / "01_train" / "model.keras").is_file()
+    assert (workdir / "tensorboard" / "train").is_dir()
+    md = (workdir / "report.md").read_text()
+    assert "| train_int8 | int8 |" in md
+
+
+def test_a_second_run_replaces_the_stage_directory(default_run, tmp_path):
+    workdir, _ = default_run
+    leftovers = [f for f in os.listdir(workdir) if f.startswith((".tmp-", ".old-"))]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "train.epoch=3"], "stages.train.epoch: unknown key"),
+    (["--set", "train.epochs=-1"], "stages.train.epochs: got -1; expected an integer >= 1"),
+    (["--set", "data.source=npz", "--set", "data.path=/no/such.npz"],
+     "data.path: '/no/such.npz' does not exist"),
+    (["--recipe=recipes/nope.yaml"], "--recipe: 'recipes/nope.yaml' does not exist"),
+    (["extra"], "unexpected arguments"),
+])
+def test_bad_input_leaves_the_run_directory_alone(tmp_path, args, message):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "report.json").write_text('{"earlier": true}')
+    result = run_cli(["-m", "pipeline", f"--workdir={workdir}"] + args)
+    assert result.returncode == 2
+    assert f"greenlite: error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (workdir / "report.json").read_text() == '{"earlier": true}'
+    assert sorted(os.listdir(workdir)) == ["report.json"]
