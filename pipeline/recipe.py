@@ -77,6 +77,9 @@ class Recipe:
     stages: list
     name: str = "recipe"
     seed: int = 0
+    # Deterministic TF kernels: the same recipe gives the same weights on the
+    # same machine, at a small speed cost (no GPU scatter/segment ops).
+    deterministic: bool = True
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
@@ -90,14 +93,14 @@ class Recipe:
     def to_dict(self):
         """The recipe as plain values (what report.json records)."""
         out = {f.name: config_lib.to_dict(getattr(self, f.name))
-               for f in dataclasses.fields(self) if f.name not in ("stages", "name", "seed")}
-        out["name"], out["seed"] = self.name, self.seed
+               for f in dataclasses.fields(self) if f.name not in ("stages", "name", "seed", "deterministic")}
+        out.update(name=self.name, seed=self.seed, deterministic=self.deterministic)
         out["stages"] = {s.name: {"type": s.type, **config_lib.to_dict(s.config)}
                          for s in self.stages}
         return out
 
 
-SECTIONS = ("name", "seed", "model", "data", "stages", "export", "benchmark")
+SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark")
 
 
 def load(path, overrides=()):

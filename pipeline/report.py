@@ -89,6 +89,6 @@ def to_markdown(report):
         delta = 100 * (v["accuracy"] - base["keras_accuracy"])
         lines.append(
             f"| {v['name']} | {v['format']} | {v['size_bytes']:,} | {v['gzip_bytes']:,} | "
-            f"{ratio} | {v['accuracy']:.4f} | {delta:+.2f} | {lat['p50']:.3f} | "
-            f"{lat['p90']:.3f} | {lat['p99']:.3f} | {lat['mean']:.3f} |")
+            f"{ratio} | {v['accuracy']:.4f} | {delta:+.2f} | {lat['p50']:.4f} | "
+            f"{lat['p90']:.4f} | {lat['p99']:.4f} | {lat['mean']:.4f} |")
     return "\n".join(lines) + "\n"

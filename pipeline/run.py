@@ -44,8 +44,12 @@ class Runner:
 
     def run(self):
         """Runs every stage, exports, benchmarks and writes the report; returns it."""
+        from pipeline.backend import keras, tf
         recipe = self.recipe
+        if recipe.deterministic:
+            tf.config.experimental.enable_op_determinism()
         data = data_lib.load(recipe.data, recipe.seed)
+        keras.utils.set_random_seed(recipe.seed)  # the model's initial weights
         self._say(f"data: {data.summary()}")
         model = models.build(recipe.model.name, data.input_shape, data.num_classes,
                              recipe.model.options)

@@ -62,7 +62,7 @@ def test_stage_type_defaults_to_its_name_and_can_repeat(tmp_path):
      "stages.train.learning_rate: got 0; expected a number in (0, 1]"),
     ("stages: {trian: {}}", [], "stages.trian: unknown stage type 'trian'; known stage types:"),
     ("stages: {}", [], "stages: got {}; expected a mapping of stage names to settings"),
-    ("stages: {train: {}}\nepochs: 3", [], "epochs: unknown key; allowed keys: stages, name, seed"),
+    ("stages: {train: {}}\nepochs: 3", [], "epochs: unknown key; allowed keys: stages, name, seed, deterministic"),
     ("stages: {train: {}}\nexport: {formats: [int4]}", [],
      "export.formats[0]: got 'int4'; allowed values: 'float32', 'float16', 'dynamic_range', 'int8'"),
     ("stages: {train: {}}\nexport: {stages: [prune]}", [],

@@ -65,3 +65,16 @@ def test_bad_input_leaves_the_run_directory_alone(tmp_path, args, message):
     assert "Traceback" not in result.stderr
     assert (workdir / "report.json").read_text() == '{"earlier": true}'
     assert sorted(os.listdir(workdir)) == ["report.json"]
+
+
+def test_same_recipe_same_seed_gives_the_same_model(default_run, tmp_path):
+    workdir, _ = default_run
+    again = tmp_path / "again"
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml", f"--workdir={again}",
+                      "--set", "export.formats=[float32]"] + FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = json.loads((workdir / "report.json").read_text())
+    second = json.loads((again / "report.json").read_text())
+    assert second["baseline"]["accuracy"] == first["baseline"]["accuracy"]
+    assert ((again / "export" / "train_float32.tflite").read_bytes()
+            == (workdir / "export" / "train_float32.tflite").read_bytes())
