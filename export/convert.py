@@ -10,7 +10,7 @@ Run as a program it converts one saved model in its own process, which is how
 the runner isolates the converter: a converter abort (SIGABRT in MLIR passes
 happens) fails that one variant, not the whole run.
 
-    python -m export.convert --model=DIR/01_train/model.keras --format=int8 \
+    python -m export.convert --model=DIR/01_train/model.h5 --format=int8 \
         --representative=DIR/export/representative.npy --output=out.tflite
 """
 import argparse
@@ -56,13 +56,6 @@ def convert(model, fmt, representative=None):
         raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
 
 
-def load_model(path):
-    """Loads a model saved by a stage, with tfmot's custom objects in scope."""
-    from pipeline.backend import keras, tfmot
-    with tfmot.quantization.keras.quantize_scope():
-        return keras.models.load_model(path, compile=False)
-
-
 def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900):
     """Converts a saved model in a child process; returns None or the failure reason.
 
@@ -103,7 +96,7 @@ def _first_line(error):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Convert a saved Keras model to TFLite.")
-    parser.add_argument("--model", required=True, help="a .keras file saved by a stage")
+    parser.add_argument("--model", required=True, help="a model file saved by a stage (models/saved.py)")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--output", required=True, help="the .tflite file to write")
     parser.add_argument("--representative", help=".npy of example inputs (int8 only)")
@@ -115,7 +108,8 @@ def main(argv=None):
     from pipeline.files import atomic_write_bytes
     try:
         representative = np.load(args.representative) if args.representative else None
-        flatbuffer = convert(load_model(args.model), args.format, representative)
+        from models import saved
+        flatbuffer = convert(saved.load(args.model), args.format, representative)
     except GreenliteError as e:
         print(f"greenlite: error: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,10 @@ class RunContext:
         `workdir/NN_<stage>/` when the stage succeeds.
       models: the models returned by earlier stages, by stage name (teachers).
       log: prints one progress line.
-      metrics: the stage adds figures here for the report (JSON values).
+      metrics: the stage adds figures here for the report (JSON values);
+        `metrics["structure"]` holds the claims about its output model that
+        the runner verifies (see pipeline/structure.py).
+      structure: the claims about the input model, from the previous stage.
     """
     workdir: str
     seed: int
@@ -25,6 +28,7 @@ class RunContext:
     models: dict = dataclasses.field(default_factory=dict)
     log: Callable[[str], None] = print
     metrics: dict = dataclasses.field(default_factory=dict)
+    structure: dict = dataclasses.field(default_factory=dict)
 
     @property
     def tensorboard_dir(self):

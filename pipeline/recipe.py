@@ -42,12 +42,23 @@ class ExportConfig:
         dataclasses.field(default_factory=lambda: list(FORMATS)))
     # Stage names; by default the last stage's model is exported.
     stages: Optional[list[str]] = None
+    # {stage: [formats]}: exports exactly these, instead of stages x formats,
+    # e.g. {train: [float32], quantize: [int8]}.
+    formats_by_stage: Optional[dict] = None
 
     def validate(self):
         if not self.formats:
             raise ValueError("formats: empty; name at least one of " + ", ".join(FORMATS))
         if len(set(self.formats)) != len(self.formats):
             raise ValueError(f"formats: {self.formats} names a format twice")
+        if self.formats_by_stage is not None:
+            if self.stages is not None:
+                raise ValueError("give either stages or formats_by_stage, not both")
+            for stage, formats in self.formats_by_stage.items():
+                if (not isinstance(formats, list) or not formats
+                        or any(f not in FORMATS for f in formats)):
+                    raise ValueError(f"formats_by_stage.{stage}: got {formats!r}; expected a "
+                                     f"list of formats from {', '.join(FORMATS)}")
 
 
 @dataclasses.dataclass
@@ -86,9 +97,12 @@ class Recipe:
     benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
 
     @property
-    def export_stages(self):
-        """The stage names whose models are exported."""
-        return self.export.stages or [self.stages[-1].name]
+    def export_jobs(self):
+        """[(stage name, format)] to convert, in order."""
+        if self.export.formats_by_stage is not None:
+            return [(s, f) for s, formats in self.export.formats_by_stage.items() for f in formats]
+        stages = self.export.stages or [self.stages[-1].name]
+        return [(s, f) for s in stages for f in self.export.formats]
 
     def to_dict(self):
         """The recipe as plain values (what report.json records)."""
@@ -152,10 +166,11 @@ def from_dict(raw):
     recipe = config_lib.build(Recipe, {**raw, "stages": []}, "")
     recipe.stages = specs
     names = [s.name for s in specs]
-    for stage in recipe.export.stages or []:
-        if stage not in names:
-            raise RecipeError(f"export.stages: {stage!r} is not a stage of this recipe; "
-                              f"stages: {', '.join(names)}")
+    for key in ("stages", "formats_by_stage"):
+        for stage in getattr(recipe.export, key) or []:
+            if stage not in names:
+                raise RecipeError(f"export.{key}: {stage!r} is not a stage of this recipe; "
+                                  f"stages: {', '.join(names)}")
     return recipe
 
 

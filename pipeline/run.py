@@ -4,7 +4,7 @@
     report = Runner(recipe, "runs/default").run()
 
 Layout of the run directory:
-    NN_<stage>/model.keras, metrics.json   each stage's model (atomic)
+    NN_<stage>/model.h5, metrics.json      each stage's model (atomic)
     tensorboard/<stage>/                   training logs
     export/<stage>_<format>.tflite         converted variants
     export/<stage>_<format>.benchmark.json the benchmark's figures
@@ -20,10 +20,12 @@ import time
 import numpy as np
 
 import models
+from models import saved as models_saved
 from pipeline import data as data_lib
 from pipeline import report as report_lib
-from pipeline import training
+from pipeline import structure, training
 from pipeline.context import RunContext
+from pipeline.errors import GreenliteError
 from pipeline.files import atomic_directory, atomic_write_bytes, atomic_write_text
 
 BENCHMARK_SCRIPT = os.path.join(
@@ -66,6 +68,11 @@ class Runner:
                                   seconds=time.perf_counter() - self._start)
         report_lib.write(self.workdir, report)
         self._say(f"report: {os.path.join(self.workdir, 'report.md')}")
+        failed = [f"{v['name']}: {'; '.join(v['violations'])}"
+                  for v in variants if v.get("violations")]
+        if failed:
+            raise GreenliteError("an exported file lost the structure its stages claim (see "
+                                 f"report.md): {' | '.join(failed)}")
         return report
 
     def _run_stage(self, index, spec, model, data, models_by_stage, stage_records):
@@ -74,14 +81,16 @@ class Runner:
         directory = f"{index:02d}_{spec.name}"
         start = time.perf_counter()
         with atomic_directory(os.path.join(self.workdir, directory)) as tmp:
+            previous = stage_records[-1]["metrics"] if stage_records else {}
             ctx = RunContext(workdir=self.workdir, seed=self.recipe.seed, stage_name=spec.name,
-                             stage_dir=tmp, models=dict(models_by_stage), log=self._say)
+                             stage_dir=tmp, models=dict(models_by_stage), log=self._say,
+                             structure=dict(previous.get("structure") or {}))
             result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
-            result.save(os.path.join(tmp, "model.keras"))
+            saved = models_saved.save(result, tmp)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
-                "model_path": os.path.join(directory, "model.keras"),
+                "model_path": os.path.join(directory, os.path.basename(saved)),
                 "seconds": time.perf_counter() - start,
                 "params": int(result.count_params()),
                 "keras_accuracy": training.accuracy(result, data.x_test, data.y_test),
@@ -106,7 +115,7 @@ class Runner:
         from export.convert import convert_in_child
 
         by_name = {r["name"]: r for r in stage_records}
-        jobs = [(s, f) for s in recipe.export_stages for f in recipe.export.formats]
+        jobs = recipe.export_jobs
         variants = []
         for k, (stage, fmt) in enumerate(jobs, 1):
             name = f"{stage}_{fmt}"
@@ -120,6 +129,8 @@ class Runner:
                                      representative if fmt == "int8" else None)
             if error is None:
                 error = self._benchmark(path, test_data, variant)
+            if error is None:
+                self._verify_structure(path, by_name[stage], variant)
             if error:
                 variant["error"] = error
                 self._say(f"[export {k}/{len(jobs)}] {name} FAILED: {error}")
@@ -128,6 +139,31 @@ class Runner:
                           f"TFLite accuracy {variant['accuracy']:.4f}, "
                           f"median {variant['latency_ms']['p50']:.3f} ms")
         return variants
+
+    def _verify_structure(self, tflite_path, stage_record, variant):
+        """Measures the claimed layers' kernels in the file and checks the claims."""
+        from export.tflite_file import kernel_stats, kernels_by_layer
+        metrics = stage_record["metrics"]
+        claims = metrics.get("structure") or {}
+        names = structure.claimed_layers(claims)
+        if metrics.get("float_layers"):
+            variant["float_layers"] = metrics["float_layers"]
+        if not names:
+            return
+        kernels = kernels_by_layer(tflite_path, names)
+        stats = {n: kernel_stats(t.values, axis=0) for n, t in kernels.items()}
+        variant["weights"] = {n: {"dtype": kernels[n].dtype, **st} for n, st in stats.items()}
+        sparse = sorted(claims.get("sparsity") or {})
+        if sparse:
+            variant["sparsity"] = structure.overall_sparsity(stats, sparse)
+        if claims.get("clusters"):
+            variant["max_unique_per_channel"] = max(
+                (stats[n]["max_unique_per_channel"] for n in claims["clusters"] if n in stats),
+                default=None)
+        problems = structure.violations(claims, stats)
+        if problems:
+            variant["violations"] = problems
+            self._say(f"  {variant['name']}: claims do not hold in the file: {'; '.join(problems)}")
 
     def _benchmark(self, tflite_path, test_data, variant):
         """Benchmarks in a child process (an untrusted file may crash the interpreter)."""

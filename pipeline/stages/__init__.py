@@ -5,10 +5,16 @@ add it to `STAGES`.
 """
 from pipeline.errors import RecipeError
 from pipeline.stages.base import Stage
+from pipeline.stages.cluster import Cluster
+from pipeline.stages.prune import Prune
+from pipeline.stages.quantize import Quantize
 from pipeline.stages.train import Train
 
 STAGES = {
     "train": Train,
+    "prune": Prune,
+    "cluster": Cluster,
+    "quantize": Quantize,
 }
 
 

@@ -57,12 +57,12 @@ def test_unknown_format(trained_model):
 
 
 def test_child_conversion_writes_the_file_or_reports_why(tmp_path, trained_model):
-    model_path = tmp_path / "model.keras"
-    trained_model.save(model_path)
+    from models import saved
+    model_path = saved.save(trained_model, str(tmp_path))
     out = tmp_path / "out.tflite"
     assert convert_in_child(str(model_path), "float16", str(out)) is None
     assert out.read_bytes()[4:8] == b"TFL3"
 
     missing = tmp_path / "missing.tflite"
-    error = convert_in_child(str(tmp_path / "nope.keras"), "float32", str(missing))
+    error = convert_in_child(str(tmp_path / "nope.h5"), "float32", str(missing))
     assert error and not missing.exists()

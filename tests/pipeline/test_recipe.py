@@ -24,7 +24,7 @@ def test_default_recipe_loads_into_typed_configs():
     assert [s.name for s in r.stages] == ["train"]
     assert r.stages[0].config.epochs == 30
     assert r.export.formats == ["float32", "float16", "dynamic_range", "int8"]
-    assert r.export_stages == ["train"]
+    assert r.export_jobs == [("train", f) for f in r.export.formats]
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml"))))
@@ -49,7 +49,7 @@ def test_stage_type_defaults_to_its_name_and_can_repeat(tmp_path):
     path = write(tmp_path, "stages: {train: {epochs: 2}, finetune: {type: train, epochs: 1}}\n")
     r = recipe_lib.load(path)
     assert [(s.name, s.type) for s in r.stages] == [("train", "train"), ("finetune", "train")]
-    assert r.export_stages == ["finetune"]
+    assert r.export_jobs == [("finetune", f) for f in r.export.formats]
 
 
 @pytest.mark.parametrize("text, overrides, message", [

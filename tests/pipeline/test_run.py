@@ -35,7 +35,7 @@ def test_default_recipe_end_to_end(default_run):
         lat = v["latency_ms"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["mean"] > 0
     assert variants["int8"]["size_bytes"] < 0.3 * variants["float32"]["size_bytes"]
-    assert (workdir / "01_train" / "model.keras").is_file()
+    assert (workdir / "01_train" / "model.h5").is_file()
     assert (workdir / "tensorboard" / "train").is_dir()
     md = (workdir / "report.md").read_text()
     assert "| train_int8 | int8 |" in md

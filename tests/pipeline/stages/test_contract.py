@@ -15,6 +15,9 @@ from pipeline.context import RunContext
 # Small settings that make each stage run in seconds on the digits.
 FAST_SETTINGS = {
     "train": {"epochs": 1, "batch_size": 64},
+    "prune": {"epochs": 2, "batch_size": 64, "target_sparsity": 0.5},
+    "cluster": {"epochs": 1, "batch_size": 64, "number_of_clusters": 8},
+    "quantize": {"epochs": 1, "batch_size": 64},
 }
 
 

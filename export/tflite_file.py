@@ -1,0 +1,102 @@
+"""Reads a .tflite file: its operators, and its weight tensors with their statistics.
+
+Built on `ai_edge_litert.tools.flatbuffer_utils` (the TFLite schema's own
+object API, shipped with ai-edge-litert), not on hand-parsed bytes. Used to
+verify in the exported file what a stage claims: sparsity (pruning), unique
+values per channel (clustering, ternary weights).
+
+    for w in weight_tensors("model.tflite"):
+        print(w.name, w.dtype, w.shape, kernel_stats(w.values))
+"""
+import dataclasses
+import re
+
+import numpy as np
+
+# TensorType enum values of the TFLite schema → numpy dtypes.
+_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64,
+           7: np.int16, 9: np.int8}
+
+
+@dataclasses.dataclass
+class WeightTensor:
+    """A constant tensor of rank >= 2 (a kernel), as stored in the file."""
+    name: str
+    dtype: str
+    shape: tuple
+    values: np.ndarray
+    # Per-channel (or per-tensor) scales, and the quantized axis; None for floats.
+    scale: object = None
+    quantized_dimension: int = 0
+
+
+def read_model(path):
+    """The file's ModelT (flatbuffer object API)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+    return flatbuffer_utils.read_model(path)
+
+
+def operators(path):
+    """[(op name, op version)] in execution order of the first subgraph."""
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = read_model(path)
+    return [(flatbuffer_utils.opcode_to_name(model, op.opcodeIndex),
+             model.operatorCodes[op.opcodeIndex].version)
+            for op in model.subgraphs[0].operators]
+
+
+def weight_tensors(path):
+    """Every constant tensor of rank >= 2 in the first subgraph."""
+    model = read_model(path)
+    out = []
+    for tensor in model.subgraphs[0].tensors:
+        buffer = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+        shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else ()))
+        if buffer is None or len(buffer) == 0 or len(shape) < 2 or tensor.type not in _DTYPES:
+            continue
+        dtype = _DTYPES[tensor.type]
+        values = np.frombuffer(np.asarray(buffer, dtype=np.uint8).tobytes(), dtype=dtype)
+        q = tensor.quantization
+        scale = None if q is None or q.scale is None else np.asarray(q.scale)
+        out.append(WeightTensor(
+            name=tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name),
+            dtype=np.dtype(dtype).name, shape=shape, values=values.reshape(shape), scale=scale,
+            quantized_dimension=int(q.quantizedDimension) if q is not None else 0))
+    return out
+
+
+def kernel_stats(values, axis=0):
+    """Sparsity and unique-value counts of one kernel.
+
+    Args:
+      values: the stored kernel (TFLite puts output channels on axis 0).
+      axis: the output-channel axis.
+    Returns:
+      {"size", "sparsity" (fraction of exact zeros), "unique" (distinct values
+      in the whole tensor), "max_unique_per_channel"}.
+    """
+    values = np.asarray(values)
+    channels = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+    return {
+        "size": int(values.size),
+        "sparsity": float(np.mean(values == 0)),
+        "unique": int(np.unique(values).size),
+        "max_unique_per_channel": int(max(np.unique(c).size for c in channels)),
+    }
+
+
+def kernels_by_layer(path, layer_names):
+    """Maps Keras layer names to the kernel tensor the converter made of each.
+
+    TFLite names a kernel after the op that reads it, e.g.
+    `digits_cnn/dense1/MatMul`; QAT models prefix layers with `quant_`.
+    Layers whose kernel cannot be found (folded away, renamed) are left out.
+    """
+    tensors = weight_tensors(path)
+    found = {}
+    for layer in layer_names:
+        pattern = re.compile(rf"(^|/)(quant_)?{re.escape(layer)}/")
+        matches = [t for t in tensors if pattern.search(t.name.split(";")[0])]
+        if matches:
+            found[layer] = max(matches, key=lambda t: t.values.size)
+    return found

@@ -1,0 +1,114 @@
+"""`prune`: magnitude pruning with tfmot schedules, or structured M:N sparsity."""
+import dataclasses
+from typing import Literal, Optional
+
+from pipeline import layers as layers_lib
+from pipeline import schedules, structure
+from pipeline.backend import keras, tfmot
+from pipeline.config import at_least, between
+from pipeline.errors import GreenliteError, RecipeError
+from pipeline.stages.base import Stage, clone
+from pipeline.training import FitConfig, compile_classifier, fit
+
+
+class Prune(Stage):
+    """Prunes the selected layers to a target sparsity while fine-tuning.
+
+    With `sparsity_m_by_n: [m, n]` (tfmot's convention: m zeros in every n
+    consecutive weights along the input axis, e.g. [2, 4]) the sparsity is
+    structured and its target is m/n. The stage strips tfmot's wrappers,
+    measures every pruned kernel and fails if any is more than 1 point below
+    the target.
+    """
+
+    @dataclasses.dataclass
+    class Config(FitConfig):
+        schedule: Literal["polynomial_decay", "constant_sparsity"] = "polynomial_decay"
+        target_sparsity: float = dataclasses.field(default=0.8, metadata=between(0, 1, high_open=True))
+        initial_sparsity: float = dataclasses.field(default=0.0, metadata=between(0, 1, high_open=True))
+        # Derived from epochs and steps per epoch when not given (see pipeline/schedules.py).
+        begin_step: Optional[int] = dataclasses.field(default=None, metadata=at_least(0))
+        end_step: Optional[int] = dataclasses.field(default=None, metadata=at_least(1))
+        frequency: Optional[int] = dataclasses.field(default=None, metadata=at_least(1))
+        sparsity_m_by_n: Optional[list[int]] = None
+        # Glob patterns on layer names and layer class names; default: every prunable layer.
+        layers: Optional[list[str]] = None
+        layer_types: Optional[list[str]] = None
+
+        def validate(self):
+            if self.early_stopping_patience is not None:
+                raise ValueError("early_stopping_patience: not allowed here; restoring the best "
+                                 "epoch would bring back weights from before the final sparsity")
+            if self.initial_sparsity > self.target_sparsity:
+                raise ValueError(f"initial_sparsity {self.initial_sparsity} exceeds "
+                                 f"target_sparsity {self.target_sparsity}")
+            if self.sparsity_m_by_n is not None:
+                m_n = self.sparsity_m_by_n
+                if len(m_n) != 2 or not 0 < m_n[0] < m_n[1]:
+                    raise ValueError(f"sparsity_m_by_n: got {m_n}; expected [m, n] with "
+                                     "0 < m < n (m zeros in every n weights), e.g. [2, 4]")
+
+        @property
+        def target(self):
+            if self.sparsity_m_by_n:
+                return self.sparsity_m_by_n[0] / self.sparsity_m_by_n[1]
+            return self.target_sparsity
+
+    def run(self, model, data, ctx):
+        cfg = self.config
+        where = f"stages.{ctx.stage_name}"
+        steps = schedules.derive(cfg.schedule, len(data.x_train), cfg.batch_size, cfg.epochs,
+                                 cfg.begin_step, cfg.end_step, cfg.frequency, where)
+        selected, skipped = layers_lib.select(model, layers_lib.PRUNE, cfg.layers,
+                                              cfg.layer_types, where)
+        if not selected:
+            raise RecipeError(f"{where}: no layer of the model can be pruned")
+        if cfg.sparsity_m_by_n:
+            schedule = tfmot.sparsity.keras.ConstantSparsity(
+                cfg.target, steps.begin_step, steps.end_step, steps.frequency)
+        elif cfg.schedule == "constant_sparsity":
+            schedule = tfmot.sparsity.keras.ConstantSparsity(
+                cfg.target_sparsity, steps.begin_step, steps.end_step, steps.frequency)
+        else:
+            schedule = tfmot.sparsity.keras.PolynomialDecay(
+                cfg.initial_sparsity, cfg.target_sparsity, steps.begin_step, steps.end_step,
+                frequency=steps.frequency)
+        ctx.log(f"prune: {len(selected)} layer(s) to sparsity {cfg.target:.2f} "
+                f"({cfg.schedule if not cfg.sparsity_m_by_n else 'm_by_n %s' % cfg.sparsity_m_by_n}"
+                f", steps {steps.begin_step}..{steps.end_step} every {steps.frequency} "
+                f"of {steps.total_steps}); skipped: {skipped or 'none'}")
+
+        keras.utils.set_random_seed(ctx.seed)
+        copy = clone(model)  # tfmot wraps the layer objects it is given: wrap ours, not the input's
+
+        def wrap(layer):
+            if layer.name not in selected:
+                return layer
+            try:
+                return tfmot.sparsity.keras.prune_low_magnitude(
+                    layer, pruning_schedule=schedule,
+                    sparsity_m_by_n=tuple(cfg.sparsity_m_by_n) if cfg.sparsity_m_by_n else None)
+            except ValueError as e:
+                raise RecipeError(f"{where}: tfmot cannot prune layer {layer.name!r}: "
+                                  f"{str(e).splitlines()[0]}") from None
+
+        pruned = keras.models.clone_model(copy, clone_function=wrap)
+        compile_classifier(pruned, cfg)
+        fit(pruned, data, cfg, ctx, callbacks=[
+            tfmot.sparsity.keras.UpdatePruningStep(),
+            tfmot.sparsity.keras.PruningSummaries(log_dir=ctx.tensorboard_dir)])
+        result = tfmot.sparsity.keras.strip_pruning(pruned)
+
+        claims = dict(ctx.structure)
+        claims["sparsity"] = {**claims.get("sparsity", {}), **{n: cfg.target for n in selected}}
+        claims.pop("clusters", None)  # fine-tuning moved the clustered weights
+        stats = structure.keras_stats(result, selected)
+        ctx.metrics.update(
+            structure=claims, schedule=dataclasses.asdict(steps), pruned_layers=selected,
+            skipped_layers=skipped, target_sparsity=cfg.target,
+            keras_sparsity={n: s["sparsity"] for n, s in stats.items()},
+            keras_overall_sparsity=structure.overall_sparsity(stats, selected))
+        problems = structure.violations({"sparsity": claims["sparsity"]}, stats)
+        if problems:
+            raise GreenliteError(f"{where}: pruning fell short: {'; '.join(problems)}")
+        return result
