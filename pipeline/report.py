@@ -8,7 +8,14 @@ report.json schema (version 1), stable for tools and dashboards:
     stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy, metrics}
     variants[]      {name, stage, format, path, size_bytes, gzip_bytes, accuracy,
                      latency_ms{p50, p90, p99, mean}, init_ms, first_inference_ms,
-                     interpreter, benchmark_path}  or  {name, stage, format, path, error}
+                     interpreter, benchmark_path,
+                     gzip_ratio_vs_baseline (baseline float32 gzip / this gzip),
+                     and where the stage claims structure, measured in the file:
+                     sparsity (over the pruned kernels), max_unique_per_channel
+                     (over the clustered kernels), weights{layer: {dtype, size,
+                     sparsity, unique, max_unique_per_channel}}, violations[];
+                     float_layers{layer: reason} for QAT stages}
+                    or  {name, stage, format, path, error}
     seconds         wall time of the whole run
 Paths are relative to the run directory; accuracy is measured on the TFLite
 file over the test split; latencies are milliseconds.
@@ -24,6 +31,11 @@ SCHEMA_VERSION = 1
 def build(recipe, data, stage_records, variants, seconds):
     """Assembles the report dict."""
     first = stage_records[0]
+    reference = next((v for v in variants if v["stage"] == first["name"]
+                      and v["format"] == "float32" and "error" not in v), None)
+    for v in variants:
+        if reference and "error" not in v:
+            v["gzip_ratio_vs_baseline"] = reference["gzip_bytes"] / v["gzip_bytes"]
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe.to_dict(),
@@ -31,7 +43,8 @@ def build(recipe, data, stage_records, variants, seconds):
                  "num_classes": data.num_classes, "train": len(data.x_train),
                  "val": len(data.x_val), "test": len(data.x_test)},
         "baseline": {"stage": first["name"], "keras_accuracy": first["keras_accuracy"],
-                     "accuracy": first["keras_accuracy"], "params": first["params"]},
+                     "accuracy": first["keras_accuracy"], "params": first["params"],
+                     "float32_variant": reference["name"] if reference else None},
         "stages": stage_records,
         "variants": variants,
         "seconds": seconds,
@@ -72,23 +85,43 @@ def to_markdown(report):
         "## TFLite variants",
         "",
         "Accuracy is measured on the .tflite file over the test split; latency is "
-        "the interpreter's invoke() time in ms.",
+        "the interpreter's invoke() time in ms. *gzip vs baseline*: how many times "
+        "smaller the gzipped file is than the baseline's float32 file. Sparsity and "
+        "unique values per channel are measured in the file's weight buffers.",
         "",
-        "| variant | format | size (bytes) | gzip (bytes) | size vs float32 | TFLite accuracy | "
-        "vs baseline (points) | p50 | p90 | p99 | mean |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | format | size (bytes) | gzip (bytes) | size vs stage float32 | "
+        "gzip vs baseline | TFLite accuracy | vs baseline (points) | sparsity | "
+        "unique/channel | p50 | p90 | p99 | mean |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    notes = []
     for v in report["variants"]:
         if "error" in v:
-            lines.append(f"| {v['name']} | {v['format']} | failed: {v['error']} |"
-                         + " |" * 8)
+            lines.append(f"| {v['name']} | {v['format']} | failed: {v['error']} |" + " |" * 11)
             continue
         ref = float32.get(v["stage"])
         ratio = f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else "n/a"
+        gzip_ratio = (f"{v['gzip_ratio_vs_baseline']:.1f}x smaller"
+                      if "gzip_ratio_vs_baseline" in v else "n/a")
         lat = v["latency_ms"]
         delta = 100 * (v["accuracy"] - base["keras_accuracy"])
+        sparsity = f"{v['sparsity']:.4f}" if v.get("sparsity") is not None else ""
+        unique = str(v["max_unique_per_channel"]) if v.get("max_unique_per_channel") else ""
         lines.append(
             f"| {v['name']} | {v['format']} | {v['size_bytes']:,} | {v['gzip_bytes']:,} | "
-            f"{ratio} | {v['accuracy']:.4f} | {delta:+.2f} | {lat['p50']:.4f} | "
-            f"{lat['p90']:.4f} | {lat['p99']:.4f} | {lat['mean']:.4f} |")
+            f"{ratio} | {gzip_ratio} | {v['accuracy']:.4f} | {delta:+.2f} | {sparsity} | "
+            f"{unique} | {lat['p50']:.4f} | {lat['p90']:.4f} | {lat['p99']:.4f} | "
+            f"{lat['mean']:.4f} |")
+        if v.get("float_layers"):
+            notes.append(f"- `{v['name']}` keeps these layers in float: " + "; ".join(
+                f"`{layer}` ({why})" for layer, why in v["float_layers"].items()))
+        for problem in v.get("violations", []):
+            notes.append(f"- **`{v['name']}` fails its structure check**: {problem}")
+    skipped = [(s["name"], s["metrics"]["skipped_layers"]) for s in report["stages"]
+               if s["metrics"].get("skipped_layers")]
+    for stage, layers in skipped:
+        notes.append(f"- stage `{stage}` skipped: " + "; ".join(
+            f"`{layer}` ({why})" for layer, why in layers.items()))
+    if notes:
+        lines += ["", "## Notes", ""] + notes
     return "\n".join(lines) + "\n"

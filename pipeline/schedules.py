@@ -54,15 +54,16 @@ def derive(schedule, examples, batch_size, epochs, begin_step=None, end_step=Non
     if schedule == "constant_sparsity":
         end = last if end_step is None else end_step
         freq = frequency or max(1, (end - begin) // UPDATES)
-    else:
-        if end_step is None:
-            end = begin + max(1, round(RAMP_FRACTION * (last - begin)))
-        else:
-            end = end_step
+    elif end_step is None:
+        end = begin + max(1, round(RAMP_FRACTION * (last - begin)))
         freq = frequency or max(1, (end - begin) // UPDATES)
-        if end_step is None:
-            # Land the last mask update exactly on end_step, where the target is reached.
-            end = begin + ((end - begin) // freq) * freq
+        # Land the last mask update exactly on end_step, where the target is reached.
+        snapped = begin + ((end - begin) // freq) * freq
+        if snapped > begin:
+            end = snapped
+    else:
+        end = end_step
+        freq = frequency or max(1, (end - begin) // UPDATES)
     if end <= begin:
         raise RecipeError(f"{where}.end_step: got {end}; it must be after begin_step ({begin})")
     if end > last:

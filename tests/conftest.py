@@ -57,3 +57,30 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
     import subprocess
     return subprocess.run([sys.executable] + list(args), cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=env)
+
+
+def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=None):
+    """Runs one stage as the runner would; returns (model, ctx)."""
+    from pipeline import config as config_lib
+    from pipeline import stages
+    from pipeline.context import RunContext
+    name = name or stage_type
+    cls = stages.get(stage_type)
+    cfg = config_lib.build(cls.Config, settings, f"stages.{name}")
+    ctx = RunContext(workdir=str(tmp_path), seed=0, stage_name=name,
+                     stage_dir=str(tmp_path / name), log=lambda line: None,
+                     structure=dict(structure or {}))
+    return cls(cfg).run(model, data, ctx), ctx
+
+
+def export_file(model, fmt, data, path):
+    """Converts `model` in-process and writes `path`; returns the path as str."""
+    from export.convert import convert
+    from pipeline.files import atomic_write_bytes
+    atomic_write_bytes(path, convert(model, fmt, data.representative(100, 0)))
+    return str(path)
+
+
+def tflite_accuracy(path, data):
+    from export import benchmark
+    return benchmark.benchmark(path, (data.x_test, data.y_test), num_runs=1)["accuracy"]

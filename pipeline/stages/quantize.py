@@ -13,7 +13,7 @@ from pipeline.training import FitConfig, compile_classifier, fit
 # Kernels sparser than this count as pruned for `preserve: sparsity`.
 MIN_SPARSITY = 0.05
 # Without an earlier cluster stage, kernels with at most this many unique
-# values per channel (and at most 1/16 of their size) count as clustered.
+# values (and at most 1/16 as many as weights) count as clustered.
 MAX_CLUSTERS = 256
 
 
@@ -119,12 +119,12 @@ class Quantize(Stage):
             # without such claims (a user's) is measured instead.
             clustered = dict(ctx.structure.get("clusters") or {}) or {
                 n: s["max_unique_per_channel"] for n, s in stats.items()
-                if s["max_unique_per_channel"] <= min(MAX_CLUSTERS, s["size"] // 16)}
+                if s["unique"] <= min(MAX_CLUSTERS, s["size"] // 16)}
             if not clustered:
                 raise RecipeError(
                     f"{where}.preserve: {preserve!r}, but no kernel of the input model is "
-                    "clustered (none has at most 1/16 as many unique values per channel as "
-                    "weights); cluster before, or use preserve: none")
+                    f"clustered (none has at most {MAX_CLUSTERS} unique values, and at most 1/16 "
+                    "as many as weights); cluster before, or use preserve: none")
             claims["clusters"] = clustered
             claims["preserve_zero"] = bool(ctx.structure.get("preserve_zero"))
         return claims

@@ -1,0 +1,83 @@
+"""The quantize stage: selective QAT, collaborative schemes, int8 export."""
+import pytest
+
+from export.tflite_file import kernel_stats, kernels_by_layer
+from pipeline.backend import keras
+from pipeline.errors import RecipeError
+from tests.conftest import export_file, run_stage, tflite_accuracy
+
+FAST = {"epochs": 1, "batch_size": 64}
+
+
+def test_qat_model_exports_to_int8_with_its_accuracy(trained_model, digits, tmp_path):
+    model, ctx = run_stage("quantize", FAST, trained_model, digits, tmp_path)
+    assert ctx.metrics["float_layers"] == {}
+    assert ctx.metrics["scheme"] == "Default8BitQuantizeScheme"
+    keras_acc = float((model.predict(digits.x_test, verbose=0).argmax(-1) == digits.y_test).mean())
+    path = export_file(model, "int8", digits, tmp_path / "qat.tflite")
+    assert abs(tflite_accuracy(path, digits) - keras_acc) <= 0.02
+
+
+def test_keep_float_is_reported(trained_model, digits, tmp_path):
+    _, ctx = run_stage("quantize", {**FAST, "keep_float": ["logits"]}, trained_model, digits, tmp_path)
+    assert ctx.metrics["float_layers"] == {"logits": "kept in float by keep_float"}
+    assert "logits" not in ctx.metrics["quantized_layers"]
+
+
+def test_multi_head_attention_stays_float_and_qat_finishes(digits, tmp_path):
+    inputs = keras.Input((8, 8), name="rows")
+    x = keras.layers.Dense(16, name="embed")(inputs)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="attention")(x, x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(10, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    data = _rows(digits)
+    qat, ctx = run_stage("quantize", FAST, model, data, tmp_path)
+    assert ctx.metrics["float_layers"] == {
+        "attention": "MultiHeadAttention: not supported by tfmot's 8-bit scheme"}
+    assert "embed" in ctx.metrics["quantized_layers"] and "logits" in ctx.metrics["quantized_layers"]
+    assert qat.predict(data.x_test[:2], verbose=0).shape == (2, 10)
+
+
+def test_pqat_keeps_the_zeros_in_the_int8_file(trained_model, digits, tmp_path):
+    pruned, pctx = run_stage("prune", {"epochs": 3, "batch_size": 64, "target_sparsity": 0.6,
+                                       "layers": ["conv2", "dense1"]}, trained_model, digits, tmp_path)
+    qat, ctx = run_stage("quantize", {**FAST, "preserve": "sparsity"}, pruned, digits, tmp_path,
+                         structure=pctx.metrics["structure"])
+    assert ctx.metrics["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
+    path = export_file(qat, "int8", digits, tmp_path / "pqat.tflite")
+    for name, tensor in kernels_by_layer(path, ["conv2", "dense1"]).items():
+        zeros = int((tensor.values == 0).sum())
+        assert zeros >= 0.59 * tensor.values.size, name
+        assert tensor.dtype == "int8"
+
+
+def test_pcqat_keeps_zeros_and_clusters(trained_model, digits, tmp_path):
+    pruned, pctx = run_stage("prune", {"epochs": 3, "batch_size": 64, "target_sparsity": 0.6,
+                                       "layers": ["dense1"]}, trained_model, digits, tmp_path)
+    clustered, cctx = run_stage("cluster", {**FAST, "number_of_clusters": 4, "layers": ["dense1"]},
+                                pruned, digits, tmp_path, structure=pctx.metrics["structure"])
+    assert cctx.metrics["preserve_sparsity"] is True
+    qat, _ = run_stage("quantize", {**FAST, "preserve": "both"}, clustered, digits, tmp_path,
+                       structure=cctx.metrics["structure"])
+    path = export_file(qat, "int8", digits, tmp_path / "pcqat.tflite")
+    stats = kernel_stats(kernels_by_layer(path, ["dense1"])["dense1"].values)
+    assert stats["sparsity"] >= 0.59
+    assert stats["max_unique_per_channel"] <= 5  # 4 centroids and zero
+
+
+@pytest.mark.parametrize("preserve, message", [
+    ("sparsity", "preserve: 'sparsity', but no kernel of the input model is sparse"),
+    ("clusters", "preserve: 'clusters', but no kernel of the input model is clustered"),
+])
+def test_preserving_what_is_not_there(trained_model, digits, tmp_path, preserve, message):
+    with pytest.raises(RecipeError, match=message):
+        run_stage("quantize", {**FAST, "preserve": preserve}, trained_model, digits, tmp_path)
+
+
+def _rows(digits):
+    """The digits as 8 rows of 8 features (a sequence input for attention)."""
+    import dataclasses
+    squeeze = lambda x: x[..., 0]
+    return dataclasses.replace(digits, x_train=squeeze(digits.x_train), x_val=squeeze(digits.x_val),
+                               x_test=squeeze(digits.x_test))

@@ -1,0 +1,54 @@
+"""A compression recipe end to end: structure verified in the files, failures keep earlier work."""
+import json
+import os
+
+import pytest
+
+from tests.conftest import run_cli
+
+FAST = ["--set", "train.epochs=4", "--set", "train.early_stopping_patience=null",
+        "--set", "prune.epochs=4", "--set", "quantize.epochs=1",
+        "--set", "benchmark.num_runs=5", "--set", "benchmark.warmup_runs=0"]
+
+
+@pytest.fixture(scope="module")
+def prune_qat_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pq") / "run"
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/prune_qat.yaml",
+                      f"--workdir={workdir}"] + FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_prune_qat_report_holds_the_measured_structure(prune_qat_run):
+    report = json.loads((prune_qat_run / "report.json").read_text())
+    variants = {v["name"]: v for v in report["variants"]}
+    assert sorted(variants) == ["prune_float32", "quantize_int8", "train_float32"]
+    int8 = variants["quantize_int8"]
+    assert int8["sparsity"] >= 0.89
+    assert int8["weights"]["dense1"]["dtype"] == "int8"
+    assert int8["gzip_ratio_vs_baseline"] > 5
+    assert variants["train_float32"]["gzip_ratio_vs_baseline"] == 1
+    assert "violations" not in int8
+    stages = {s["name"]: s for s in report["stages"]}
+    assert stages["prune"]["metrics"]["schedule"]["frequency"] >= 1
+    assert stages["quantize"]["metrics"]["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
+    md = (prune_qat_run / "report.md").read_text()
+    assert "| quantize_int8 | int8 |" in md and "x smaller" in md
+
+
+def test_a_failing_stage_leaves_earlier_artifacts_untouched(prune_qat_run):
+    quantize_model = prune_qat_run / "03_quantize" / "model.h5"
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in
+              [quantize_model, prune_qat_run / "report.json", prune_qat_run / "report.md"]}
+    # preserve: clusters on a pruned, unclustered model is bad input at stage 3.
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/prune_qat.yaml",
+                      f"--workdir={prune_qat_run}", "--set", "quantize.preserve=clusters"] + FAST)
+    assert result.returncode == 2
+    assert ("greenlite: error: stages.quantize.preserve: 'clusters', but no kernel of the "
+            "input model is clustered") in result.stderr
+    assert "Traceback" not in result.stderr
+    for path, (mtime, content) in before.items():
+        assert path.stat().st_mtime_ns == mtime and path.read_bytes() == content
+    assert (prune_qat_run / "02_prune" / "model.h5").is_file()
+    assert not [f for f in os.listdir(prune_qat_run) if f.startswith((".tmp-", ".old-"))]
