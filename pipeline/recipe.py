@@ -23,6 +23,7 @@ import yaml
 from pipeline import config as config_lib
 from pipeline.config import at_least
 from pipeline.data import DataConfig
+from pipeline.energy import EnergyConfig
 from pipeline.errors import RecipeError
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8")
@@ -95,6 +96,7 @@ class Recipe:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
+    energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
 
     @property
     def export_jobs(self):
@@ -114,7 +116,8 @@ class Recipe:
         return out
 
 
-SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark")
+SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark",
+            "energy")
 
 
 def load(path, overrides=()):

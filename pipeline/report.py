@@ -1,29 +1,42 @@
-"""report.json and report.md: every variant side by side.
+"""report.json, report.md, report.html and pareto.png: every variant side by side.
 
 report.json schema (version 1), stable for tools and dashboards:
     schema_version  1
     recipe          the validated recipe as plain values
     data            {description, input_shape, num_classes, train, val, test}
-    baseline        {stage, keras_accuracy, params}: the first stage's Keras float model
-    stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy, metrics}
+    baseline        {stage, keras_accuracy, accuracy, params, float32_variant}:
+                    the first stage's Keras float model and its float32 file
+    stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy,
+                     metrics, energy{seconds, energy_kwh, emissions_kg, cpu_power_w,
+                     ram_power_w, mode, method, ...}}
     variants[]      {name, stage, format, path, size_bytes, gzip_bytes, accuracy,
                      latency_ms{p50, p90, p99, mean}, init_ms, first_inference_ms,
                      interpreter, benchmark_path,
                      gzip_ratio_vs_baseline (baseline float32 gzip / this gzip),
+                     joules_per_inference, co2_g_per_million_inferences,
+                     extra_emissions_kg (its compression stages),
+                     payback_inferences (null: never pays back),
                      and where the stage claims structure, measured in the file:
                      sparsity (over the pruned kernels), max_unique_per_channel
                      (over the clustered kernels), weights{layer: {dtype, size,
                      sparsity, unique, max_unique_per_channel}}, violations[];
                      float_layers{layer: reason} for QAT stages}
                     or  {name, stage, format, path, error}
+    energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
+                     grid_intensity_source, mode, training_method, inference_method,
+                     training_energy_kwh, training_emissions_kg, payback_baseline}
     seconds         wall time of the whole run
 Paths are relative to the run directory; accuracy is measured on the TFLite
 file over the test split; latencies are milliseconds.
 """
+import base64
+import html
 import json
 import os
 
-from pipeline.files import atomic_write_text
+from pipeline import energy as energy_lib
+from pipeline import plots
+from pipeline.files import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +49,8 @@ def build(recipe, data, stage_records, variants, seconds):
     for v in variants:
         if reference and "error" not in v:
             v["gzip_ratio_vs_baseline"] = reference["gzip_bytes"] / v["gzip_bytes"]
+    energy = energy_lib.account(recipe.energy, stage_records, variants,
+                                recipe.benchmark.num_threads)
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe.to_dict(),
@@ -47,81 +62,146 @@ def build(recipe, data, stage_records, variants, seconds):
                      "float32_variant": reference["name"] if reference else None},
         "stages": stage_records,
         "variants": variants,
+        "energy": energy,
         "seconds": seconds,
     }
 
 
 def write(workdir, report):
-    """Writes report.json and report.md into `workdir`, each atomically."""
+    """Writes report.json, pareto.png, report.md and report.html, each atomically."""
+    png = plots.pareto_png(report["variants"], f"greenlite: {report['recipe']['name']}")
+    atomic_write_bytes(os.path.join(workdir, "pareto.png"), png)
     atomic_write_text(os.path.join(workdir, "report.json"), json.dumps(report, indent=2) + "\n")
     atomic_write_text(os.path.join(workdir, "report.md"), to_markdown(report))
+    atomic_write_text(os.path.join(workdir, "report.html"), to_html(report, png))
+
+
+def tables(report):
+    """[(title, text, headers, rows)]: what report.md and report.html show."""
+    base = report["baseline"]
+    stage_rows = []
+    for s in report["stages"]:
+        e = s.get("energy", {})
+        stage_rows.append([
+            s["name"], s["type"], f"{s['seconds']:.1f}", f"{s['params']:,}",
+            f"{s['keras_accuracy']:.4f}", _num(e.get("energy_kwh"), ".3g"),
+            _num(e.get("emissions_kg"), ".3g"), e.get("mode", "not tracked")])
+    float32 = {v["stage"]: v for v in report["variants"]
+               if v["format"] == "float32" and "error" not in v}
+    variant_rows = []
+    for v in report["variants"]:
+        if "error" in v:
+            variant_rows.append([v["name"], v["format"], f"failed: {v['error']}"] + [""] * 13)
+            continue
+        ref = float32.get(v["stage"])
+        lat = v["latency_ms"]
+        variant_rows.append([
+            v["name"], v["format"], f"{v['size_bytes']:,}", f"{v['gzip_bytes']:,}",
+            f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else "",
+            f"{v['gzip_ratio_vs_baseline']:.1f}x" if "gzip_ratio_vs_baseline" in v else "",
+            f"{v['accuracy']:.4f}", f"{100 * (v['accuracy'] - base['keras_accuracy']):+.2f}",
+            _num(v.get("sparsity"), ".4f"), str(v.get("max_unique_per_channel") or ""),
+            f"{lat['p50']:.4f}", f"{lat['p90']:.4f}", f"{lat['p99']:.4f}",
+            _num(v.get("joules_per_inference"), ".3g"),
+            _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)])
+    e = report.get("energy", {})
+    energy_text = (
+        f"Grid: {e['country_iso_code']} at {e['grid_intensity_g_per_kwh']:.0f} gCO2e/kWh "
+        f"({e['grid_intensity_source']}). Training: {e['training_energy_kwh']:.3g} kWh, "
+        f"{e['training_emissions_kg']:.3g} kg CO2e. Training energy: {e['training_method']}. "
+        f"Energy per inference: {e['inference_method']}. Payback: inferences after which a "
+        f"variant's compression stages' CO2 is repaid by its savings per inference against "
+        f"`{e['payback_baseline']}`."
+        if e.get("tracked") else f"Energy not tracked: {e.get('reason', '')}.")
+    return [
+        ("Stages", "Energy and CO2 from CodeCarbon (offline), per stage.",
+         ["stage", "type", "time (s)", "parameters", "Keras test accuracy", "energy (kWh)",
+          "CO2e (kg)", "power"], stage_rows),
+        ("TFLite variants",
+         "Accuracy is measured on the .tflite file over the test split; latency is the "
+         "interpreter's invoke() time in ms. *gzip smaller*: the baseline's float32 file's gzip "
+         "size over this file's. Sparsity and unique values per channel are measured in the "
+         "file's weight buffers. " + energy_text,
+         ["variant", "format", "size (bytes)", "gzip (bytes)", "size vs stage float32",
+          "gzip smaller", "TFLite accuracy", "vs baseline (points)", "sparsity",
+          "unique/channel", "p50", "p90", "p99", "J/inference", "gCO2e per 1M inferences",
+          "payback (inferences)"], variant_rows),
+    ]
+
+
+def notes(report):
+    """Lines about float layers, failed checks and skipped layers."""
+    out = []
+    for v in report["variants"]:
+        if v.get("float_layers"):
+            out.append(f"`{v['name']}` keeps these layers in float: " + "; ".join(
+                f"`{layer}` ({why})" for layer, why in v["float_layers"].items()))
+        for problem in v.get("violations", []):
+            out.append(f"**`{v['name']}` fails its structure check**: {problem}")
+    for s in report["stages"]:
+        if s["metrics"].get("skipped_layers"):
+            out.append(f"stage `{s['name']}` skipped: " + "; ".join(
+                f"`{layer}` ({why})" for layer, why in s["metrics"]["skipped_layers"].items()))
+    return out
 
 
 def to_markdown(report):
-    """The report as a Markdown page with one table of variants."""
+    """The report as a Markdown page (pareto.png beside it)."""
     base = report["baseline"]
     lines = [
-        f"# greenlite report: {report['recipe']['name']}",
-        "",
+        f"# greenlite report: {report['recipe']['name']}", "",
         f"Data: {report['data']['description']} ({report['data']['train']} train / "
         f"{report['data']['val']} val / {report['data']['test']} test). "
-        f"Run time: {report['seconds']:.1f} s.",
-        "",
+        f"Run time: {report['seconds']:.1f} s.", "",
         f"Baseline (Keras float model of stage `{base['stage']}`): test accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
-        "",
-        "## Stages",
-        "",
-        "| stage | type | time (s) | parameters | Keras test accuracy |",
-        "|---|---|---:|---:|---:|",
     ]
-    for s in report["stages"]:
-        lines.append(f"| {s['name']} | {s['type']} | {s['seconds']:.1f} | {s['params']:,} | "
-                     f"{s['keras_accuracy']:.4f} |")
-    float32 = {v["stage"]: v for v in report["variants"]
-               if v["format"] == "float32" and "error" not in v}
-    lines += [
-        "",
-        "## TFLite variants",
-        "",
-        "Accuracy is measured on the .tflite file over the test split; latency is "
-        "the interpreter's invoke() time in ms. *gzip vs baseline*: how many times "
-        "smaller the gzipped file is than the baseline's float32 file. Sparsity and "
-        "unique values per channel are measured in the file's weight buffers.",
-        "",
-        "| variant | format | size (bytes) | gzip (bytes) | size vs stage float32 | "
-        "gzip vs baseline | TFLite accuracy | vs baseline (points) | sparsity | "
-        "unique/channel | p50 | p90 | p99 | mean |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    notes = []
-    for v in report["variants"]:
-        if "error" in v:
-            lines.append(f"| {v['name']} | {v['format']} | failed: {v['error']} |" + " |" * 11)
-            continue
-        ref = float32.get(v["stage"])
-        ratio = f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else "n/a"
-        gzip_ratio = (f"{v['gzip_ratio_vs_baseline']:.1f}x smaller"
-                      if "gzip_ratio_vs_baseline" in v else "n/a")
-        lat = v["latency_ms"]
-        delta = 100 * (v["accuracy"] - base["keras_accuracy"])
-        sparsity = f"{v['sparsity']:.4f}" if v.get("sparsity") is not None else ""
-        unique = str(v["max_unique_per_channel"]) if v.get("max_unique_per_channel") else ""
-        lines.append(
-            f"| {v['name']} | {v['format']} | {v['size_bytes']:,} | {v['gzip_bytes']:,} | "
-            f"{ratio} | {gzip_ratio} | {v['accuracy']:.4f} | {delta:+.2f} | {sparsity} | "
-            f"{unique} | {lat['p50']:.4f} | {lat['p90']:.4f} | {lat['p99']:.4f} | "
-            f"{lat['mean']:.4f} |")
-        if v.get("float_layers"):
-            notes.append(f"- `{v['name']}` keeps these layers in float: " + "; ".join(
-                f"`{layer}` ({why})" for layer, why in v["float_layers"].items()))
-        for problem in v.get("violations", []):
-            notes.append(f"- **`{v['name']}` fails its structure check**: {problem}")
-    skipped = [(s["name"], s["metrics"]["skipped_layers"]) for s in report["stages"]
-               if s["metrics"].get("skipped_layers")]
-    for stage, layers in skipped:
-        notes.append(f"- stage `{stage}` skipped: " + "; ".join(
-            f"`{layer}` ({why})" for layer, why in layers.items()))
-    if notes:
-        lines += ["", "## Notes", ""] + notes
+    for title, text, headers, rows in tables(report):
+        lines += ["", f"## {title}", "", text, "", "| " + " | ".join(headers) + " |",
+                  "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "## Accuracy against size and latency", "", "![pareto](pareto.png)"]
+    extra = notes(report)
+    if extra:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in extra]
     return "\n".join(lines) + "\n"
+
+
+def to_html(report, png):
+    """The report as one self-contained HTML page (the plot inlined), viewable offline."""
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>greenlite report: {esc(report['recipe']['name'])}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:3px 6px;text-align:right}td:first-child,th{text-align:left}"
+        "img{max-width:100%}</style></head><body>",
+        f"<h1>greenlite report: {esc(report['recipe']['name'])}</h1>",
+        f"<p>{esc(report['data']['description'])}; baseline Keras accuracy "
+        f"{report['baseline']['keras_accuracy']:.4f}; run time {report['seconds']:.1f} s.</p>",
+    ]
+    for title, text, headers, rows in tables(report):
+        parts += [f"<h2>{esc(title)}</h2>", f"<p>{esc(text)}</p>", "<table><tr>"]
+        parts += [f"<th>{esc(h)}</th>" for h in headers] + ["</tr>"]
+        for row in rows:
+            parts += ["<tr>"] + [f"<td>{esc(c)}</td>" for c in row] + ["</tr>"]
+        parts.append("</table>")
+    parts += ["<h2>Accuracy against size and latency</h2>",
+              f"<img alt='pareto' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"]
+    extra = notes(report)
+    if extra:
+        parts += ["<h2>Notes</h2><ul>"] + [f"<li>{esc(n)}</li>" for n in extra] + ["</ul>"]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _num(value, spec):
+    return "" if value is None else format(value, spec)
+
+
+def _payback(v):
+    if "payback_inferences" not in v:
+        return "baseline" if "joules_per_inference" in v else ""
+    n = v["payback_inferences"]
+    return "never (no saving)" if n is None else f"{n:,.0f}"

@@ -9,7 +9,7 @@ Layout of the run directory:
     export/<stage>_<format>.tflite         converted variants
     export/<stage>_<format>.benchmark.json the benchmark's figures
     export/test_data.npz, representative.npy
-    report.json, report.md
+    report.json, report.md, report.html, pareto.png
 """
 import json
 import os
@@ -22,6 +22,7 @@ import numpy as np
 import models
 from models import saved as models_saved
 from pipeline import data as data_lib
+from pipeline import energy
 from pipeline import report as report_lib
 from pipeline import structure, training
 from pipeline.context import RunContext
@@ -85,13 +86,16 @@ class Runner:
             ctx = RunContext(workdir=self.workdir, seed=self.recipe.seed, stage_name=spec.name,
                              stage_dir=tmp, models=dict(models_by_stage), log=self._say,
                              structure=dict(previous.get("structure") or {}))
-            result = spec.make().run(model, data, ctx)
+            stage_energy = {}
+            with energy.track(self.recipe.energy, spec.name, stage_energy):
+                result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
             saved = models_saved.save(result, tmp)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
                 "model_path": os.path.join(directory, os.path.basename(saved)),
                 "seconds": time.perf_counter() - start,
+                "energy": stage_energy,
                 "params": int(result.count_params()),
                 "keras_accuracy": training.accuracy(result, data.x_test, data.y_test),
                 "metrics": ctx.metrics,

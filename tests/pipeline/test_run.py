@@ -38,7 +38,17 @@ def test_default_recipe_end_to_end(default_run):
     assert (workdir / "01_train" / "model.h5").is_file()
     assert (workdir / "tensorboard" / "train").is_dir()
     md = (workdir / "report.md").read_text()
-    assert "| train_int8 | int8 |" in md
+    assert "| train_int8 | int8 |" in md and "![pareto](pareto.png)" in md
+    assert (workdir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    page = (workdir / "report.html").read_text()
+    assert "data:image/png;base64," in page and "train_int8" in page
+    e = report["energy"]
+    assert e["tracked"] and e["training_energy_kwh"] > 0 and e["training_emissions_kg"] > 0
+    assert e["mode"] == "estimated" and "not measured" in e["training_method"]
+    stage = report["stages"][0]["energy"]
+    assert stage["energy_kwh"] > 0 and stage["emissions_kg"] > 0
+    assert variants["int8"]["joules_per_inference"] < variants["float32"]["joules_per_inference"]
+    assert variants["int8"]["payback_inferences"] == 0  # no compression stage to repay
 
 
 def test_a_second_run_replaces_the_stage_directory(default_run, tmp_path):

@@ -1,0 +1,83 @@
+"""Energy and CO2: CodeCarbon offline, joules per inference, carbon payback."""
+import socket
+
+import pytest
+
+from pipeline import energy
+from pipeline.errors import RecipeError
+
+
+def test_joules_per_inference():
+    # 8 W for 2 threads; 1 thread busy for 2 ms: 4 W x 0.002 s.
+    assert energy.joules_per_inference(2.0, 1, 8.0, 2) == pytest.approx(0.008)
+    assert energy.joules_per_inference(2.0, 4, 8.0, 2) == pytest.approx(0.016)  # capped
+
+
+def test_payback_arithmetic_on_hand_made_numbers():
+    # Saves 0.36 J = 1e-7 kWh per inference; at 500 g/kWh that is 5e-8 kg CO2e.
+    # 0.01 kg extra is repaid after 0.01 / 5e-8 = 200,000 inferences.
+    assert energy.payback_inferences(0.01, 1.0, 0.64, 500) == pytest.approx(200_000)
+    assert energy.payback_inferences(0.0, 1.0, 0.5, 500) == 0
+    assert energy.payback_inferences(0.01, 1.0, 1.0, 500) is None  # no saving: never
+    assert energy.payback_inferences(0.01, 1.0, 1.2, 500) is None
+
+
+def test_account_fills_variants():
+    cfg = energy.EnergyConfig(grid_intensity=500.0)
+    e = {"energy_kwh": 1e-4, "emissions_kg": 5e-5, "grid_intensity_g_per_kwh": 500.0,
+         "cpu_tdp_w": 8, "cpu_count": 2, "cpu_mode": "cpu_load", "mode": "estimated",
+         "method": "estimated"}
+    stages = [{"name": "train", "energy": e}, {"name": "prune", "energy": dict(e, emissions_kg=0.01)}]
+    variants = [
+        {"name": "train_float32", "stage": "train", "format": "float32", "latency_ms": {"p50": 250.0}},
+        {"name": "prune_int8", "stage": "prune", "format": "int8", "latency_ms": {"p50": 160.0}},
+    ]
+    summary = energy.account(cfg, stages, variants, num_threads=1)
+    assert summary["grid_intensity_g_per_kwh"] == 500.0
+    assert summary["training_emissions_kg"] == pytest.approx(0.01005)
+    # 4 W x 0.25 s = 1 J; 4 W x 0.16 s = 0.64 J: the hand-made case above.
+    assert variants[0]["joules_per_inference"] == pytest.approx(1.0)
+    assert variants[1]["extra_emissions_kg"] == pytest.approx(0.01)
+    assert variants[1]["payback_inferences"] == pytest.approx(200_000)
+    assert "payback_inferences" not in variants[0]
+
+
+def test_codecarbon_tracks_a_short_block_without_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("CodeCarbon tried to open a network connection")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    out = {}
+    with energy.track(energy.EnergyConfig(country_iso_code="FRA"), "test", out):
+        sum(i * i for i in range(3_000_000))
+    assert out["seconds"] > 0
+    assert out["energy_kwh"] > 0 and out["emissions_kg"] > 0
+    assert out["country_iso_code"] == "FRA"
+    # No RAPL on these machines: the figures must say they are estimates.
+    assert out["mode"] in ("estimated", "measured")
+    assert ("not measured" in out["method"]) == (out["mode"] == "estimated")
+    # France's grid is low-carbon: CodeCarbon's mix gives well under 200 g/kWh.
+    assert out["grid_intensity_g_per_kwh"] < 200
+
+
+def test_grid_intensity_override():
+    out = {}
+    with energy.track(energy.EnergyConfig(grid_intensity=1000.0), "test", out):
+        sum(range(1_000_000))
+    assert out["grid_intensity_g_per_kwh"] == pytest.approx(1000.0, rel=1e-6)
+
+
+def test_tracking_off_records_time_only():
+    out = {}
+    with energy.track(energy.EnergyConfig(track=False), "test", out):
+        pass
+    assert list(out) == ["seconds"]
+
+
+def test_unknown_country_code(tmp_path):
+    from pipeline import recipe
+    path = tmp_path / "r.yaml"
+    path.write_text("stages: {train: {}}\nenergy: {country_iso_code: XYZ}\n")
+    with pytest.raises(RecipeError, match="energy: country_iso_code: got 'XYZ'; expected an "
+                                          "ISO 3166 alpha-3 code CodeCarbon knows"):
+        recipe.load(str(path))
