@@ -5,18 +5,29 @@ can be copied to a phone, a Raspberry Pi or a CI runner. The interpreter is
 the first of ai_edge_litert (LiteRT, maintained), tflite_runtime (older
 devices), tensorflow.lite (deprecated) that imports; the output says which.
 
-    python -m export.benchmark --model=model.tflite [--data=eval.npz] \
-        [--num_threads=1] [--num_runs=50] [--warmup_runs=5] [--json=out.json]
+    python -m export.benchmark --model=model.tflite [--model=other.tflite ...] \
+        [--data=eval.npz] [--num_threads=1] [--num_runs=50] [--warmup_runs=5] \
+        [--use_xnnpack=true|false] [--json=out.json]
 
 `--data` is an .npz with `x` and `y` (or `x_test` and `y_test`) in the float
 range the Keras model was trained on; integer models get their inputs
 quantized with the model's own scale and zero point. Flag names follow
-TFLite's benchmark_model.
+TFLite's benchmark_model. Several --model flags print one comparison table.
+
+Besides latency it reports throughput, whether the XNNPACK delegate took the
+whole graph, part of it or none, the MACs counted from the graph and the
+achieved GMAC/s, and the process's peak RSS. Per-op time is not available:
+the Python interpreter API exposes no profiler (TFLite's benchmark_model
+--enable_op_profiling=true has one); the output says so.
+
+It stays one file, with everything it needs, so that copying it is all a
+device needs (see BUILD_NOTES.md).
 """
 import argparse
 import gzip
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -53,6 +64,19 @@ def load_interpreter_class():
                          "(or tflite-runtime on older devices)")
 
 
+def make_interpreter(interpreter_class, model_path, num_threads, use_xnnpack):
+    """Builds the interpreter; `use_xnnpack=False` turns off the default delegate."""
+    kwargs = {"model_path": model_path, "num_threads": num_threads}
+    if not use_xnnpack:
+        module = sys.modules[interpreter_class.__module__]
+        resolver = getattr(module, "OpResolverType", None)
+        if resolver is None:
+            raise BenchmarkError("--use_xnnpack=false: this interpreter cannot turn off "
+                                 "its default delegates")
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return interpreter_class(**kwargs)
+
+
 def check_tflite_file(path):
     """Raises BenchmarkError unless `path` is a readable file with the TFLite identifier."""
     if not os.path.isfile(path):
@@ -87,6 +111,8 @@ def load_eval_data(path):
 def quantize_input(x, detail):
     """Casts float inputs to the model's input type, quantizing integer inputs."""
     dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer) and x.dtype == dtype:
+        return x  # already quantized by the caller
     if np.issubdtype(dtype, np.integer):
         scale, zero_point = detail["quantization"]
         if scale == 0:
@@ -113,7 +139,77 @@ def latency_stats(samples_ms):
             "p50": float(p50), "p90": float(p90), "p95": float(p95), "p99": float(p99)}
 
 
-def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
+def graph_info(interpreter):
+    """Operators, delegate coverage and MACs, from the interpreter's op list.
+
+    Returns {"ops": {op type: count}, "delegated": "all"|"partial"|"none",
+    "delegated_ops", "total_ops", "not_delegated": {op type: count}, "macs"}.
+    `macs` is None when the interpreter does not list its ops.
+    """
+    try:
+        ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+    except AttributeError:
+        return {"ops": None, "delegated": "unknown", "macs": None}
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    original = [op for op in ops if op["op_name"] != "DELEGATE"]
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    producers = {t: op["index"] for op in original for t in op["outputs"]}
+    by_index = {op["index"]: op for op in original}
+    covered = set()
+    for delegate in delegates:
+        # A delegate node replaces the ops between its inputs and outputs:
+        # walk back from its outputs until its inputs.
+        boundary, stack = set(delegate["inputs"]), list(delegate["outputs"])
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor not in producers or producers[tensor] in covered:
+                continue
+            covered.add(producers[tensor])
+            stack.extend(by_index[producers[tensor]]["inputs"])
+    count = lambda items: {name: sum(1 for op in items if op["op_name"] == name)
+                           for name in sorted({op["op_name"] for op in items})}
+    left = [op for op in original if op["index"] not in covered]
+    delegated = "none" if not covered else ("all" if not left else "partial")
+    return {"ops": count(original), "total_ops": len(original), "delegated": delegated,
+            "delegated_ops": len(covered), "not_delegated": count(left) if covered else {},
+            "macs": sum(_op_macs(op, tensors) for op in original)}
+
+
+def _op_macs(op, tensors):
+    """Multiply-accumulates of one op, from its tensor shapes (0 for ops without any)."""
+    def shape(i):
+        return [int(d) for d in tensors[i]["shape"]] if i >= 0 and i in tensors else []
+    name = op["op_name"]
+    out = shape(op["outputs"][0]) if op["outputs"] else []
+    weights = shape(op["inputs"][1]) if len(op["inputs"]) > 1 else []
+    if not out or not weights:
+        return 0
+    out_elements = int(np.prod(out))
+    if name == "CONV_2D":            # filter [out_c, kh, kw, in_c]
+        return out_elements * int(np.prod(weights[1:]))
+    if name == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, out_c]
+        return out_elements * weights[1] * weights[2]
+    if name == "FULLY_CONNECTED":    # weights [out, in]
+        return out_elements * weights[-1]
+    if name == "CONV_3D":            # filter [kd, kh, kw, in_c, out_c]
+        return out_elements * int(np.prod(weights[:-1]))
+    if name == "TRANSPOSE_CONV":     # inputs: output shape, filter [out_c, kh, kw, in_c], input
+        source = shape(op["inputs"][2]) if len(op["inputs"]) > 2 else []
+        return int(np.prod(source)) * int(np.prod(weights[:-1])) if source else 0
+    if name == "BATCH_MATMUL":       # [..., m, k] x [..., k, n]
+        a = shape(op["inputs"][0])
+        return out_elements * a[-1] if a else 0
+    return 0
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
+              use_xnnpack=True):
     """Measures one .tflite file.
 
     Args:
@@ -122,6 +218,7 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
       num_threads: interpreter threads.
       num_runs: timed invocations (>= 1).
       warmup_runs: untimed invocations after the first one (>= 0).
+      use_xnnpack: False runs the builtin kernels only.
     Returns:
       A dict of figures (see the keys below); times are in milliseconds.
     """
@@ -138,7 +235,7 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
 
     start = time.perf_counter()
     try:
-        interpreter = interpreter_class(model_path=model_path, num_threads=num_threads)
+        interpreter = make_interpreter(interpreter_class, model_path, num_threads, use_xnnpack)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise BenchmarkError(f"--model: {model_path!r} is not a valid TFLite model: "
@@ -154,6 +251,9 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
 
     if data is not None:
         x, y = data
+        if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
+            raise BenchmarkError(f"--data: x has dtype {x.dtype}; expected real numbers "
+                                 f"(the model takes {np.dtype(detail['dtype']).name})")
         if tuple(x.shape[1:]) != example_shape:
             raise BenchmarkError(f"--data: examples have shape {tuple(x.shape[1:])} but the "
                                  f"model's input takes {example_shape}")
@@ -171,11 +271,14 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
     first_ms = invoke_ms()
     warmup = [invoke_ms() for _ in range(warmup_runs)]
     runs = [invoke_ms() for _ in range(num_runs)]
+    graph = graph_info(interpreter)
+    latency = latency_stats(runs)
 
     result = {
         "model": model_path,
         "interpreter": interpreter_name,
         "num_threads": num_threads,
+        "use_xnnpack": use_xnnpack,
         "size_bytes": len(content),
         "gzip_bytes": len(gzip.compress(content, compresslevel=9)),
         "input": {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name},
@@ -185,13 +288,26 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5):
         "first_inference_ms": first_ms,
         "warmup_runs": warmup_runs,
         "warmup_mean_ms": float(np.mean(warmup)) if warmup else None,
-        "latency_ms": latency_stats(runs),
+        "latency_ms": latency,
+        "throughput_per_s": 1000.0 / latency["mean"] if latency["mean"] > 0 else None,
+        "ops": graph["ops"],
+        "delegated": graph["delegated"],
+        "delegated_ops": graph.get("delegated_ops"),
+        "total_ops": graph.get("total_ops"),
+        "not_delegated": graph.get("not_delegated"),
+        "macs": graph["macs"],
+        "gmacs_per_s": (graph["macs"] / (latency["p50"] / 1e3) / 1e9
+                        if graph["macs"] and latency["p50"] > 0 else None),
+        "op_profile": None,
+        "op_profile_note": "per-op time is not exposed by the Python interpreter API; "
+                           "use TFLite's benchmark_model --enable_op_profiling=true",
         "accuracy": None,
         "num_examples": 0,
     }
     if data is not None:
         result["accuracy"] = evaluate_accuracy(interpreter, x, y)
         result["num_examples"] = int(len(x))
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
@@ -212,9 +328,16 @@ def evaluate_accuracy(interpreter, x, y):
 def format_result(r):
     """benchmark_model-style text for one result."""
     lat = r["latency_ms"]
+    delegation = {"all": "XNNPACK took the whole graph",
+                  "partial": f"XNNPACK took {r['delegated_ops']} of {r['total_ops']} ops; left "
+                             f"to builtin kernels: {r['not_delegated']}",
+                  "none": "no delegate (builtin kernels)" if r["use_xnnpack"]
+                          else "XNNPACK off (--use_xnnpack=false): builtin kernels",
+                  "unknown": "delegation unknown (this interpreter does not list its ops)"}
     lines = [
         f"Model: {r['model']}",
-        f"Interpreter: {r['interpreter']}, {r['num_threads']} thread(s)",
+        f"Interpreter: {r['interpreter']}, {r['num_threads']} thread(s); "
+        f"{delegation[r['delegated']]}",
         f"Input: {r['input']['dtype']} {r['input']['shape']}   "
         f"Output: {r['output']['dtype']} {r['output']['shape']}",
         f"Size: {r['size_bytes']:,} bytes ({r['gzip_bytes']:,} gzipped)",
@@ -222,12 +345,36 @@ def format_result(r):
         + (f"Warmup (avg of {r['warmup_runs']}): {r['warmup_mean_ms']:.3f} ms"
            if r["warmup_mean_ms"] is not None else "Warmup: none"),
         f"Inference ({lat['count']} runs, ms): min {lat['min']:.4f}  median {lat['p50']:.4f}  "
-        f"mean {lat['mean']:.4f}  p90 {lat['p90']:.4f}  p99 {lat['p99']:.4f}  "
-        f"max {lat['max']:.4f}  std {lat['std']:.4f}",
+        f"mean {lat['mean']:.4f}  max {lat['max']:.4f}  std {lat['std']:.4f}",
+        f"  percentiles (ms): p5 {lat['p5']:.4f}  p90 {lat['p90']:.4f}  p95 {lat['p95']:.4f}  "
+        f"p99 {lat['p99']:.4f}   throughput {r['throughput_per_s']:,.1f} inferences/s",
     ]
+    if r["macs"] is not None:
+        lines.append(f"MACs: {r['macs']:,} per inference; {r['gmacs_per_s']:.2f} GMAC/s at the median")
+    if r["ops"]:
+        lines.append("Ops: " + ", ".join(f"{name} x{n}" for name, n in r["ops"].items()))
+    lines.append(f"Per-op time: not available ({r['op_profile_note']})")
+    lines.append(f"Peak RSS: {r['peak_rss_mb']:.1f} MiB (this process)")
     if r["accuracy"] is not None:
         lines.append(f"Accuracy: {r['accuracy']:.4f} on {r['num_examples']} examples")
     return "\n".join(lines)
+
+
+def comparison_table(results):
+    """One row per model: the figures to compare side by side."""
+    header = ("| model | size (bytes) | gzip (bytes) | median ms | p90 ms | p99 ms | "
+              "inferences/s | MACs | GMAC/s | XNNPACK | accuracy |")
+    rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for r in results:
+        lat = r["latency_ms"]
+        rows.append(
+            f"| {os.path.basename(r['model'])} | {r['size_bytes']:,} | {r['gzip_bytes']:,} | "
+            f"{lat['p50']:.4f} | {lat['p90']:.4f} | {lat['p99']:.4f} | "
+            f"{r['throughput_per_s']:,.0f} | "
+            f"{'' if r['macs'] is None else format(r['macs'], ',')} | "
+            f"{'' if r['gmacs_per_s'] is None else format(r['gmacs_per_s'], '.2f')} | "
+            f"{r['delegated']} | {'' if r['accuracy'] is None else format(r['accuracy'], '.4f')} |")
+    return "\n".join(rows)
 
 
 def write_json(path, value):
@@ -246,25 +393,42 @@ def write_json(path, value):
         raise
 
 
+def _bool(text):
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"got {text!r}; expected true or false")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Benchmark a TFLite model (latency, size, accuracy) without TensorFlow.")
-    parser.add_argument("--model", required=True, help="the .tflite file")
+        description="Benchmark TFLite models (latency, size, MACs, accuracy) without TensorFlow.")
+    parser.add_argument("--model", required=True, action="append",
+                        help="a .tflite file; repeat to compare several")
     parser.add_argument("--data", help=".npz with x and y (or x_test and y_test) for accuracy")
     parser.add_argument("--num_threads", type=int, default=1)
     parser.add_argument("--num_runs", type=int, default=50)
     parser.add_argument("--warmup_runs", type=int, default=5)
-    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--use_xnnpack", type=_bool, default=True,
+                        help="true (default): LiteRT's default XNNPACK delegate; false: builtin kernels")
+    parser.add_argument("--json", help="also write the figures to this JSON file "
+                                       "(one object, or a list for several models)")
     args = parser.parse_args(argv)
+    results = []
     try:
         data = load_eval_data(args.data) if args.data else None
-        result = benchmark(args.model, data, args.num_threads, args.num_runs, args.warmup_runs)
+        for model in args.model:
+            results.append(benchmark(model, data, args.num_threads, args.num_runs,
+                                     args.warmup_runs, args.use_xnnpack))
     except BenchmarkError as e:
         print(f"benchmark: error: {e}", file=sys.stderr)
         return 2
-    print(format_result(result))
+    print("\n\n".join(format_result(r) for r in results))
+    if len(results) > 1:
+        print("\n" + comparison_table(results))
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, results[0] if len(results) == 1 else results)
     return 0
 
 

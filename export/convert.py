@@ -14,9 +14,6 @@ happens) fails that one variant, not the whole run.
         --representative=DIR/export/representative.npy --output=out.tflite
 """
 import argparse
-import os
-import signal
-import subprocess
 import sys
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8")
@@ -61,25 +58,12 @@ def convert_in_child(model_path, fmt, output, representative_path=None, timeout=
 
     The output file is written atomically by the child, so a crash leaves no file.
     """
-    command = [sys.executable, "-m", "export.convert", f"--model={model_path}",
-               f"--format={fmt}", f"--output={output}"]
+    from export import child
+    args = ["-m", "export.convert", f"--model={model_path}", f"--format={fmt}",
+            f"--output={output}"]
     if representative_path:
-        command.append(f"--representative={representative_path}")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return f"the converter ran past {timeout} s and was stopped"
-    if result.returncode == 0:
-        return None
-    if result.returncode < 0:
-        name = signal.Signals(-result.returncode).name
-        return f"the converter process crashed ({name})"
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    return lines[-1].removeprefix("greenlite: error: ") if lines else (
-        f"the converter process exited with status {result.returncode}")
+        args.append(f"--representative={representative_path}")
+    return child.run(args, timeout, "the converter")[1]
 
 
 def _samples(representative):

@@ -13,8 +13,6 @@ Layout of the run directory:
 """
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -171,16 +169,16 @@ class Runner:
 
     def _benchmark(self, tflite_path, test_data, variant):
         """Benchmarks in a child process (an untrusted file may crash the interpreter)."""
+        from export import child
         bench = self.recipe.benchmark
         out_json = tflite_path.removesuffix(".tflite") + ".benchmark.json"
-        command = [sys.executable, BENCHMARK_SCRIPT, f"--model={tflite_path}",
-                   f"--data={test_data}", f"--num_threads={bench.num_threads}",
-                   f"--num_runs={bench.num_runs}", f"--warmup_runs={bench.warmup_runs}",
-                   f"--json={out_json}"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
-            return f"benchmark failed: {lines[-1]}"
+        _, error = child.run(
+            [BENCHMARK_SCRIPT, f"--model={tflite_path}", f"--data={test_data}",
+             f"--num_threads={bench.num_threads}", f"--num_runs={bench.num_runs}",
+             f"--warmup_runs={bench.warmup_runs}", f"--json={out_json}"],
+            timeout=3600, what="the benchmark")
+        if error:
+            return f"benchmark failed: {error}"
         with open(out_json) as f:
             figures = json.load(f)
         variant.update(
@@ -188,6 +186,9 @@ class Runner:
             accuracy=figures["accuracy"], interpreter=figures["interpreter"],
             latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
             init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
+            throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
+            gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
+            peak_rss_mb=figures["peak_rss_mb"],
             benchmark_path=os.path.relpath(out_json, self.workdir))
         return None
 

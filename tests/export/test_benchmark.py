@@ -85,3 +85,63 @@ def test_data_that_does_not_fit_the_model(exported, tmp_path):
     with pytest.raises(benchmark.BenchmarkError, match=r"examples have shape \(4, 4, 1\) but "
                                                        r"the model's input takes \(8, 8, 1\)"):
         benchmark.benchmark(exported["float32"], benchmark.load_eval_data(str(data)))
+
+
+def test_percentiles_throughput_and_memory(exported):
+    r = benchmark.benchmark(exported["float32"], num_runs=30, warmup_runs=1)
+    lat = r["latency_ms"]
+    assert lat["min"] <= lat["p5"] <= lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert r["throughput_per_s"] == pytest.approx(1000 / lat["mean"])
+    assert r["peak_rss_mb"] > 10
+    assert r["op_profile"] is None and "not exposed" in r["op_profile_note"]
+
+
+def test_mac_count_equals_the_hand_computed_figure(exported):
+    # The narrow digits CNN (tests/conftest.py): 8x8 inputs, 'same' padding.
+    conv1 = 8 * 8 * 8 * (3 * 3 * 1)      # 64 positions x 8 filters x 3x3x1
+    conv2 = 8 * 8 * 16 * (3 * 3 * 8)     # 64 positions x 16 filters x 3x3x8
+    dense1 = (4 * 4 * 16) * 32           # flatten(pool) 256 -> 32
+    logits = 32 * 10
+    for fmt in ("float32", "int8"):
+        r = benchmark.benchmark(exported[fmt], num_runs=2)
+        assert r["macs"] == conv1 + conv2 + dense1 + logits == 86_848
+        assert r["gmacs_per_s"] > 0
+        assert r["ops"] == {"CONV_2D": 2, "FULLY_CONNECTED": 2, "MAX_POOL_2D": 1, "RESHAPE": 1}
+
+
+def test_xnnpack_on_and_off(exported):
+    data = benchmark.load_eval_data(exported["data"])
+    on = benchmark.benchmark(exported["float32"], data, num_runs=5, use_xnnpack=True)
+    off = benchmark.benchmark(exported["float32"], data, num_runs=5, use_xnnpack=False)
+    assert on["delegated"] == "all" and on["delegated_ops"] == on["total_ops"] == 6
+    assert off["delegated"] == "none" and off["delegated_ops"] == 0
+    assert on["accuracy"] == pytest.approx(off["accuracy"], abs=0.005)
+
+
+def test_several_models_in_one_call(exported, tmp_path):
+    out = tmp_path / "all.json"
+    result = run_cli([SCRIPT, f"--model={exported['float32']}", f"--model={exported['int8']}",
+                      "--num_runs=3", "--use_xnnpack=false", f"--json={out}"])
+    assert result.returncode == 0, result.stderr
+    assert "| model | size (bytes) |" in result.stdout
+    assert "| model_float32.tflite |" in result.stdout and "| model_int8.tflite |" in result.stdout
+    figures = json.loads(out.read_text())
+    assert [os.path.basename(f["model"]) for f in figures] == ["model_float32.tflite",
+                                                               "model_int8.tflite"]
+
+
+def test_data_of_the_wrong_dtype(exported, tmp_path):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.array([["a"] * 64] * 2).reshape(2, 8, 8, 1), y=np.zeros(2, int))
+    result = run_cli([SCRIPT, f"--model={exported['float32']}", f"--data={data}"])
+    assert result.returncode == 2
+    assert "--data: x has dtype <U1; expected real numbers (the model takes float32)" in result.stderr
+
+
+def test_already_quantized_int8_data_is_fed_as_is(exported, digits):
+    from ai_edge_litert.interpreter import Interpreter
+    scale, zero_point = Interpreter(model_path=exported["int8"]).get_input_details()[0]["quantization"]
+    q = np.clip(np.round(digits.x_test / scale + zero_point), -128, 127).astype(np.int8)
+    as_floats = benchmark.benchmark(exported["int8"], (digits.x_test, digits.y_test), num_runs=1)
+    as_int8 = benchmark.benchmark(exported["int8"], (q, digits.y_test), num_runs=1)
+    assert as_int8["accuracy"] == pytest.approx(as_floats["accuracy"], abs=0.01)

@@ -1,0 +1,39 @@
+"""Runs converter and benchmark work in a child process, so a crash fails one variant.
+
+The TFLite converter can abort (SIGABRT) and a malformed or hostile .tflite
+file can crash an interpreter (SIGSEGV); either would take the whole pipeline
+down in-process. The child's failure comes back as one line of text.
+"""
+import os
+import signal
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, timeout, what):
+    """Runs `python <args>` with greenlite importable.
+
+    Args:
+      args: arguments after the Python executable.
+      timeout: seconds before the child is stopped.
+      what: a noun for messages ("the converter", "the benchmark").
+    Returns:
+      (stdout, None) on success, or (None, the reason it failed).
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    try:
+        result = subprocess.run([sys.executable] + list(args), capture_output=True, text=True,
+                                timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return None, f"{what} ran past {timeout} s and was stopped"
+    if result.returncode == 0:
+        return result.stdout, None
+    if result.returncode < 0:
+        return None, f"{what} process crashed ({signal.Signals(-result.returncode).name})"
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return None, f"{what} process exited with status {result.returncode}"
+    return None, lines[-1].removeprefix("greenlite: error: ").removeprefix("benchmark: error: ")
