@@ -315,7 +315,7 @@ def evaluate_accuracy(interpreter, x, y):
     """Top-1 accuracy of the interpreter's model over (x, y), one example at a time."""
     detail = interpreter.get_input_details()[0]
     output = interpreter.get_output_details()[0]
-    q = quantize_input(np.asarray(x, dtype=np.float32), detail)
+    q = quantize_input(np.asarray(x), detail)
     correct = 0
     for i in range(len(q)):
         interpreter.set_tensor(detail["index"], q[i:i + 1])
