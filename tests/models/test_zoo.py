@@ -5,10 +5,18 @@ import models
 from pipeline.errors import ModelError
 
 
+# A small input each zoo model accepts.
+INPUTS = {"digits_cnn": (8, 8, 1), "mobilenet_v2": (32, 32, 3)}
+
+
+def test_every_zoo_model_has_a_test_input():
+    assert sorted(INPUTS) == sorted(models.MODELS)
+
+
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 def test_zoo_model_is_an_uncompiled_functional_model_ending_in_logits(name):
     from pipeline.backend import keras
-    model = models.build(name, (8, 8, 1), 10)
+    model = models.build(name, INPUTS[name], 10)
     assert isinstance(model, keras.Model) and model._is_graph_network  # functional
     assert model.optimizer is None
     assert model.output_shape == (None, 10)
@@ -16,7 +24,8 @@ def test_zoo_model_is_an_uncompiled_functional_model_ending_in_logits(name):
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(ModelError, match="unknown model 'resnet'; known models: digits_cnn"):
+    with pytest.raises(ModelError, match="unknown model 'resnet'; known models: digits_cnn, "
+                                         "mobilenet_v2"):
         models.build("resnet", (8, 8, 1), 10)
 
 
@@ -29,3 +38,8 @@ def test_unknown_option_lists_the_options():
 def test_bad_option_value():
     with pytest.raises(ModelError, match="rejected"):
         models.build("digits_cnn", (8, 8, 1), 10, {"width": -1})
+
+
+def test_mobilenet_v2_rejects_tiny_inputs():
+    with pytest.raises(ModelError, match="needs \\(h, w, c\\) images of at least 32x32"):
+        models.build("mobilenet_v2", (8, 8, 1), 10)
