@@ -12,20 +12,21 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(args, timeout, what):
+def run(args, timeout, what, python=None):
     """Runs `python <args>` with greenlite importable.
 
     Args:
       args: arguments after the Python executable.
       timeout: seconds before the child is stopped.
       what: a noun for messages ("the converter", "the benchmark").
+      python: another environment's interpreter (default: this one).
     Returns:
       (stdout, None) on success, or (None, the reason it failed).
     """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     try:
-        result = subprocess.run([sys.executable] + list(args), capture_output=True, text=True,
+        result = subprocess.run([python or sys.executable] + list(args), capture_output=True, text=True,
                                 timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return None, f"{what} ran past {timeout} s and was stopped"

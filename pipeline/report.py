@@ -20,7 +20,9 @@ report.json schema (version 1), stable for tools and dashboards:
                      sparsity (over the pruned kernels), max_unique_per_channel
                      (over the clustered kernels), weights{layer: {dtype, size,
                      sparsity, unique, max_unique_per_channel}}, violations[];
-                     float_layers{layer: reason} for QAT stages}
+                     float_layers{layer: reason} for QAT stages,
+                     runtimes{"tflite-runtime 2.14.0": {loads, reason, median_ms,
+                     delegated, ops}} once `python -m export.compat` has run}
                     or  {name, stage, format, path, error}
     energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
                      grid_intensity_source, mode, training_method, inference_method,
@@ -88,10 +90,12 @@ def tables(report):
             _num(e.get("emissions_kg"), ".3g"), e.get("mode", "not tracked")])
     float32 = {v["stage"]: v for v in report["variants"]
                if v["format"] == "float32" and "error" not in v}
+    runtimes = sorted({r for v in report["variants"] for r in v.get("runtimes", {})})
     variant_rows = []
     for v in report["variants"]:
         if "error" in v:
-            variant_rows.append([v["name"], v["format"], f"failed: {v['error']}"] + [""] * 13)
+            variant_rows.append([v["name"], v["format"], f"failed: {v['error']}"]
+                                + [""] * (13 + len(runtimes)))
             continue
         ref = float32.get(v["stage"])
         lat = v["latency_ms"]
@@ -103,7 +107,8 @@ def tables(report):
             _num(v.get("sparsity"), ".4f"), str(v.get("max_unique_per_channel") or ""),
             f"{lat['p50']:.4f}", f"{lat['p90']:.4f}", f"{lat['p99']:.4f}",
             _num(v.get("joules_per_inference"), ".3g"),
-            _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)])
+            _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)]
+            + [_runtime(v.get("runtimes", {}).get(r)) for r in runtimes])
     e = report.get("energy", {})
     energy_text = (
         f"Grid: {e['country_iso_code']} at {e['grid_intensity_g_per_kwh']:.0f} gCO2e/kWh "
@@ -125,7 +130,7 @@ def tables(report):
          ["variant", "format", "size (bytes)", "gzip (bytes)", "size vs stage float32",
           "gzip smaller", "TFLite accuracy", "vs baseline (points)", "sparsity",
           "unique/channel", "p50", "p90", "p99", "J/inference", "gCO2e per 1M inferences",
-          "payback (inferences)"], variant_rows),
+          "payback (inferences)"] + [f"loads on {r}" for r in runtimes], variant_rows),
     ]
 
 
@@ -138,6 +143,12 @@ def notes(report):
                 f"`{layer}` ({why})" for layer, why in v["float_layers"].items()))
         for problem in v.get("violations", []):
             out.append(f"**`{v['name']}` fails its structure check**: {problem}")
+        for runtime, result in v.get("runtimes", {}).items():
+            if result["loads"] is None:
+                out.append(f"`{v['name']}` on {runtime}: {result['reason']}")
+            elif not result["loads"]:
+                out.append(f"**`{v['name']}` does not load on {runtime}**: {result['reason']} "
+                           f"(operators: {result['ops']})")
     for s in report["stages"]:
         if s["metrics"].get("skipped_layers"):
             out.append(f"stage `{s['name']}` skipped: " + "; ".join(
@@ -198,6 +209,14 @@ def to_html(report, png):
 
 def _num(value, spec):
     return "" if value is None else format(value, spec)
+
+
+def _runtime(result):
+    if result is None or result["loads"] is None:
+        return "not checked"
+    if result["loads"]:
+        return f"yes ({result['median_ms']:.4f} ms, {result['delegated']} XNNPACK)"
+    return "NO (see notes)"
 
 
 def _payback(v):

@@ -63,6 +63,8 @@ class Runner:
             models_by_stage[spec.name] = model
 
         variants = self._export_and_benchmark(data, stage_records)
+        if recipe.benchmark.check_tflite_runtime:
+            self._check_old_runtime(variants)
         report = report_lib.build(recipe, data, stage_records, variants,
                                   seconds=time.perf_counter() - self._start)
         report_lib.write(self.workdir, report)
@@ -141,6 +143,30 @@ class Runner:
                           f"TFLite accuracy {variant['accuracy']:.4f}, "
                           f"median {variant['latency_ms']['p50']:.3f} ms")
         return variants
+
+    def _check_old_runtime(self, variants):
+        """Loads each file in tflite-runtime 2.14; a setup failure is recorded, not fatal."""
+        from export import compat
+        self._say(f"runtime check: loading every file in {compat.RUNTIME} "
+                  f"(environment: {compat.DEFAULT_ENV})")
+        try:
+            python = compat.ensure_env()
+            name = compat.runtime_name(python)
+        except compat.CompatError as e:
+            self._say(f"runtime check skipped: {e}")
+            for v in variants:
+                v.setdefault("runtimes", {})[compat.RUNTIME] = {
+                    "loads": None, "reason": f"not checked: {e}", "median_ms": None,
+                    "delegated": None, "ops": None}
+            return
+        for v in variants:
+            if "error" in v:
+                continue
+            path = os.path.join(self.workdir, v["path"])
+            result = v.setdefault("runtimes", {})[name] = {**compat.check(python, path),
+                                                           "ops": compat.ops_text(path)}
+            self._say(f"  {v['name']} on {name}: "
+                      + ("loads" if result["loads"] else f"does NOT load: {result['reason']}"))
 
     def _verify_structure(self, tflite_path, stage_record, variant):
         """Measures the claimed layers' kernels in the file and checks the claims."""
