@@ -6,12 +6,13 @@ write `models/<name>.py` and add it to `MODELS`.
 """
 import inspect
 
-from models import digits_cnn, mobilenet_v2
+from models import digits_cnn, mlp, mobilenet_v2
 from pipeline.errors import ModelError
 
 MODELS = {
     "digits_cnn": digits_cnn.build,
     "mobilenet_v2": mobilenet_v2.build,
+    "mlp": mlp.build,
 }
 
 

@@ -172,6 +172,17 @@ def from_dict(raw):
     recipe = config_lib.build(Recipe, {**raw, "stages": []}, "")
     recipe.stages = specs
     names = [s.name for s in specs]
+    for index, spec in enumerate(specs):
+        teacher = getattr(spec.config, "teacher", None)
+        if teacher is None or teacher in names[:index]:
+            continue
+        if teacher in names:
+            raise RecipeError(f"stages.{spec.name}.teacher: {teacher!r} is not an earlier stage "
+                              f"(a teacher must be trained before its student); earlier stages: "
+                              f"{', '.join(names[:index]) or 'none'}")
+        if not os.path.isfile(teacher):
+            raise RecipeError(f"stages.{spec.name}.teacher: {teacher!r} is neither an earlier "
+                              f"stage ({', '.join(names[:index]) or 'none'}) nor a saved model file")
     for key in ("stages", "formats_by_stage"):
         for stage in getattr(recipe.export, key) or []:
             if stage not in names:

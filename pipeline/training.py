@@ -1,5 +1,6 @@
 """Compiling, fitting and evaluating classifiers; shared by the training stages."""
 import dataclasses
+import os
 import sys
 from typing import Literal, Optional
 
@@ -7,6 +8,7 @@ import numpy as np
 
 from pipeline.backend import keras
 from pipeline.config import at_least, between
+from pipeline.errors import RecipeError
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -25,6 +27,13 @@ class FitConfig:
     # None trains for all epochs; N stops after N epochs without a better
     # validation loss and restores the best weights.
     early_stopping_patience: Optional[int] = dataclasses.field(default=None, metadata=at_least(1))
+    # Knowledge distillation: an earlier stage's name, or a saved model file,
+    # whose model teaches this one; None trains on the labels alone.
+    teacher: Optional[str] = None
+    # Weight of the labels' cross-entropy; (1 - alpha) goes to the teacher's soft targets.
+    alpha: float = dataclasses.field(default=0.1, metadata=between(0, 1))
+    # Softens both distributions; the KL term is scaled by T^2 (Hinton et al.).
+    temperature: float = dataclasses.field(default=4.0, metadata=between(0, None, low_open=True))
 
 
 def outputs_probabilities(model):
@@ -36,21 +45,43 @@ def outputs_probabilities(model):
     return activation is keras.activations.softmax
 
 
-def compile_classifier(model, cfg):
-    """Compiles `model` for sparse categorical cross-entropy with `cfg`'s optimizer."""
-    model.compile(
-        optimizer=OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=not outputs_probabilities(model)),
-        metrics=["accuracy"])
+def resolve_teacher(name, ctx, where):
+    """The teacher model: an earlier stage's (by name) or a saved model file."""
+    if name in ctx.models:
+        return ctx.models[name]
+    if os.path.isfile(name):
+        from models import saved
+        return saved.load(name)
+    raise RecipeError(f"{where}.teacher: {name!r} is neither an earlier stage "
+                      f"({', '.join(ctx.models) or 'none'}) nor a saved model file")
 
 
-def fit(model, data, cfg, ctx, callbacks=()):
-    """Trains a compiled `model` on `data.train`, validating on `data.val`.
+def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
+    """Compiles and trains `model` on `data.train`, validating on `data.val`.
 
-    Adds TensorBoard logs under the run directory and early stopping when
-    configured. Returns the Keras History.
+    The loss is cross-entropy on the labels, or, when `cfg.teacher` names a
+    teacher (or `teacher` is given), the distillation loss against it
+    (pipeline/distillation.py). Adds TensorBoard logs under the run directory
+    and early stopping when configured. Returns the Keras History.
     """
+    where = f"stages.{ctx.stage_name}"
+    if teacher is None and cfg.teacher:
+        teacher = resolve_teacher(cfg.teacher, ctx, where)
+    optimizer = OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate)
+    probabilities = outputs_probabilities(model)
+    y_train, y_val = data.y_train, data.y_val
+    if teacher is None:
+        model.compile(optimizer=optimizer, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities))
+    else:
+        from pipeline import distillation
+        if tuple(teacher.output_shape[1:]) != tuple(model.output_shape[1:]):
+            raise RecipeError(f"{where}.teacher: the teacher outputs {teacher.output_shape[1:]} "
+                              f"but the student {model.output_shape[1:]}; they must match")
+        y_train = distillation.pack(y_train, distillation.logits_of(teacher, data.x_train))
+        y_val = distillation.pack(y_val, distillation.logits_of(teacher, data.x_val))
+        model.compile(optimizer=optimizer, metrics=[distillation.PackedAccuracy()],
+                      loss=distillation.DistillationLoss(cfg.alpha, cfg.temperature, probabilities))
     callbacks = list(callbacks)
     callbacks.append(keras.callbacks.TensorBoard(log_dir=ctx.tensorboard_dir, profile_batch=0))
     if cfg.early_stopping_patience:
@@ -58,10 +89,8 @@ def fit(model, data, cfg, ctx, callbacks=()):
             monitor="val_loss", patience=cfg.early_stopping_patience,
             restore_best_weights=True))
     return model.fit(
-        data.x_train, data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
-        callbacks=callbacks,
+        data.x_train, y_train, validation_data=(data.x_val, y_val),
+        epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
         # A progress bar per batch on a terminal, one line per epoch in logs.
         verbose=1 if sys.stdout.isatty() else 2)
 

@@ -8,6 +8,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def deterministic_ops():
+    """Fixtures train models once per session: deterministic kernels keep them identical
+    from run to run, as the runner does for recipes."""
+    from pipeline.backend import tf
+    tf.config.experimental.enable_op_determinism()
+
+
 @pytest.fixture(scope="session")
 def digits():
     """The embedded digits with the default split."""
@@ -27,10 +35,10 @@ def trained_model(digits, small_model):
     """`small_model` trained for a few epochs (about 90% test accuracy)."""
     from pipeline.backend import keras
     from pipeline.stages.base import clone
-    from pipeline.training import FitConfig, compile_classifier
     keras.utils.set_random_seed(0)
     model = clone(small_model)
-    compile_classifier(model, FitConfig(learning_rate=3e-3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(digits.x_train, digits.y_train, epochs=8, batch_size=32, verbose=0)
     return model
 
@@ -59,8 +67,12 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
                           text=True, timeout=timeout, env=env)
 
 
-def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=None):
-    """Runs one stage as the runner would; returns (model, ctx)."""
+def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=None,
+              teachers=None):
+    """Runs one stage as the runner would; returns (model, ctx).
+
+    `teachers` are the earlier stages' models by name.
+    """
     from pipeline import config as config_lib
     from pipeline import stages
     from pipeline.context import RunContext
@@ -69,7 +81,7 @@ def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=
     cfg = config_lib.build(cls.Config, settings, f"stages.{name}")
     ctx = RunContext(workdir=str(tmp_path), seed=0, stage_name=name,
                      stage_dir=str(tmp_path / name), log=lambda line: None,
-                     structure=dict(structure or {}))
+                     structure=dict(structure or {}), models=dict(teachers or {}))
     return cls(cfg).run(model, data, ctx), ctx
 
 

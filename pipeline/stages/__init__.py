@@ -6,6 +6,8 @@ add it to `STAGES`.
 from pipeline.errors import RecipeError
 from pipeline.stages.base import Stage
 from pipeline.stages.cluster import Cluster
+from pipeline.stages.distill import Distill
+from pipeline.stages.low_rank import LowRank
 from pipeline.stages.prune import Prune
 from pipeline.stages.quantize import Quantize
 from pipeline.stages.train import Train
@@ -15,6 +17,8 @@ STAGES = {
     "prune": Prune,
     "cluster": Cluster,
     "quantize": Quantize,
+    "distill": Distill,
+    "low_rank": LowRank,
 }
 
 

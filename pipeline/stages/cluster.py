@@ -8,7 +8,7 @@ from pipeline.backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, clone
-from pipeline.training import FitConfig, compile_classifier, fit
+from pipeline.training import FitConfig, fit
 
 _INIT = {
     "kmeans_plus_plus": "KMEANS_PLUS_PLUS",
@@ -81,7 +81,6 @@ class Cluster(Stage):
                                   f"{str(e).splitlines()[0]}") from None
 
         clustered = keras.models.clone_model(copy, clone_function=wrap)
-        compile_classifier(clustered, cfg)
         fit(clustered, data, cfg, ctx)
         result = tfmot.clustering.keras.strip_clustering(clustered)
 

@@ -8,7 +8,7 @@ from pipeline.backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, clone
-from pipeline.training import FitConfig, compile_classifier, fit
+from pipeline.training import FitConfig, fit
 
 
 class Prune(Stage):
@@ -93,7 +93,6 @@ class Prune(Stage):
                                   f"{str(e).splitlines()[0]}") from None
 
         pruned = keras.models.clone_model(copy, clone_function=wrap)
-        compile_classifier(pruned, cfg)
         fit(pruned, data, cfg, ctx, callbacks=[
             tfmot.sparsity.keras.UpdatePruningStep(),
             tfmot.sparsity.keras.PruningSummaries(log_dir=ctx.tensorboard_dir)])

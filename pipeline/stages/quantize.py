@@ -8,7 +8,7 @@ from pipeline.backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, clone
-from pipeline.training import FitConfig, compile_classifier, fit
+from pipeline.training import FitConfig, fit
 
 # Kernels sparser than this count as pruned for `preserve: sparsity`.
 MIN_SPARSITY = 0.05
@@ -73,7 +73,6 @@ class Quantize(Stage):
         annotated = keras.models.clone_model(copy, clone_function=annotate_layer)
         with tfmot.quantization.keras.quantize_scope():
             qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
-        compile_classifier(qat, cfg)
         fit(qat, data, cfg, ctx)
         if clustered:
             # Writes the clustered weights back into the kernels and drops the

@@ -3,7 +3,7 @@ import dataclasses
 
 from pipeline.backend import keras
 from pipeline.stages.base import Stage, clone
-from pipeline.training import FitConfig, compile_classifier, fit
+from pipeline.training import FitConfig, fit
 
 
 class Train(Stage):
@@ -20,7 +20,6 @@ class Train(Stage):
     def run(self, model, data, ctx):
         keras.utils.set_random_seed(ctx.seed)
         model = clone(model)
-        compile_classifier(model, self.config)
         history = fit(model, data, self.config, ctx)
         ctx.metrics["epochs_trained"] = len(history.epoch)
         return model

@@ -6,7 +6,7 @@ from pipeline.errors import ModelError
 
 
 # A small input each zoo model accepts.
-INPUTS = {"digits_cnn": (8, 8, 1), "mobilenet_v2": (32, 32, 3)}
+INPUTS = {"digits_cnn": (8, 8, 1), "mobilenet_v2": (32, 32, 3), "mlp": (8, 8, 1)}
 
 
 def test_every_zoo_model_has_a_test_input():
@@ -25,7 +25,7 @@ def test_zoo_model_is_an_uncompiled_functional_model_ending_in_logits(name):
 
 def test_unknown_model_lists_known_names():
     with pytest.raises(ModelError, match="unknown model 'resnet'; known models: digits_cnn, "
-                                         "mobilenet_v2"):
+                                         "mlp, mobilenet_v2"):
         models.build("resnet", (8, 8, 1), 10)
 
 

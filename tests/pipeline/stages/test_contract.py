@@ -18,6 +18,8 @@ FAST_SETTINGS = {
     "prune": {"epochs": 2, "batch_size": 64, "target_sparsity": 0.5},
     "cluster": {"epochs": 1, "batch_size": 64, "number_of_clusters": 8},
     "quantize": {"epochs": 1, "batch_size": 64},
+    "distill": {"epochs": 1, "batch_size": 64, "student_options": {"width": 0.25, "dense_units": 8}},
+    "low_rank": {"epochs": 1, "batch_size": 64, "rank_ratio": 0.25},
 }
 
 

@@ -1,0 +1,70 @@
+"""Knowledge distillation (Hinton et al. 2015) as a Keras loss on packed targets.
+
+    loss = alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+
+The teacher's logits are computed once, before training, and packed beside
+the labels: targets = [label, teacher logit 0, ..., teacher logit C-1]. The
+student is then trained with an ordinary `model.fit`, so it is the model
+being fit, not a sub-model nested in a distiller. That matters for tfmot:
+its pruning-step callback collects the wrapped layers of the model being fit,
+and a pruned or QAT student works as usual (tested).
+"""
+import numpy as np
+
+from pipeline.backend import keras, tf
+from pipeline.training import outputs_probabilities
+
+
+def logits_of(model, x, batch_size=256):
+    """The model's logits on x (log-probabilities if it ends in a softmax:
+    they give the same softened distribution at every temperature)."""
+    out = model.predict(x, batch_size=batch_size, verbose=0).astype(np.float32)
+    return np.log(np.clip(out, 1e-12, 1.0)) if outputs_probabilities(model) else out
+
+
+def pack(labels, teacher_logits):
+    """[label, teacher logits...] per example, as float32."""
+    return np.concatenate([np.asarray(labels, np.float32)[:, None], teacher_logits], axis=1)
+
+
+def distillation_loss(labels, student_logits, teacher_logits, alpha, temperature):
+    """The loss above, per example (a tensor of shape [batch])."""
+    ce = keras.losses.sparse_categorical_crossentropy(labels, student_logits, from_logits=True)
+    teacher = tf.nn.softmax(teacher_logits / temperature)
+    log_student = tf.nn.log_softmax(student_logits / temperature)
+    log_teacher = tf.math.log(tf.clip_by_value(teacher, 1e-12, 1.0))
+    kl = tf.reduce_sum(teacher * (log_teacher - log_student), axis=-1)
+    return alpha * ce + (1.0 - alpha) * temperature ** 2 * kl
+
+
+class DistillationLoss(keras.losses.Loss):
+    """Keras loss on packed targets; the student's outputs are logits or probabilities."""
+
+    def __init__(self, alpha=0.1, temperature=4.0, student_probabilities=False,
+                 name="distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha, self.temperature = alpha, temperature
+        self.student_probabilities = student_probabilities
+
+    def call(self, y_true, y_pred):
+        labels = tf.cast(y_true[:, 0], tf.int32)
+        student = y_pred
+        if self.student_probabilities:
+            student = tf.math.log(tf.clip_by_value(y_pred, 1e-12, 1.0))
+        return distillation_loss(labels, student, y_true[:, 1:], self.alpha, self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "temperature": self.temperature,
+                "student_probabilities": self.student_probabilities}
+
+
+class PackedAccuracy(keras.metrics.Mean):
+    """Top-1 accuracy against the label column of packed targets."""
+
+    def __init__(self, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = tf.cast(y_true[:, 0], tf.int64)
+        hits = tf.cast(tf.equal(tf.argmax(y_pred, axis=-1), labels), tf.float32)
+        return super().update_state(hits, sample_weight)

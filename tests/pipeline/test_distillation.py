@@ -1,0 +1,84 @@
+"""The distillation loss against a hand computation, and distillation inside other stages."""
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import distillation
+from pipeline.errors import RecipeError
+from tests.conftest import run_stage
+
+
+def test_loss_matches_a_hand_computed_value():
+    labels = np.array([1])
+    student = np.array([[1.0, 2.0, 0.5]], np.float32)
+    teacher = np.array([[0.5, 3.0, 0.0]], np.float32)
+    alpha, t = 0.25, 2.0
+    # Cross-entropy of the student on label 1.
+    ce = -math.log(math.exp(2.0) / (math.exp(1.0) + math.exp(2.0) + math.exp(0.5)))
+    soft = lambda z: np.exp(np.array(z) / t) / np.exp(np.array(z) / t).sum()
+    p_t, p_s = soft([0.5, 3.0, 0.0]), soft([1.0, 2.0, 0.5])
+    kl = float(np.sum(p_t * np.log(p_t / p_s)))
+    expected = alpha * ce + (1 - alpha) * t * t * kl
+    got = distillation.distillation_loss(labels, student, teacher, alpha, t).numpy()
+    assert got[0] == pytest.approx(expected, rel=1e-5)
+    # Through the Keras loss on packed targets, and with a softmax student.
+    packed = distillation.pack(labels, teacher)
+    loss = distillation.DistillationLoss(alpha, t)(packed, student).numpy()
+    assert loss == pytest.approx(expected, rel=1e-5)
+    probabilities = np.exp(student) / np.exp(student).sum()
+    loss = distillation.DistillationLoss(alpha, t, student_probabilities=True)(packed, probabilities)
+    assert loss.numpy() == pytest.approx(expected, rel=1e-4)
+
+
+def test_alpha_one_is_plain_cross_entropy():
+    labels = np.array([0, 2])
+    student = np.array([[2.0, 0.1, -1.0], [0.3, 0.2, 0.1]], np.float32)
+    teacher = np.array([[0.0, 5.0, 0.0], [9.0, 0.0, 0.0]], np.float32)
+    got = distillation.distillation_loss(labels, student, teacher, 1.0, 4.0).numpy()
+    from pipeline.backend import keras
+    ce = keras.losses.sparse_categorical_crossentropy(labels, student, from_logits=True).numpy()
+    np.testing.assert_allclose(got, ce, rtol=1e-6)
+
+
+def test_pruning_with_a_teacher_still_finds_the_wrapped_layers(trained_model, digits, tmp_path):
+    from pipeline.context import RunContext  # noqa: F401 (run_stage builds it)
+    model, ctx = run_stage("prune", {"epochs": 2, "batch_size": 64, "target_sparsity": 0.6,
+                                     "teacher": "teacher"}, trained_model, digits, tmp_path,
+                           teachers={"teacher": trained_model})
+    assert min(ctx.metrics["keras_sparsity"].values()) >= 0.59
+
+
+def test_qat_with_a_teacher(trained_model, digits, tmp_path):
+    model, ctx = run_stage("quantize", {"epochs": 1, "batch_size": 64, "teacher": "teacher"},
+                           trained_model, digits, tmp_path, teachers={"teacher": trained_model})
+    assert ctx.metrics["quantized_layers"]
+
+
+def test_teacher_with_another_output_shape(trained_model, digits, tmp_path):
+    import models
+    other = models.build("digits_cnn", (8, 8, 1), 5, {"width": 0.25, "dense_units": 8})
+    with pytest.raises(RecipeError, match=r"teacher: the teacher outputs \(5,\) but the student "
+                                          r"\(10,\); they must match"):
+        run_stage("train", {"epochs": 1, "teacher": "t"}, trained_model, digits, tmp_path,
+                  teachers={"t": other})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stages: {prune: {teacher: quantize}, quantize: {}}",
+     "stages.prune.teacher: 'quantize' is not an earlier stage (a teacher must be trained before "
+     "its student); earlier stages: none"),
+    ("stages: {train: {}, prune: {teacher: nope}}",
+     "stages.prune.teacher: 'nope' is neither an earlier stage (train) nor a saved model file"),
+    ("stages: {train: {}, distill: {temperature: 0}}",
+     "stages.distill.temperature: got 0; expected a number > 0"),
+    ("stages: {train: {}, distill: {alpha: 1.5}}",
+     "stages.distill.alpha: got 1.5; expected a number in [0, 1]"),
+])
+def test_bad_distillation_settings(tmp_path, text, message):
+    from pipeline import recipe
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as e:
+        recipe.load(str(path))
+    assert message in str(e.value)
