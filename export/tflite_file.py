@@ -73,15 +73,20 @@ def kernel_stats(values, axis=0):
       axis: the output-channel axis.
     Returns:
       {"size", "sparsity" (fraction of exact zeros), "unique" (distinct values
-      in the whole tensor), "max_unique_per_channel"}.
+      in the whole tensor), "max_unique_per_channel", "entropy_bits"}.
     """
     values = np.asarray(values)
     channels = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+    _, counts = np.unique(values, return_counts=True)
+    p = counts / counts.sum()
     return {
         "size": int(values.size),
         "sparsity": float(np.mean(values == 0)),
-        "unique": int(np.unique(values).size),
+        "unique": int(counts.size),
         "max_unique_per_channel": int(max(np.unique(c).size for c in channels)),
+        # Shannon entropy of the stored values: the bits per weight an ideal
+        # entropy coder would need (what gzip approaches).
+        "entropy_bits": float(-(p * np.log2(p)).sum()),
     }
 
 

@@ -25,6 +25,7 @@ def save(model, directory):
 
 def load(path):
     """Loads a model saved by `save`, with tfmot's custom objects in scope."""
+    from pipeline import lowbit
     from pipeline.backend import keras, tfmot
-    with tfmot.quantization.keras.quantize_scope():
+    with tfmot.quantization.keras.quantize_scope(lowbit.CUSTOM_OBJECTS):
         return keras.models.load_model(path, compile=False)

@@ -18,8 +18,9 @@ report.json schema (version 1), stable for tools and dashboards:
                      payback_inferences (null: never pays back),
                      and where the stage claims structure, measured in the file:
                      sparsity (over the pruned kernels), max_unique_per_channel
-                     (over the clustered kernels), weights{layer: {dtype, size,
-                     sparsity, unique, max_unique_per_channel}}, violations[];
+                     and entropy_bits_per_weight (over the clustered, ternary or
+                     binary kernels), weights{layer: {dtype, size, sparsity, unique,
+                     max_unique_per_channel, entropy_bits}}, violations[];
                      float_layers{layer: reason} for QAT stages,
                      runtimes{"tflite-runtime 2.14.0": {loads, reason, median_ms,
                      delegated, ops}} once `python -m export.compat` has run}
@@ -104,7 +105,7 @@ def tables(report):
             f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else "",
             f"{v['gzip_ratio_vs_baseline']:.1f}x" if "gzip_ratio_vs_baseline" in v else "",
             f"{v['accuracy']:.4f}", f"{100 * (v['accuracy'] - base['keras_accuracy']):+.2f}",
-            _num(v.get("sparsity"), ".4f"), str(v.get("max_unique_per_channel") or ""),
+            _num(v.get("sparsity"), ".4f"), _unique(v),
             f"{lat['p50']:.4f}", f"{lat['p90']:.4f}", f"{lat['p99']:.4f}",
             _num(v.get("joules_per_inference"), ".3g"),
             _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)]
@@ -129,7 +130,7 @@ def tables(report):
          "file's weight buffers. " + energy_text,
          ["variant", "format", "size (bytes)", "gzip (bytes)", "size vs stage float32",
           "gzip smaller", "TFLite accuracy", "vs baseline (points)", "sparsity",
-          "unique/channel", "p50", "p90", "p99", "J/inference", "gCO2e per 1M inferences",
+          "unique/channel (bits/weight)", "p50", "p90", "p99", "J/inference", "gCO2e per 1M inferences",
           "payback (inferences)"] + [f"loads on {r}" for r in runtimes], variant_rows),
     ]
 
@@ -209,6 +210,13 @@ def to_html(report, png):
 
 def _num(value, spec):
     return "" if value is None else format(value, spec)
+
+
+def _unique(v):
+    if not v.get("max_unique_per_channel"):
+        return ""
+    bits = v.get("entropy_bits_per_weight")
+    return f"{v['max_unique_per_channel']}" + (f" ({bits:.2f} b)" if bits is not None else "")
 
 
 def _runtime(result):

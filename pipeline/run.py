@@ -185,9 +185,13 @@ class Runner:
         if sparse:
             variant["sparsity"] = structure.overall_sparsity(stats, sparse)
         if claims.get("clusters"):
+            clustered = [n for n in claims["clusters"] if n in stats]
             variant["max_unique_per_channel"] = max(
-                (stats[n]["max_unique_per_channel"] for n in claims["clusters"] if n in stats),
-                default=None)
+                (stats[n]["max_unique_per_channel"] for n in clustered), default=None)
+            sizes = sum(stats[n]["size"] for n in clustered)
+            if sizes:
+                variant["entropy_bits_per_weight"] = sum(
+                    stats[n]["entropy_bits"] * stats[n]["size"] for n in clustered) / sizes
         problems = structure.violations(claims, stats)
         if problems:
             variant["violations"] = problems

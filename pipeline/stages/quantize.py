@@ -1,9 +1,10 @@
 """`quantize`: quantization-aware training (QAT) with tfmot, selective and collaborative."""
 import dataclasses
+import fnmatch
 from typing import Literal, Optional
 
 from pipeline import layers as layers_lib
-from pipeline import structure
+from pipeline import lowbit, structure
 from pipeline.backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
@@ -31,11 +32,24 @@ class Quantize(Stage):
     @dataclasses.dataclass
     class Config(FitConfig):
         preserve: Literal["none", "sparsity", "clusters", "both"] = "none"
+        # int8 weights, or ternary (-a, 0, +a) / binary (-a, +a) per output channel,
+        # stored on the int8 grid (pipeline/lowbit.py).
+        weights: Literal["int8", "ternary", "binary"] = "int8"
+        # Glob patterns of the Dense/Conv2D layers that get low-bit weights
+        # (default: all of them); the others keep int8 weights.
+        low_bit_layers: Optional[list[str]] = None
         # Glob patterns of layer names to leave in float.
         keep_float: Optional[list[str]] = None
         epochs: int = dataclasses.field(default=3, metadata=at_least(1))
         # QAT starts from trained weights: a small rate keeps them.
         learning_rate: float = dataclasses.field(default=1e-4, metadata=between(0, 1, low_open=True))
+
+        def validate(self):
+            if self.weights == "binary" and self.preserve in ("sparsity", "both"):
+                raise ValueError("weights: binary has no zero, so it cannot preserve sparsity; "
+                                 "use ternary, or preserve: none/clusters")
+            if self.low_bit_layers and self.weights == "int8":
+                raise ValueError("low_bit_layers: only with weights: ternary or binary")
 
     def run(self, model, data, ctx):
         cfg = self.config
@@ -49,20 +63,26 @@ class Quantize(Stage):
                         for l in model.layers
                         if l.name not in annotate and not isinstance(l, keras.layers.InputLayer)}
         claims = self._claims_to_preserve(model, ctx, where)
+        low_bit = self._low_bit_layers(model, annotate, where)
+        if low_bit:
+            levels = 3 if cfg.weights == "ternary" else 2
+            claims["clusters"] = {**(claims.get("clusters") or {}), **{n: levels for n in low_bit}}
         scheme = self._scheme()
         ctx.log(f"quantize: QAT on {len(annotate)} layer(s), scheme "
                 f"{type(scheme).__name__}; float: {float_layers or 'none'}")
 
         keras.utils.set_random_seed(ctx.seed)
         copy = clone(model)
-        clustered = set(claims.get("clusters") or {})
+        clustered = set(claims.get("clusters") or {}) - set(low_bit)
         default_configs = layers_lib.default_8bit_registry()
 
         def annotate_layer(layer):
             if layer.name not in annotate:
                 return layer
             config = None
-            if clustered and layer.weights and layer.name not in clustered:
+            if layer.name in low_bit:
+                config = lowbit.LowBitWeightsConfig(cfg.weights)
+            elif clustered and layer.weights and layer.name not in clustered:
                 # tfmot's cluster-preserving scheme treats every layer as clustered
                 # (a 288-weight kernel becomes 288 "centroids") and switches sparsity
                 # preservation off for the layers after one without zeros; layers
@@ -71,22 +91,41 @@ class Quantize(Stage):
             return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=config)
 
         annotated = keras.models.clone_model(copy, clone_function=annotate_layer)
-        with tfmot.quantization.keras.quantize_scope():
+        with tfmot.quantization.keras.quantize_scope(lowbit.CUSTOM_OBJECTS):
             qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
         fit(qat, data, cfg, ctx)
         if clustered:
             # Writes the clustered weights back into the kernels and drops the
             # centroid/index variables, which do not survive save and load.
             qat = tfmot.experimental.combine.strip_clustering_cqat(qat)
+        if low_bit:
+            lowbit.bake(qat, low_bit, cfg.weights)
 
         stats = structure.keras_stats(qat, structure.claimed_layers(claims))
         ctx.metrics.update(structure=claims, quantized_layers=annotate, float_layers=float_layers,
-                           scheme=type(scheme).__name__)
+                           scheme=type(scheme).__name__, weights=cfg.weights,
+                           low_bit_layers=sorted(low_bit))
         problems = structure.violations(claims, stats)
         if problems:
             raise GreenliteError(f"{where}: QAT did not preserve the structure: "
                                  f"{'; '.join(problems)}")
         return qat
+
+    def _low_bit_layers(self, model, annotate, where):
+        """The Dense/Conv2D layers that get ternary or binary weights."""
+        if self.config.weights == "int8":
+            return set()
+        names = self.config.low_bit_layers
+        if names:
+            layers_lib.select(model, layers_lib.QUANTIZE, names, where=where,
+                              names_key="low_bit_layers")
+        chosen = {l.name for l in model.layers if type(l).__name__ in ("Dense", "Conv2D")
+                  and l.name in annotate
+                  and (not names or any(fnmatch.fnmatchcase(l.name, p) for p in names))}
+        if not chosen:
+            raise RecipeError(f"{where}.low_bit_layers: no Dense or Conv2D layer selected "
+                              f"for {self.config.weights} weights")
+        return chosen
 
     def _scheme(self):
         preserve = self.config.preserve

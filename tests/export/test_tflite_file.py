@@ -1,5 +1,6 @@
 """Reading operators and weight tensors of real exported files."""
 import numpy as np
+import pytest
 
 from export import tflite_file
 
@@ -26,4 +27,7 @@ def test_kernels_map_back_to_keras_layers(exported, trained_model):
 def test_kernel_stats():
     values = np.array([[0, 0, 1, 2], [3, 3, 0, 3]], dtype=np.int8)
     stats = tflite_file.kernel_stats(values, axis=0)
+    entropy = stats.pop("entropy_bits")
     assert stats == {"size": 8, "sparsity": 3 / 8, "unique": 4, "max_unique_per_channel": 3}
+    # Values 0 x3, 1, 2, 3 x3: -(2 * 3/8 log2 3/8 + 2 * 1/8 log2 1/8).
+    assert entropy == pytest.approx(-(2 * 0.375 * np.log2(0.375) + 2 * 0.125 * np.log2(0.125)))

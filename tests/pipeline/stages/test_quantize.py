@@ -81,3 +81,52 @@ def _rows(digits):
     squeeze = lambda x: x[..., 0]
     return dataclasses.replace(digits, x_train=squeeze(digits.x_train), x_val=squeeze(digits.x_val),
                                x_test=squeeze(digits.x_test))
+
+
+@pytest.mark.parametrize("mode, levels, values", [
+    ("ternary", 3, {-127, 0, 127}),
+    ("binary", 2, {-127, 127}),
+])
+def test_low_bit_weights_are_exactly_that_in_the_int8_file(trained_model, digits, tmp_path,
+                                                          mode, levels, values):
+    import numpy as np
+    qat, ctx = run_stage("quantize", {**FAST, "epochs": 2, "weights": mode,
+                                      "low_bit_layers": ["conv2", "dense1"]},
+                         trained_model, digits, tmp_path)
+    assert ctx.metrics["low_bit_layers"] == ["conv2", "dense1"]
+    assert ctx.metrics["structure"]["clusters"] == {"conv2": levels, "dense1": levels}
+    path = export_file(qat, "int8", digits, tmp_path / f"{mode}.tflite")
+    kernels = kernels_by_layer(path, ["conv1", "conv2", "dense1"])
+    for name in ("conv2", "dense1"):
+        tensor = kernels[name]
+        assert tensor.dtype == "int8"
+        for channel in tensor.values.reshape(tensor.values.shape[0], -1):
+            assert set(np.unique(channel)) <= values and len(np.unique(channel)) <= levels
+        assert kernel_stats(tensor.values)["entropy_bits"] <= np.log2(levels) + 1e-9
+    assert kernel_stats(kernels["conv1"].values)["max_unique_per_channel"] > levels  # int8
+    # The low-bit model still classifies: within a few points of the float model.
+    keras_acc = float((trained_model.predict(digits.x_test, verbose=0).argmax(-1)
+                       == digits.y_test).mean())
+    assert tflite_accuracy(path, digits) > keras_acc - 0.1
+
+
+def test_low_bit_model_round_trips_through_save_and_load(trained_model, digits, tmp_path):
+    import numpy as np
+    from models import saved
+    qat, _ = run_stage("quantize", {**FAST, "weights": "ternary", "low_bit_layers": ["dense1"]},
+                       trained_model, digits, tmp_path)
+    loaded = saved.load(saved.save(qat, str(tmp_path)))
+    np.testing.assert_allclose(loaded.predict(digits.x_test[:16], verbose=0),
+                               qat.predict(digits.x_test[:16], verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"weights": "binary", "preserve": "sparsity"}, "weights: binary has no zero"),
+    ({"low_bit_layers": ["dense1"]}, "low_bit_layers: only with weights: ternary or binary"),
+    ({"weights": "quaternary"}, "weights: got 'quaternary'; allowed values: 'int8', 'ternary', 'binary'"),
+])
+def test_bad_low_bit_settings(settings, message):
+    from pipeline import config, stages
+    with pytest.raises(RecipeError) as e:
+        config.build(stages.get("quantize").Config, settings, "stages.quantize")
+    assert message in str(e.value)
