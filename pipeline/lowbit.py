@@ -36,12 +36,14 @@ def low_bit(weights, mode):
 class LowBitQuantizer(_quantizers.Quantizer):
     """Quantizes a kernel to ternary or binary values on an int8 grid (see module doc)."""
 
-    def __init__(self, mode="ternary", baked=False):
+    def __init__(self, mode="ternary", baked=False, preserve_sparsity=False):
         if mode not in MODES:
             raise ValueError(f"mode: got {mode!r}; expected one of {MODES}")
         self.mode = mode
         # Set by `bake`: the kernel already holds its low-bit values.
         self.baked = baked
+        # Keep the zeros of a pruned kernel (as tfmot's PQAT quantizer does).
+        self.preserve_sparsity = preserve_sparsity
 
     def build(self, tensor_shape, name, layer):
         # The range lives in variables, as in tfmot's LastValueQuantizer: the
@@ -51,7 +53,13 @@ class LowBitQuantizer(_quantizers.Quantizer):
         make = lambda suffix, value: layer.add_weight(
             f"{name}_{suffix}", shape=(channels,), trainable=False,
             initializer=keras.initializers.Constant(value))
-        return {"min_var": make("min", -1.0), "max_var": make("max", 1.0)}
+        result = {"min_var": make("min", -1.0), "max_var": make("max", 1.0)}
+        if self.preserve_sparsity:
+            # 1 where the kernel is non-zero when QAT starts, as tfmot's
+            # PrunePreserveDefaultWeightsQuantizer computes it.
+            kernel = getattr(layer.layer, name)
+            result["sparsity_mask"] = tf.math.divide_no_nan(kernel, kernel)
+        return result
 
     def __call__(self, inputs, training, weights, **kwargs):
         if self.baked and (training is None or training is False):
@@ -60,7 +68,8 @@ class LowBitQuantizer(_quantizers.Quantizer):
             # reads the weight itself, not the output of other ops.
             q = inputs
         else:
-            q = low_bit(inputs, self.mode)
+            q = low_bit(inputs * weights["sparsity_mask"] if "sparsity_mask" in weights
+                        else inputs, self.mode)
 
         def track_range():
             axes = list(range(len(inputs.shape) - 1))
@@ -76,11 +85,10 @@ class LowBitQuantizer(_quantizers.Quantizer):
         return inputs + tf.stop_gradient(q - inputs)
 
     def get_config(self):
-        return {"mode": self.mode, "baked": self.baked}
+        return {"mode": self.mode, "baked": self.baked, "preserve_sparsity": self.preserve_sparsity}
 
     def __eq__(self, other):
-        return (isinstance(other, LowBitQuantizer) and other.mode == self.mode
-                and other.baked == self.baked)
+        return isinstance(other, LowBitQuantizer) and other.get_config() == self.get_config()
 
     def __ne__(self, other):
         return not self == other
@@ -90,12 +98,13 @@ class LowBitQuantizer(_quantizers.Quantizer):
 class LowBitWeightsConfig(tfmot.quantization.keras.QuantizeConfig):
     """Low-bit kernel, 8-bit activation: for Dense and Conv2D layers."""
 
-    def __init__(self, mode="ternary", baked=False):
+    def __init__(self, mode="ternary", baked=False, preserve_sparsity=False):
         self.mode = mode
         self.baked = baked
+        self.preserve_sparsity = preserve_sparsity
 
     def get_weights_and_quantizers(self, layer):
-        return [(layer.kernel, LowBitQuantizer(self.mode, self.baked))]
+        return [(layer.kernel, LowBitQuantizer(self.mode, self.baked, self.preserve_sparsity))]
 
     def get_activations_and_quantizers(self, layer):
         return [(layer.activation, _quantizers.MovingAverageQuantizer(
@@ -111,7 +120,7 @@ class LowBitWeightsConfig(tfmot.quantization.keras.QuantizeConfig):
         return []
 
     def get_config(self):
-        return {"mode": self.mode, "baked": self.baked}
+        return {"mode": self.mode, "baked": self.baked, "preserve_sparsity": self.preserve_sparsity}
 
 
 def bake(model, layer_names, mode):
@@ -124,7 +133,11 @@ def bake(model, layer_names, mode):
     for name in layer_names:
         layer = model.get_layer("quant_" + name)
         by_name = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
-        q = low_bit(by_name["kernel"], mode)
+        _, _, variables = layer._weight_vars[0]  # pylint: disable=protected-access
+        kernel = by_name["kernel"]
+        if "sparsity_mask" in variables:
+            kernel = kernel * variables["sparsity_mask"]
+        q = low_bit(kernel, mode)
         by_name["kernel"].assign(q)
         # And the fake-quant range to this final alpha, so +-alpha maps to +-127 exactly.
         limit = tf.maximum(tf.reduce_max(tf.abs(q), axis=list(range(len(q.shape) - 1))), 1e-8)

@@ -151,6 +151,18 @@ def notes(report):
                 out.append(f"**`{v['name']}` does not load on {runtime}**: {result['reason']} "
                            f"(operators: {result['ops']})")
     for s in report["stages"]:
+        d = s["metrics"].get("distillation")
+        if d:
+            side = lambda who: (f"{who} `{d[who]['model']}`: Keras accuracy "
+                                f"{d[who]['keras_accuracy']:.4f}, {d[who]['params']:,} parameters, "
+                                f"{d[who]['float32_bytes']:,} bytes as float32")
+            out.append(f"stage `{s['name']}` distilled (T={d['temperature']}, alpha={d['alpha']}): "
+                       f"{side('teacher')}; {side('student')}")
+        for layer, f in (s["metrics"].get("factorized_layers") or {}).items():
+            out.append(f"stage `{s['name']}` factorized `{layer}` ({f['kind']}): rank "
+                       f"{f['rank']} of {f['full_rank']}, parameters {f['params_before']:,} -> "
+                       f"{f['params_after']:,}, MACs {f['macs_before']:,} -> {f['macs_after']:,}, "
+                       f"relative reconstruction error {f['reconstruction_error']:.3f}")
         if s["metrics"].get("skipped_layers"):
             out.append(f"stage `{s['name']}` skipped: " + "; ".join(
                 f"`{layer}` ({why})" for layer, why in s["metrics"]["skipped_layers"].items()))

@@ -81,7 +81,8 @@ class Quantize(Stage):
                 return layer
             config = None
             if layer.name in low_bit:
-                config = lowbit.LowBitWeightsConfig(cfg.weights)
+                config = lowbit.LowBitWeightsConfig(
+                    cfg.weights, preserve_sparsity=cfg.preserve in ("sparsity", "both"))
             elif clustered and layer.weights and layer.name not in clustered:
                 # tfmot's cluster-preserving scheme treats every layer as clustered
                 # (a 288-weight kernel becomes 288 "centroids") and switches sparsity

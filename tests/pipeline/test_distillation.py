@@ -82,3 +82,26 @@ def test_bad_distillation_settings(tmp_path, text, message):
     with pytest.raises(RecipeError) as e:
         recipe.load(str(path))
     assert message in str(e.value)
+
+
+def test_the_student_learns_the_teachers_function_not_the_labels(digits, tmp_path):
+    """A teacher that disagrees with the labels (an untrained network): with alpha=0 the
+    student must reproduce the teacher's decisions, which label training never would.
+    (On the digits a trained teacher is near one-hot on its own training data, so
+    distilling from it is close to learning the labels; see BUILD_NOTES.md.)"""
+    import models
+    from pipeline.backend import keras
+    keras.utils.set_random_seed(1)
+    teacher = models.build("digits_cnn", (8, 8, 1), 10, {"width": 0.25, "dense_units": 16})
+    decisions = teacher.predict(digits.x_test, verbose=0).argmax(-1)
+    settings = {"epochs": 15, "batch_size": 32, "teacher": "t", "temperature": 1.0,
+                "learning_rate": 0.003,
+                "student_options": {"width": 0.5, "dense_units": 64, "dropout": 0.0}}
+
+    def agreement(alpha):
+        student, _ = run_stage("distill", {**settings, "alpha": alpha}, teacher, digits, tmp_path,
+                               teachers={"t": teacher})
+        return float((student.predict(digits.x_test, verbose=0).argmax(-1) == decisions).mean())
+
+    imitated, from_labels = agreement(0.0), agreement(1.0)
+    assert imitated > 0.6 and imitated > from_labels + 0.3, (imitated, from_labels)
