@@ -53,7 +53,8 @@ def convert(model, fmt, representative=None):
         raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
 
 
-def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900):
+def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900,
+                     custom_objects=None):
     """Converts a saved model in a child process; returns None or the failure reason.
 
     The output file is written atomically by the child, so a crash leaves no file.
@@ -63,6 +64,8 @@ def convert_in_child(model_path, fmt, output, representative_path=None, timeout=
             f"--output={output}"]
     if representative_path:
         args.append(f"--representative={representative_path}")
+    if custom_objects:
+        args.append(f"--custom_objects={custom_objects}")
     return child.run(args, timeout, "the converter")[1]
 
 
@@ -84,6 +87,7 @@ def main(argv=None):
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--output", required=True, help="the .tflite file to write")
     parser.add_argument("--representative", help=".npy of example inputs (int8 only)")
+    parser.add_argument("--custom_objects", help="module or .py file with the model's custom layers")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -93,7 +97,8 @@ def main(argv=None):
     try:
         representative = np.load(args.representative) if args.representative else None
         from models import saved
-        flatbuffer = convert(saved.load(args.model), args.format, representative)
+        flatbuffer = convert(saved.load(args.model, args.custom_objects), args.format,
+                             representative)
     except GreenliteError as e:
         print(f"greenlite: error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ write `models/<name>.py` and add it to `MODELS`.
 """
 import inspect
 
-from models import digits_cnn, mlp, mobilenet_v2
+from models import digits_cnn, mlp, mobilenet_v2, user
 from pipeline.errors import ModelError
 
 MODELS = {
@@ -16,13 +16,25 @@ MODELS = {
 }
 
 
-def build(name, input_shape, num_classes, options=None):
-    """Builds zoo model `name` for the data's input shape and class count.
+def build(name, input_shape, num_classes, options=None, trust_model_code=False,
+          custom_objects=None):
+    """Builds zoo model `name`, or loads the user's saved model at that path.
+
+    A saved model must take the data's input shape and give `num_classes`
+    outputs. See models/user.py for the safety checks on loading.
 
     Raises:
-      ModelError: for an unknown name (listing the known ones) or an option
-        the model does not take (listing the ones it does).
+      ModelError: for an unknown name (listing the known ones), an option
+        the model does not take (listing the ones it does), or a saved model
+        that is unsafe, unreadable or does not fit the data.
     """
+    if name not in MODELS and user.is_model_path(name):
+        if options:
+            raise ModelError("model.options: only zoo models take options; "
+                             f"{name!r} is a saved model")
+        model = user.load(name, trust_model_code, custom_objects)
+        _check_fits(model, name, input_shape, num_classes)
+        return model
     if name not in MODELS:
         raise ModelError(f"model.name: unknown model {name!r}; known models: "
                          f"{', '.join(sorted(MODELS))}")
@@ -38,3 +50,14 @@ def build(name, input_shape, num_classes, options=None):
         return builder(input_shape=tuple(input_shape), num_classes=num_classes, **options)
     except ValueError as e:
         raise ModelError(f"model.options: {name} rejected {options}: {e}") from None
+
+
+def _check_fits(model, name, input_shape, num_classes):
+    got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if got_in != tuple(input_shape):
+        raise ModelError(f"model.name: {name!r} takes inputs of shape {got_in} but the data's "
+                         f"examples have shape {tuple(input_shape)}")
+    got_out = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if got_out != num_classes:
+        raise ModelError(f"model.name: {name!r} gives {got_out} outputs but the data has "
+                         f"{num_classes} classes")

@@ -23,9 +23,17 @@ def save(model, directory):
     return path
 
 
-def load(path):
-    """Loads a model saved by `save`, with tfmot's custom objects in scope."""
+def load(path, custom_objects=None):
+    """Loads a model saved by `save`, with tfmot's and greenlite's custom objects in scope.
+
+    `custom_objects` is the recipe's model.custom_objects (a module or .py
+    file), for models with the user's own layers.
+    """
     from pipeline import lowbit
     from pipeline.backend import keras, tfmot
-    with tfmot.quantization.keras.quantize_scope(lowbit.CUSTOM_OBJECTS):
+    objects = dict(lowbit.CUSTOM_OBJECTS)
+    if custom_objects:
+        from models import user
+        objects.update(user.custom_objects_from(custom_objects))
+    with tfmot.quantization.keras.quantize_scope(objects):
         return keras.models.load_model(path, compile=False)

@@ -31,9 +31,16 @@ FORMATS = ("float32", "float16", "dynamic_range", "int8")
 
 @dataclasses.dataclass
 class ModelConfig:
-    """`name` is a zoo model (see models/); `options` are its keyword arguments."""
+    """`name` is a zoo model (see models/) or a saved model (.keras, .h5, SavedModel dir).
+
+    `options` are a zoo model's keyword arguments. `trust_model_code` allows
+    Lambda layers in a saved model (they run stored Python code on loading);
+    `custom_objects` names the module (or .py file) defining its custom layers.
+    """
     name: str = "digits_cnn"
     options: dict = dataclasses.field(default_factory=dict)
+    trust_model_code: bool = False
+    custom_objects: Optional[str] = None
 
 
 @dataclasses.dataclass

@@ -53,7 +53,8 @@ class Runner:
         keras.utils.set_random_seed(recipe.seed)  # the model's initial weights
         self._say(f"data: {data.summary()}")
         model = models.build(recipe.model.name, data.input_shape, data.num_classes,
-                             recipe.model.options)
+                             recipe.model.options, recipe.model.trust_model_code,
+                             recipe.model.custom_objects)
         self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
         os.makedirs(self.workdir, exist_ok=True)
 
@@ -130,7 +131,8 @@ class Runner:
             self._say(f"[export {k}/{len(jobs)}] {name} ...")
             model_path = os.path.join(self.workdir, by_name[stage]["model_path"])
             error = convert_in_child(model_path, fmt, path,
-                                     representative if fmt == "int8" else None)
+                                     representative if fmt == "int8" else None,
+                                     custom_objects=recipe.model.custom_objects)
             if error is None:
                 error = self._benchmark(path, test_data, variant)
             if error is None:

@@ -1,0 +1,114 @@
+"""The user's own saved model: formats, the Lambda refusal, custom layers, shape checks."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import models
+from models import user
+from pipeline.backend import keras
+from pipeline.errors import ModelError
+from tests.conftest import ROOT, run_cli
+
+CUSTOM_LAYER = '''
+from pipeline.backend import keras, tf
+
+
+class Scale(keras.layers.Layer):
+    """Multiplies by a constant: a custom layer a user might write."""
+
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+'''
+
+
+def _lambda_model():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+@pytest.mark.parametrize("filename", ["model.keras", "model.h5", "saved_model_dir"])
+def test_each_format_loads(trained_model, digits, tmp_path, filename):
+    path = str(tmp_path / filename)
+    trained_model.save(path, **({"save_format": "tf"} if filename.endswith("dir") else {}))
+    model = models.build(path, (8, 8, 1), 10)
+    np.testing.assert_allclose(model.predict(digits.x_test[:8], verbose=0),
+                               trained_model.predict(digits.x_test[:8], verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_lambda_layer_is_refused_unless_trusted(tmp_path, suffix):
+    path = str(tmp_path / f"lambda{suffix}")
+    _lambda_model().save(path)
+    with pytest.raises(ModelError, match=r"contains Lambda layer\(s\) \['double'\], which run "
+                                         r"Python code stored in the file"):
+        models.build(path, (8, 8, 1), 10)
+    model = models.build(path, (8, 8, 1), 10, trust_model_code=True)
+    assert model.get_layer("double") is not None
+
+
+def test_custom_layers_come_from_the_declared_module(tmp_path):
+    module = tmp_path / "my_layers.py"
+    module.write_text(CUSTOM_LAYER)
+    objects = user.custom_objects_from(str(module))
+    assert list(objects) == ["Scale"]
+    inputs = keras.Input((8, 8, 1))
+    x = objects["Scale"](3.0, name="scale")(keras.layers.Flatten()(inputs))
+    path = str(tmp_path / "custom.keras")
+    keras.Model(inputs, keras.layers.Dense(10)(x)).save(path)
+    with pytest.raises(ModelError, match="declare the module that defines 'Scale' in "
+                                         "model.custom_objects"):
+        models.build(path, (8, 8, 1), 10)
+    model = models.build(path, (8, 8, 1), 10, custom_objects=str(module))
+    assert model.get_layer("scale").factor == 3.0
+
+
+@pytest.mark.parametrize("shape, classes, message", [
+    ((4, 4, 1), 10, r"takes inputs of shape \(8, 8, 1\) but the data's examples have shape \(4, 4, 1\)"),
+    ((8, 8, 1), 3, "gives 10 outputs but the data has 3 classes"),
+])
+def test_a_model_that_does_not_fit_the_data(trained_model, tmp_path, shape, classes, message):
+    path = str(tmp_path / "m.keras")
+    trained_model.save(path)
+    with pytest.raises(ModelError, match=message):
+        models.build(path, shape, classes)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(ModelError, match="'/no/such/model.keras' does not exist"):
+        models.build("/no/such/model.keras", (8, 8, 1), 10)
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a zip")
+    with pytest.raises(ModelError, match="is not a readable Keras model file"):
+        models.build(str(fake), (8, 8, 1), 10)
+    weights_only = tmp_path / "w.h5"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save_weights(str(weights_only))
+    with pytest.raises(ModelError, match="without a model config"):
+        models.build(str(weights_only), (2,), 1)
+
+
+def test_a_users_keras_model_through_prune_qat_int8(trained_model, tmp_path):
+    """The user_model recipe on a .keras file the test saves: figures land in the report."""
+    path = tmp_path / "mine.keras"
+    trained_model.save(str(path))
+    workdir = tmp_path / "run"
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/user_model.yaml", f"--workdir={workdir}",
+                      "--set", f"model.name={path}", "--set", "finetune.epochs=1",
+                      "--set", "prune.epochs=3", "--set", "quantize.epochs=1",
+                      "--set", "benchmark.num_runs=5"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((workdir / "report.json").read_text())
+    assert report["recipe"]["model"]["name"] == str(path)
+    int8 = next(v for v in report["variants"] if v["format"] == "int8")
+    assert int8["sparsity"] >= 0.49 and int8["accuracy"] > 0.8
+    assert os.path.isfile(workdir / int8["path"])
