@@ -6,13 +6,15 @@ write `models/<name>.py` and add it to `MODELS`.
 """
 import inspect
 
-from models import digits_cnn, mlp, mobilenet_v2, user
+from models import digits_cnn, ds_cnn, mlp, mobilenet_v2, resnet8, user
 from pipeline.errors import ModelError
 
 MODELS = {
     "digits_cnn": digits_cnn.build,
     "mobilenet_v2": mobilenet_v2.build,
     "mlp": mlp.build,
+    "ds_cnn": ds_cnn.build,
+    "resnet8": resnet8.build,
 }
 
 

@@ -6,7 +6,8 @@ from pipeline.errors import ModelError
 
 
 # A small input each zoo model accepts.
-INPUTS = {"digits_cnn": (8, 8, 1), "mobilenet_v2": (32, 32, 3), "mlp": (8, 8, 1)}
+INPUTS = {"digits_cnn": (8, 8, 1), "mobilenet_v2": (32, 32, 3), "mlp": (8, 8, 1),
+          "ds_cnn": (49, 10, 1), "resnet8": (32, 32, 3)}
 
 
 def test_every_zoo_model_has_a_test_input():
@@ -25,7 +26,7 @@ def test_zoo_model_is_an_uncompiled_functional_model_ending_in_logits(name):
 
 def test_unknown_model_lists_known_names():
     with pytest.raises(ModelError, match="unknown model 'resnet'; known models: digits_cnn, "
-                                         "mlp, mobilenet_v2"):
+                                         "ds_cnn, mlp, mobilenet_v2, resnet8"):
         models.build("resnet", (8, 8, 1), 10)
 
 
@@ -43,3 +44,32 @@ def test_bad_option_value():
 def test_mobilenet_v2_rejects_tiny_inputs():
     with pytest.raises(ModelError, match="needs \\(h, w, c\\) images of at least 32x32"):
         models.build("mobilenet_v2", (8, 8, 1), 10)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_zoo_model_trains_exports_and_runs_in_the_interpreter(name, tmp_path):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.convert import convert
+    from pipeline.backend import keras
+    keras.utils.set_random_seed(0)
+    model = models.build(name, INPUTS[name], 4)
+    x = np.random.default_rng(0).random((8,) + INPUTS[name], dtype=np.float32)
+    y = np.arange(8) % 4
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # one step
+    for fmt in ("float32", "int8"):
+        interpreter = Interpreter(model_content=convert(model, fmt, x))
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        feed = x[:1]
+        if fmt == "int8":
+            scale, zero_point = detail["quantization"]
+            feed = np.clip(np.round(feed / scale + zero_point), -128, 127).astype(np.int8)
+        interpreter.set_tensor(detail["index"], feed)
+        interpreter.invoke()
+        out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        assert out.shape == (1, 4), (name, fmt)
+        if fmt == "float32":
+            np.testing.assert_allclose(out, model.predict(x[:1], verbose=0), atol=1e-3)
