@@ -302,27 +302,42 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
         "op_profile_note": "per-op time is not exposed by the Python interpreter API; "
                            "use TFLite's benchmark_model --enable_op_profiling=true",
         "accuracy": None,
+        "cross_entropy": None,
+        "perplexity": None,
         "num_examples": 0,
     }
     if data is not None:
-        result["accuracy"] = evaluate_accuracy(interpreter, x, y)
+        result["accuracy"], result["cross_entropy"] = evaluate(interpreter, x, y)
+        result["perplexity"] = float(np.exp(result["cross_entropy"]))
         result["num_examples"] = int(len(x))
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
-def evaluate_accuracy(interpreter, x, y):
-    """Top-1 accuracy of the interpreter's model over (x, y), one example at a time."""
+def evaluate(interpreter, x, y):
+    """Top-1 accuracy and mean cross-entropy (nats) of the interpreter's model over (x, y).
+
+    y holds one class per example (classifiers) or one per position (language
+    models, where the model outputs logits at every position); accuracy and
+    cross-entropy are then per token. Runs one example at a time.
+    """
     detail = interpreter.get_input_details()[0]
     output = interpreter.get_output_details()[0]
     q = quantize_input(np.asarray(x), detail)
-    correct = 0
+    correct = count = 0
+    nll = 0.0
     for i in range(len(q)):
         interpreter.set_tensor(detail["index"], q[i:i + 1])
         interpreter.invoke()
+        target = np.asarray(y[i]).reshape(-1).astype(np.int64)
         logits = dequantize_output(interpreter.get_tensor(output["index"]), output)
-        correct += int(np.argmax(logits.reshape(-1)) == int(y[i]))
-    return correct / len(q)
+        logits = logits.reshape(target.size, -1).astype(np.float64)
+        correct += int((logits.argmax(-1) == target).sum())
+        shifted = logits - logits.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        nll -= float(log_probs[np.arange(target.size), target].sum())
+        count += target.size
+    return correct / count, nll / count
 
 
 def format_result(r):
@@ -356,7 +371,8 @@ def format_result(r):
     lines.append(f"Per-op time: not available ({r['op_profile_note']})")
     lines.append(f"Peak RSS: {r['peak_rss_mb']:.1f} MiB (this process)")
     if r["accuracy"] is not None:
-        lines.append(f"Accuracy: {r['accuracy']:.4f} on {r['num_examples']} examples")
+        lines.append(f"Accuracy: {r['accuracy']:.4f} on {r['num_examples']} examples; "
+                     f"cross-entropy {r['cross_entropy']:.4f} nats (perplexity {r['perplexity']:.3f})")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ write `models/<name>.py` and add it to `MODELS`.
 """
 import inspect
 
-from models import digits_cnn, ds_cnn, mlp, mobilenet_v2, resnet8, user
+from models import digits_cnn, ds_cnn, mlp, mobilenet_v2, resnet8, tiny_transformer, user
 from pipeline.errors import ModelError
 
 MODELS = {
@@ -15,6 +15,7 @@ MODELS = {
     "mlp": mlp.build,
     "ds_cnn": ds_cnn.build,
     "resnet8": resnet8.build,
+    "tiny_transformer": tiny_transformer.build,
 }
 
 

@@ -6,6 +6,11 @@ A strided first convolution, then depthwise-separable blocks (3x3 depthwise,
 """
 from pipeline.backend import keras
 
+# Keras' default 0.99 needs hundreds of steps before the moving statistics
+# are usable; on small edge datasets (13 steps per epoch) evaluation then
+# sits at chance while training accuracy is 100%. 0.9 settles in ~50 steps.
+BN_MOMENTUM = 0.9
+
 
 def build(input_shape, num_classes, filters=64, blocks=4, first_kernel=(10, 4), dropout=0.2):
     """Returns an uncompiled functional DS-CNN ending in logits.
@@ -23,7 +28,7 @@ def build(input_shape, num_classes, filters=64, blocks=4, first_kernel=(10, 4), 
     inputs = keras.Input(shape=input_shape, name="features")
     x = keras.layers.Conv2D(filters, first_kernel, strides=2, padding="same", use_bias=False,
                             name="conv1")(inputs)
-    x = keras.layers.BatchNormalization(name="conv1_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="conv1_bn")(x)
     x = keras.layers.ReLU(name="conv1_relu")(x)
     for i in range(1, blocks + 1):
         x = _separable_block(x, filters, f"block{i}")
@@ -36,8 +41,8 @@ def build(input_shape, num_classes, filters=64, blocks=4, first_kernel=(10, 4), 
 
 def _separable_block(x, filters, name):
     x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_dw_relu")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_pw_bn")(x)
     return keras.layers.ReLU(name=f"{name}_pw_relu")(x)

@@ -4,7 +4,7 @@ import os
 from pipeline.backend import keras
 
 
-def build(input_shape, num_classes, alpha=0.35, weights_path=None, dropout=0.0):
+def build(input_shape, num_classes, alpha=0.35, weights_path=None, dropout=0.0, bn_momentum=0.9):
     """Returns an uncompiled MobileNetV2 classifier ending in logits.
 
     Args:
@@ -14,6 +14,7 @@ def build(input_shape, num_classes, alpha=0.35, weights_path=None, dropout=0.0):
       weights_path: an optional local .h5 of weights for this exact architecture;
         nothing is ever fetched from the internet.
       dropout: dropout rate before the classifier.
+      bn_momentum: batch-norm momentum (see below).
     """
     if len(input_shape) != 3 or min(input_shape[:2]) < 32:
         raise ValueError(f"input_shape {tuple(input_shape)}: MobileNetV2 needs (h, w, c) "
@@ -28,6 +29,11 @@ def build(input_shape, num_classes, alpha=0.35, weights_path=None, dropout=0.0):
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, name="logits")(x)
     model = keras.Model(base.input, outputs, name=f"mobilenet_v2_{alpha}")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # keras.applications uses 0.999, which takes thousands of steps to
+            # settle: on small datasets evaluation then sits at chance.
+            layer.momentum = bn_momentum
     if weights_path:
         model.load_weights(weights_path)
     return model

@@ -26,7 +26,7 @@ from pipeline.data import DataConfig
 from pipeline.energy import EnergyConfig
 from pipeline.errors import RecipeError
 
-FORMATS = ("float32", "float16", "dynamic_range", "int8")
+FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8")
 
 
 @dataclasses.dataclass
@@ -46,8 +46,8 @@ class ModelConfig:
 @dataclasses.dataclass
 class ExportConfig:
     """Which stages' models are converted, and to which TFLite formats."""
-    formats: list[Literal["float32", "float16", "dynamic_range", "int8"]] = (
-        dataclasses.field(default_factory=lambda: list(FORMATS)))
+    formats: list[Literal["float32", "float16", "dynamic_range", "int8", "int16x8"]] = (
+        dataclasses.field(default_factory=lambda: ["float32", "float16", "dynamic_range", "int8"]))
     # Stage names; by default the last stage's model is exported.
     stages: Optional[list[str]] = None
     # {stage: [formats]}: exports exactly these, instead of stages x formats,

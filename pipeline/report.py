@@ -57,7 +57,8 @@ def build(recipe, data, stage_records, variants, seconds):
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe.to_dict(),
-        "data": {"description": data.description, "input_shape": list(data.input_shape),
+        "data": {"description": data.description, "task": data.task,
+                 "input_shape": list(data.input_shape),
                  "num_classes": data.num_classes, "train": len(data.x_train),
                  "val": len(data.x_val), "test": len(data.x_test)},
         "baseline": {"stage": first["name"], "keras_accuracy": first["keras_accuracy"],
@@ -82,13 +83,15 @@ def write(workdir, report):
 def tables(report):
     """[(title, text, headers, rows)]: what report.md and report.html show."""
     base = report["baseline"]
+    lm = report["data"].get("task") == "language_model"
     stage_rows = []
     for s in report["stages"]:
         e = s.get("energy", {})
         stage_rows.append([
             s["name"], s["type"], f"{s['seconds']:.1f}", f"{s['params']:,}",
-            f"{s['keras_accuracy']:.4f}", _num(e.get("energy_kwh"), ".3g"),
-            _num(e.get("emissions_kg"), ".3g"), e.get("mode", "not tracked")])
+            f"{s['keras_accuracy']:.4f}"] + ([_num(s.get("keras_perplexity"), ".3f")] if lm else [])
+            + [_num(e.get("energy_kwh"), ".3g"), _num(e.get("emissions_kg"), ".3g"),
+               e.get("mode", "not tracked")])
     float32 = {v["stage"]: v for v in report["variants"]
                if v["format"] == "float32" and "error" not in v}
     runtimes = sorted({r for v in report["variants"] for r in v.get("runtimes", {})})
@@ -96,10 +99,12 @@ def tables(report):
     for v in report["variants"]:
         if "error" in v:
             variant_rows.append([v["name"], v["format"], f"failed: {v['error']}"]
-                                + [""] * (13 + len(runtimes)))
+                                + [""] * (13 + len(runtimes) + (2 if lm else 0)))
             continue
         ref = float32.get(v["stage"])
         lat = v["latency_ms"]
+        lm_cells = ([_num(v.get("perplexity"), ".3f"),
+                     f"{lat['p50'] / report['data']['input_shape'][0]:.5f}"] if lm else [])
         variant_rows.append([
             v["name"], v["format"], f"{v['size_bytes']:,}", f"{v['gzip_bytes']:,}",
             f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else "",
@@ -108,7 +113,7 @@ def tables(report):
             _num(v.get("sparsity"), ".4f"), _unique(v),
             f"{lat['p50']:.4f}", f"{lat['p90']:.4f}", f"{lat['p99']:.4f}",
             _num(v.get("joules_per_inference"), ".3g"),
-            _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)]
+            _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)] + lm_cells
             + [_runtime(v.get("runtimes", {}).get(r)) for r in runtimes])
     e = report.get("energy", {})
     energy_text = (
@@ -120,9 +125,11 @@ def tables(report):
         f"`{e['payback_baseline']}`."
         if e.get("tracked") else f"Energy not tracked: {e.get('reason', '')}.")
     return [
-        ("Stages", "Energy and CO2 from CodeCarbon (offline), per stage.",
-         ["stage", "type", "time (s)", "parameters", "Keras test accuracy", "energy (kWh)",
-          "CO2e (kg)", "power"], stage_rows),
+        ("Stages", "Energy and CO2 from CodeCarbon (offline), per stage."
+         + (" Accuracy is next-byte accuracy." if lm else ""),
+         ["stage", "type", "time (s)", "parameters", "Keras test accuracy"]
+         + (["Keras perplexity"] if lm else []) + ["energy (kWh)", "CO2e (kg)", "power"],
+         stage_rows),
         ("TFLite variants",
          "Accuracy is measured on the .tflite file over the test split; latency is the "
          "interpreter's invoke() time in ms. *gzip smaller*: the baseline's float32 file's gzip "
@@ -131,7 +138,9 @@ def tables(report):
          ["variant", "format", "size (bytes)", "gzip (bytes)", "size vs stage float32",
           "gzip smaller", "TFLite accuracy", "vs baseline (points)", "sparsity",
           "unique/channel (bits/weight)", "p50", "p90", "p99", "J/inference", "gCO2e per 1M inferences",
-          "payback (inferences)"] + [f"loads on {r}" for r in runtimes], variant_rows),
+          "payback (inferences)"]
+         + (["TFLite perplexity", "ms per token (p50 / length)"] if lm else [])
+         + [f"loads on {r}" for r in runtimes], variant_rows),
     ]
 
 

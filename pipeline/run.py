@@ -92,13 +92,16 @@ class Runner:
                 result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
             saved = models_saved.save(result, tmp)
+            keras_accuracy, keras_ce = training.evaluate(result, data.x_test, data.y_test)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
                 "model_path": os.path.join(directory, os.path.basename(saved)),
                 "seconds": time.perf_counter() - start,
                 "energy": stage_energy,
                 "params": int(result.count_params()),
-                "keras_accuracy": training.accuracy(result, data.x_test, data.y_test),
+                "keras_accuracy": keras_accuracy,
+                "keras_cross_entropy": keras_ce,
+                "keras_perplexity": float(np.exp(keras_ce)),
                 "metrics": ctx.metrics,
             }
             atomic_write_text(os.path.join(tmp, "metrics.json"), json.dumps(record, indent=2))
@@ -131,7 +134,7 @@ class Runner:
             self._say(f"[export {k}/{len(jobs)}] {name} ...")
             model_path = os.path.join(self.workdir, by_name[stage]["model_path"])
             error = convert_in_child(model_path, fmt, path,
-                                     representative if fmt == "int8" else None,
+                                     representative if fmt in ("int8", "int16x8") else None,
                                      custom_objects=recipe.model.custom_objects)
             if error is None:
                 error = self._benchmark(path, test_data, variant)
@@ -216,6 +219,7 @@ class Runner:
         variant.update(
             size_bytes=figures["size_bytes"], gzip_bytes=figures["gzip_bytes"],
             accuracy=figures["accuracy"], interpreter=figures["interpreter"],
+            cross_entropy=figures["cross_entropy"], perplexity=figures["perplexity"],
             latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
             init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
             throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],

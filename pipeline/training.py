@@ -96,6 +96,21 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
 
 
 def accuracy(model, x, y, batch_size=256):
-    """Top-1 accuracy of `model` on (x, y), as a fraction."""
-    predictions = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(predictions, axis=-1) == y))
+    """Top-1 accuracy of `model` on (x, y), as a fraction (per token for sequences)."""
+    return evaluate(model, x, y, batch_size)[0]
+
+
+def evaluate(model, x, y, batch_size=256):
+    """(top-1 accuracy, mean cross-entropy in nats) of `model` on (x, y).
+
+    y holds a class per example, or per position for language models.
+    """
+    outputs = model.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
+    hits = np.mean(np.argmax(outputs, axis=-1) == y)
+    if outputs_probabilities(model):
+        log_probs = np.log(np.clip(outputs, 1e-12, 1.0))
+    else:
+        shifted = outputs - outputs.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    picked = np.take_along_axis(log_probs, np.asarray(y)[..., None].astype(np.int64), axis=-1)
+    return float(hits), float(-picked.mean())

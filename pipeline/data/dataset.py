@@ -21,6 +21,9 @@ class Data:
     y_test: np.ndarray
     class_names: list
     description: str = ""
+    # "classification" (one label per example) or "language_model" (a target
+    # per position: y has the shape of x).
+    task: str = "classification"
 
     @property
     def num_classes(self):

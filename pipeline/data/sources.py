@@ -16,9 +16,10 @@ class DataConfig:
 
     source: `digits` (scikit-learn's 8x8 handwritten digits, embedded, no
       download), `npz` (arrays `x`, `y` or `x_train`, `y_train`, `x_test`,
-      `y_test`) or `image_folder` (one subfolder per class).
+      `y_test`), `image_folder` (one subfolder per class) or `text` (UTF-8
+      bytes for language models; without a path, Python's pydoc_data topics).
     """
-    source: Literal["digits", "npz", "image_folder"] = "digits"
+    source: Literal["digits", "npz", "image_folder", "text"] = "digits"
     path: Optional[str] = None
     # Image folders: every image is resized to this [height, width].
     image_size: Optional[list[int]] = None
@@ -31,9 +32,12 @@ class DataConfig:
     test_fraction: float = dataclasses.field(default=0.2, metadata=between(0, 1, True, True))
     # How many training examples calibrate full-int8 quantization.
     representative_samples: int = dataclasses.field(default=200, metadata=at_least(1))
+    # Text: bytes per window, and how much of the text to use (None: all).
+    sequence_length: int = dataclasses.field(default=64, metadata=at_least(2))
+    max_bytes: Optional[int] = dataclasses.field(default=None, metadata=at_least(100))
 
     def validate(self):
-        if self.source != "digits" and not self.path:
+        if self.source not in ("digits", "text") and not self.path:
             raise ValueError(f"path: required for source {self.source!r}")
         if self.validation_fraction + self.test_fraction >= 1:
             raise ValueError(
@@ -48,10 +52,16 @@ def load(cfg, seed):
     """Loads the data named by a `DataConfig` and splits it with `seed`."""
     if cfg.source == "digits":
         return _digits(cfg, seed)
+    if cfg.source == "text" and not cfg.path:
+        from pipeline.data.text import load_text
+        return load_text(cfg, seed)
     if not os.path.exists(cfg.path):
         raise DataError(f"data.path: {cfg.path!r} does not exist")
     if cfg.source == "npz":
         return _npz(cfg, seed)
+    if cfg.source == "text":
+        from pipeline.data.text import load_text
+        return load_text(cfg, seed)
     from pipeline.data.image_folder import load_image_folder
     return load_image_folder(cfg, seed)
 

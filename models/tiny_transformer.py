@@ -1,0 +1,53 @@
+"""A tiny causal Transformer language model over bytes (or any token ids).
+
+Token and learned position embeddings, `layers` pre-norm blocks of causal
+multi-head self-attention and an MLP, a final layer norm and logits over the
+vocabulary at every position (input (L,) int token ids -> (L, vocabulary)).
+"""
+from pipeline.backend import keras, tf
+
+
+@keras.utils.register_keras_serializable(package="greenlite")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned embedding of each position to a (batch, length, width) input."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(
+            "positions", shape=(int(input_shape[1]), int(input_shape[2])),
+            initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, x):
+        return x + tf.cast(self.positions, x.dtype)[tf.newaxis]
+
+
+def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, dropout=0.0):
+    """Returns an uncompiled functional causal Transformer ending in logits.
+
+    Args:
+      input_shape: (sequence length,) of int token ids.
+      num_classes: the vocabulary size (256 for bytes).
+      width: model width (embedding and residual stream).
+      heads: attention heads (key width = width / heads).
+      layers: Transformer blocks.
+      mlp_width: hidden width of each block's MLP.
+      dropout: dropout after attention and MLP.
+    """
+    if len(input_shape) != 1 or width % heads or layers < 1:
+        raise ValueError("expected input_shape (length,), width divisible by heads, layers >= 1")
+    tokens = keras.Input(shape=input_shape, dtype="int32", name="tokens")
+    x = keras.layers.Embedding(num_classes, width, name="token_embedding")(tokens)
+    x = PositionEmbedding(name="position_embedding")(x)
+    for i in range(1, layers + 1):
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ln1")(x)
+        h = keras.layers.MultiHeadAttention(heads, width // heads, dropout=dropout,
+                                            name=f"block{i}_attention")(h, h, use_causal_mask=True)
+        x = keras.layers.Add(name=f"block{i}_add1")([x, h])
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ln2")(x)
+        h = keras.layers.Dense(mlp_width, activation="gelu", name=f"block{i}_mlp1")(h)
+        h = keras.layers.Dense(width, name=f"block{i}_mlp2")(h)
+        if dropout:
+            h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
+        x = keras.layers.Add(name=f"block{i}_add2")([x, h])
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_ln")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(tokens, logits, name="tiny_transformer")

@@ -1,0 +1,30 @@
+"""The edge zoo recipes end to end on synthetic data the tests make."""
+import json
+
+import pytest
+
+from pipeline.data import synthetic
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("recipe, data_flag, make, overrides", [
+    ("kws_ds_cnn", "data.path", lambda d: synthetic.keyword_features(str(d / "kws.npz"), per_class=60),
+     ["train.epochs=6", "quantize.epochs=1", "model.options.filters=16"]),
+    ("mobilenet_v2_images", "data.path", lambda d: synthetic.shape_images(str(d / "shapes"), per_class=12, size=32),
+     ["train.epochs=1", "data.image_size=[32, 32]"]),
+])
+def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, overrides):
+    path = make(tmp_path)
+    workdir = tmp_path / "run"
+    args = ["-m", "pipeline", f"--recipe=recipes/{recipe}.yaml", f"--workdir={workdir}",
+            "--set", f"{data_flag}={path}", "--set", "benchmark.num_runs=5",
+            "--set", "benchmark.warmup_runs=1"]
+    for o in overrides:
+        args += ["--set", o]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((workdir / "report.json").read_text())
+    formats = {v["format"]: v for v in report["variants"]}
+    assert {"float32", "int8"} <= set(formats)
+    assert all("error" not in v for v in report["variants"])
+    assert formats["int8"]["size_bytes"] < formats["float32"]["size_bytes"]
