@@ -6,6 +6,7 @@ write `models/<name>.py` and add it to `MODELS`.
 """
 import inspect
 
+from pipeline.backend import keras
 from models import digits_cnn, ds_cnn, mlp, mobilenet_v2, resnet8, tiny_transformer, user
 from pipeline.errors import ModelError
 
@@ -36,6 +37,8 @@ def build(name, input_shape, num_classes, options=None, trust_model_code=False,
             raise ModelError("model.options: only zoo models take options; "
                              f"{name!r} is a saved model")
         model = user.load(name, trust_model_code, custom_objects)
+        if not model._is_graph_network and not isinstance(model, keras.Sequential):
+            model = _functional_shell(model, name, input_shape)
         _check_fits(model, name, input_shape, num_classes)
         return model
     if name not in MODELS:
@@ -53,6 +56,23 @@ def build(name, input_shape, num_classes, options=None, trust_model_code=False,
         return builder(input_shape=tuple(input_shape), num_classes=num_classes, **options)
     except ValueError as e:
         raise ModelError(f"model.options: {name} rejected {options}: {e}") from None
+
+
+def _functional_shell(model, name, input_shape):
+    """Wraps a subclassed model in a functional model of one layer.
+
+    Training, export and post-training quantization then work as for any
+    model; tfmot cannot wrap the layers inside a subclassed model, so prune,
+    cluster and low-rank stages report it as a layer they skip, and QAT
+    leaves it in float.
+    """
+    try:
+        inputs = keras.Input(shape=tuple(input_shape), name="input")
+        return keras.Model(inputs, model(inputs), name=f"{model.name}_functional")
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"model.name: {name!r} is a subclassed model that does not accept the "
+                         f"data's inputs of shape {tuple(input_shape)}: "
+                         f"{' '.join(str(e).split())[:200]}") from None
 
 
 def _check_fits(model, name, input_shape, num_classes):

@@ -109,9 +109,15 @@ def select(model, technique, names=None, types=None, where="stages", names_key="
         if wanted and supports(layer, technique) and _acts_on(layer, technique):
             selected.append(layer.name)
         elif has_weights(layer):
-            skipped[layer.name] = (f"{type(layer).__name__}: not supported" if not
-                                   supports(layer, technique) else "not selected")
+            skipped[layer.name] = _skip_reason(layer, technique)
     return selected, skipped
+
+
+def _skip_reason(layer, technique):
+    if isinstance(layer, keras.Model):
+        return (f"{type(layer).__name__}: a subclassed model inside this one; tfmot cannot "
+                "wrap the layers it holds")
+    return f"{type(layer).__name__}: not supported" if not supports(layer, technique) else "not selected"
 
 
 def _acts_on(layer, technique):

@@ -16,10 +16,11 @@ class DataConfig:
 
     source: `digits` (scikit-learn's 8x8 handwritten digits, embedded, no
       download), `npz` (arrays `x`, `y` or `x_train`, `y_train`, `x_test`,
-      `y_test`), `image_folder` (one subfolder per class) or `text` (UTF-8
-      bytes for language models; without a path, Python's pydoc_data topics).
+      `y_test`), `image_folder` (one subfolder per class), `text` (UTF-8
+      bytes for language models; without a path, Python's pydoc_data topics)
+      or `tfrecord` (shards of tf.train.Example with a declared `features` spec).
     """
-    source: Literal["digits", "npz", "image_folder", "text"] = "digits"
+    source: Literal["digits", "npz", "image_folder", "text", "tfrecord"] = "digits"
     path: Optional[str] = None
     # Image folders: every image is resized to this [height, width].
     image_size: Optional[list[int]] = None
@@ -32,6 +33,11 @@ class DataConfig:
     test_fraction: float = dataclasses.field(default=0.2, metadata=between(0, 1, True, True))
     # How many training examples calibrate full-int8 quantization.
     representative_samples: int = dataclasses.field(default=200, metadata=at_least(1))
+    # TFRecord: {feature: {dtype: float32|int64|string, shape: [...]}}, and
+    # which feature is the input and which the label.
+    features: Optional[dict] = None
+    x_feature: Optional[str] = None
+    y_feature: Optional[str] = None
     # Text: bytes per window, and how much of the text to use (None: all).
     sequence_length: int = dataclasses.field(default=64, metadata=at_least(2))
     max_bytes: Optional[int] = dataclasses.field(default=None, metadata=at_least(100))
@@ -55,6 +61,9 @@ def load(cfg, seed):
     if cfg.source == "text" and not cfg.path:
         from pipeline.data.text import load_text
         return load_text(cfg, seed)
+    if cfg.source == "tfrecord":
+        from pipeline.data.tfrecord import load_tfrecord
+        return load_tfrecord(cfg, seed)
     if not os.path.exists(cfg.path):
         raise DataError(f"data.path: {cfg.path!r} does not exist")
     if cfg.source == "npz":

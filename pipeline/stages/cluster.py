@@ -54,7 +54,8 @@ class Cluster(Stage):
         selected, skipped = layers_lib.select(model, layers_lib.CLUSTER, cfg.layers,
                                               cfg.layer_types, where)
         if not selected:
-            raise RecipeError(f"{where}: no layer of the model can be clustered")
+            raise RecipeError(f"{where}: no layer of the model can be clustered; skipped: "
+                              + "; ".join(f"{n} ({why})" for n, why in skipped.items()))
         sparsity = dict(ctx.structure.get("sparsity") or {})
         preserve = bool(sparsity) if cfg.preserve_sparsity is None else cfg.preserve_sparsity
         if preserve and not sparsity:

@@ -62,7 +62,8 @@ class Prune(Stage):
         selected, skipped = layers_lib.select(model, layers_lib.PRUNE, cfg.layers,
                                               cfg.layer_types, where)
         if not selected:
-            raise RecipeError(f"{where}: no layer of the model can be pruned")
+            raise RecipeError(f"{where}: no layer of the model can be pruned; skipped: "
+                              + "; ".join(f"{n} ({why})" for n, why in skipped.items()))
         if cfg.sparsity_m_by_n:
             schedule = tfmot.sparsity.keras.ConstantSparsity(
                 cfg.target, steps.begin_step, steps.end_step, steps.frequency)

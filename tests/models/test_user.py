@@ -112,3 +112,61 @@ def test_a_users_keras_model_through_prune_qat_int8(trained_model, tmp_path):
     int8 = next(v for v in report["variants"] if v["format"] == "int8")
     assert int8["sparsity"] >= 0.49 and int8["accuracy"] > 0.8
     assert os.path.isfile(workdir / int8["path"])
+
+
+SUBCLASSED = '''
+from pipeline.backend import keras
+
+
+class MyNet(keras.Model):
+    def __init__(self, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.flat = keras.layers.Flatten()
+        self.hidden = keras.layers.Dense(32, activation="relu")
+        self.out = keras.layers.Dense(classes)
+
+    def call(self, x):
+        return self.out(self.hidden(self.flat(x)))
+
+    def get_config(self):
+        return {"classes": self.classes}
+'''
+
+
+@pytest.fixture()
+def subclassed(tmp_path):
+    module = tmp_path / "mynet.py"
+    module.write_text(SUBCLASSED)
+    net = user.custom_objects_from(str(module))["MyNet"]()
+    net(np.zeros((1, 8, 8, 1), np.float32))
+    path = tmp_path / "mynet.keras"
+    net.save(str(path))
+    return str(path), str(module)
+
+
+def test_a_subclassed_model_trains_exports_and_quantizes_after_training(subclassed, tmp_path):
+    path, module = subclassed
+    model = models.build(path, (8, 8, 1), 10, custom_objects=module)
+    assert model._is_graph_network and type(model.layers[-1]).__name__ == "MyNet"
+    workdir = tmp_path / "run"
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml", f"--workdir={workdir}",
+                      "--set", f"model.name={path}", "--set", f"model.custom_objects={module}",
+                      "--set", "train.epochs=3", "--set", "export.formats=[float32, int8]",
+                      "--set", "benchmark.check_tflite_runtime=false"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((workdir / "report.json").read_text())
+    assert all("error" not in v for v in report["variants"])
+    assert {v["format"] for v in report["variants"]} == {"float32", "int8"}
+
+
+def test_pruning_a_subclassed_model_says_why_not(subclassed, tmp_path):
+    path, module = subclassed
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/prune_qat.yaml",
+                      f"--workdir={tmp_path / 'run'}", "--set", f"model.name={path}",
+                      "--set", f"model.custom_objects={module}", "--set", "prune.layers=null",
+                      "--set", "train.epochs=1"])
+    assert result.returncode == 2
+    assert "stages.prune: no layer of the model can be pruned; skipped: my_net" in result.stderr
+    assert ("(MyNet: a subclassed model inside this one; tfmot cannot wrap the layers it "
+            "holds)") in result.stderr

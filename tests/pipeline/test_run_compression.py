@@ -52,3 +52,48 @@ def test_a_failing_stage_leaves_earlier_artifacts_untouched(prune_qat_run):
         assert path.stat().st_mtime_ns == mtime and path.read_bytes() == content
     assert (prune_qat_run / "02_prune" / "model.h5").is_file()
     assert not [f for f in os.listdir(prune_qat_run) if f.startswith((".tmp-", ".old-"))]
+
+
+ABORTING_LAYER = '''
+import os
+import sys
+
+from pipeline.backend import keras
+
+
+class Fragile(keras.layers.Layer):
+    """Passes its input through; aborts the process when the converter loads it."""
+
+    @classmethod
+    def from_config(cls, config):
+        if sys.argv[0].endswith(os.path.join("export", "convert.py")):
+            os.abort()  # what an MLIR converter crash looks like from outside: SIGABRT
+        return cls(**config)
+
+    def call(self, x):
+        return x
+'''
+
+
+def test_a_converter_crash_fails_its_variant_and_the_run_goes_on(tmp_path):
+    from pipeline.backend import keras
+    from models import user
+    module = tmp_path / "fragile.py"
+    module.write_text(ABORTING_LAYER)
+    fragile = user.custom_objects_from(str(module))["Fragile"]
+    inputs = keras.Input((8, 8, 1))
+    x = fragile(name="fragile")(keras.layers.Flatten()(inputs))
+    model_path = tmp_path / "fragile.keras"
+    keras.Model(inputs, keras.layers.Dense(10)(x)).save(str(model_path))
+    workdir = tmp_path / "run"
+    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml", f"--workdir={workdir}",
+                      "--set", f"model.name={model_path}", "--set", f"model.custom_objects={module}",
+                      "--set", "train.epochs=1", "--set", "export.formats=[float32, int8]",
+                      "--set", "benchmark.check_tflite_runtime=false"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "train_float32 FAILED: the converter process crashed (SIGABRT)" in result.stdout
+    assert "[export 2/2] train_int8" in result.stdout  # the run went on
+    report = json.loads((workdir / "report.json").read_text())
+    assert [v["error"] for v in report["variants"]] == [
+        "the converter process crashed (SIGABRT)"] * 2
+    assert "failed: the converter process crashed (SIGABRT)" in (workdir / "report.md").read_text()
