@@ -67,6 +67,25 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
                           text=True, timeout=timeout, env=env)
 
 
+def run_pipeline(recipe, workdir, *overrides):
+    """Runs `python -m pipeline` on recipes/<recipe>.yaml with `--set` overrides."""
+    args = ["-m", "pipeline", f"--recipe=recipes/{recipe}.yaml", f"--workdir={workdir}"]
+    for override in overrides:
+        args += ["--set", override]
+    return run_cli(args)
+
+
+def stage_config_error(stage_type, settings):
+    """The RecipeError message of building a stage's Config from `settings`."""
+    from pipeline import config, stages
+    from pipeline.errors import RecipeError
+    try:
+        config.build(stages.get(stage_type).Config, settings, f"stages.{stage_type}")
+    except RecipeError as e:
+        return str(e)
+    raise AssertionError(f"{settings} was accepted")
+
+
 def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=None,
               teachers=None):
     """Runs one stage as the runner would; returns (model, ctx).

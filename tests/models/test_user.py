@@ -9,7 +9,7 @@ import models
 from models import user
 from pipeline.backend import keras
 from pipeline.errors import ModelError
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_pipeline
 
 CUSTOM_LAYER = '''
 from pipeline.backend import keras, tf
@@ -102,10 +102,8 @@ def test_a_users_keras_model_through_prune_qat_int8(trained_model, tmp_path):
     path = tmp_path / "mine.keras"
     trained_model.save(str(path))
     workdir = tmp_path / "run"
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/user_model.yaml", f"--workdir={workdir}",
-                      "--set", f"model.name={path}", "--set", "finetune.epochs=1",
-                      "--set", "prune.epochs=3", "--set", "quantize.epochs=1",
-                      "--set", "benchmark.num_runs=5"])
+    result = run_pipeline("user_model", workdir, f"model.name={path}", "finetune.epochs=1",
+                          "prune.epochs=3", "quantize.epochs=1", "benchmark.num_runs=5")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((workdir / "report.json").read_text())
     assert report["recipe"]["model"]["name"] == str(path)
@@ -150,10 +148,9 @@ def test_a_subclassed_model_trains_exports_and_quantizes_after_training(subclass
     model = models.build(path, (8, 8, 1), 10, custom_objects=module)
     assert model._is_graph_network and type(model.layers[-1]).__name__ == "MyNet"
     workdir = tmp_path / "run"
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml", f"--workdir={workdir}",
-                      "--set", f"model.name={path}", "--set", f"model.custom_objects={module}",
-                      "--set", "train.epochs=3", "--set", "export.formats=[float32, int8]",
-                      "--set", "benchmark.check_tflite_runtime=false"])
+    result = run_pipeline("default", workdir, f"model.name={path}", f"model.custom_objects={module}",
+                          "train.epochs=3", "export.formats=[float32, int8]",
+                          "benchmark.check_tflite_runtime=false")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((workdir / "report.json").read_text())
     assert all("error" not in v for v in report["variants"])
@@ -162,10 +159,8 @@ def test_a_subclassed_model_trains_exports_and_quantizes_after_training(subclass
 
 def test_pruning_a_subclassed_model_says_why_not(subclassed, tmp_path):
     path, module = subclassed
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/prune_qat.yaml",
-                      f"--workdir={tmp_path / 'run'}", "--set", f"model.name={path}",
-                      "--set", f"model.custom_objects={module}", "--set", "prune.layers=null",
-                      "--set", "train.epochs=1"])
+    result = run_pipeline("prune_qat", tmp_path / "run", f"model.name={path}",
+                          f"model.custom_objects={module}", "prune.layers=null", "train.epochs=1")
     assert result.returncode == 2
     assert "stages.prune: no layer of the model can be pruned; skipped: my_net" in result.stderr
     assert ("(MyNet: a subclassed model inside this one; tfmot cannot wrap the layers it "

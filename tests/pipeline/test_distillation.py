@@ -42,7 +42,6 @@ def test_alpha_one_is_plain_cross_entropy():
 
 
 def test_pruning_with_a_teacher_still_finds_the_wrapped_layers(trained_model, digits, tmp_path):
-    from pipeline.context import RunContext  # noqa: F401 (run_stage builds it)
     model, ctx = run_stage("prune", {"epochs": 2, "batch_size": 64, "target_sparsity": 0.6,
                                      "teacher": "teacher"}, trained_model, digits, tmp_path,
                            teachers={"teacher": trained_model})

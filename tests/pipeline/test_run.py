@@ -4,17 +4,15 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, run_pipeline
 
-FAST = ["--set", "train.epochs=3", "--set", "benchmark.num_runs=10",
-        "--set", "benchmark.warmup_runs=1"]
+FAST = ["train.epochs=3", "benchmark.num_runs=10", "benchmark.warmup_runs=1"]
 
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run") / "default"
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml",
-                      f"--workdir={workdir}"] + FAST)
+    result = run_pipeline("default", workdir, *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -80,8 +78,7 @@ def test_bad_input_leaves_the_run_directory_alone(tmp_path, args, message):
 def test_same_recipe_same_seed_gives_the_same_model(default_run, tmp_path):
     workdir, _ = default_run
     again = tmp_path / "again"
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml", f"--workdir={again}",
-                      "--set", "export.formats=[float32]"] + FAST)
+    result = run_pipeline("default", again, "export.formats=[float32]", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     first = json.loads((workdir / "report.json").read_text())
     second = json.loads((again / "report.json").read_text())

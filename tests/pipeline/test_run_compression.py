@@ -4,18 +4,16 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_pipeline
 
-FAST = ["--set", "train.epochs=4", "--set", "train.early_stopping_patience=null",
-        "--set", "prune.epochs=4", "--set", "quantize.epochs=1",
-        "--set", "benchmark.num_runs=5", "--set", "benchmark.warmup_runs=0"]
+FAST = ["train.epochs=4", "train.early_stopping_patience=null", "prune.epochs=4",
+        "quantize.epochs=1", "benchmark.num_runs=5", "benchmark.warmup_runs=0"]
 
 
 @pytest.fixture(scope="module")
 def prune_qat_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pq") / "run"
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/prune_qat.yaml",
-                      f"--workdir={workdir}"] + FAST)
+    result = run_pipeline("prune_qat", workdir, *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 
@@ -42,8 +40,7 @@ def test_a_failing_stage_leaves_earlier_artifacts_untouched(prune_qat_run):
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in
               [quantize_model, prune_qat_run / "report.json", prune_qat_run / "report.md"]}
     # preserve: clusters on a pruned, unclustered model is bad input at stage 3.
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/prune_qat.yaml",
-                      f"--workdir={prune_qat_run}", "--set", "quantize.preserve=clusters"] + FAST)
+    result = run_pipeline("prune_qat", prune_qat_run, "quantize.preserve=clusters", *FAST)
     assert result.returncode == 2
     assert ("greenlite: error: stages.quantize.preserve: 'clusters', but no kernel of the "
             "input model is clustered") in result.stderr
@@ -86,10 +83,9 @@ def test_a_converter_crash_fails_its_variant_and_the_run_goes_on(tmp_path):
     model_path = tmp_path / "fragile.keras"
     keras.Model(inputs, keras.layers.Dense(10)(x)).save(str(model_path))
     workdir = tmp_path / "run"
-    result = run_cli(["-m", "pipeline", "--recipe=recipes/default.yaml", f"--workdir={workdir}",
-                      "--set", f"model.name={model_path}", "--set", f"model.custom_objects={module}",
-                      "--set", "train.epochs=1", "--set", "export.formats=[float32, int8]",
-                      "--set", "benchmark.check_tflite_runtime=false"])
+    result = run_pipeline("default", workdir, f"model.name={model_path}",
+                          f"model.custom_objects={module}", "train.epochs=1",
+                          "export.formats=[float32, int8]", "benchmark.check_tflite_runtime=false")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "train_float32 FAILED: the converter process crashed (SIGABRT)" in result.stdout
     assert "[export 2/2] train_int8" in result.stdout  # the run went on

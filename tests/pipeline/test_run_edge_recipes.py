@@ -4,7 +4,7 @@ import json
 import pytest
 
 from pipeline.data import synthetic
-from tests.conftest import run_cli
+from tests.conftest import run_pipeline
 
 
 @pytest.mark.parametrize("recipe, data_flag, make, overrides", [
@@ -16,12 +16,8 @@ from tests.conftest import run_cli
 def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, overrides):
     path = make(tmp_path)
     workdir = tmp_path / "run"
-    args = ["-m", "pipeline", f"--recipe=recipes/{recipe}.yaml", f"--workdir={workdir}",
-            "--set", f"{data_flag}={path}", "--set", "benchmark.num_runs=5",
-            "--set", "benchmark.warmup_runs=1"]
-    for o in overrides:
-        args += ["--set", o]
-    result = run_cli(args)
+    result = run_pipeline(recipe, workdir, f"{data_flag}={path}", "benchmark.num_runs=5",
+                          "benchmark.warmup_runs=1", *overrides)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((workdir / "report.json").read_text())
     formats = {v["format"]: v for v in report["variants"]}

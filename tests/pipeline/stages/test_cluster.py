@@ -3,7 +3,7 @@ import pytest
 
 from export.tflite_file import kernel_stats, kernels_by_layer
 from pipeline.errors import RecipeError
-from tests.conftest import export_file, run_stage
+from tests.conftest import export_file, run_stage, stage_config_error
 
 FAST = {"epochs": 1, "batch_size": 64}
 
@@ -36,6 +36,5 @@ def test_preserving_sparsity_needs_a_pruned_input(trained_model, digits, tmp_pat
 
 
 def test_fewer_than_two_clusters_is_rejected():
-    from pipeline import config, stages
-    with pytest.raises(RecipeError, match="number_of_clusters: got 1; expected an integer >= 2"):
-        config.build(stages.get("cluster").Config, {"number_of_clusters": 1}, "stages.cluster")
+    assert "number_of_clusters: got 1; expected an integer >= 2" in stage_config_error(
+        "cluster", {"number_of_clusters": 1})

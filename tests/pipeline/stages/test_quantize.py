@@ -4,7 +4,7 @@ import pytest
 from export.tflite_file import kernel_stats, kernels_by_layer
 from pipeline.backend import keras
 from pipeline.errors import RecipeError
-from tests.conftest import export_file, run_stage, tflite_accuracy
+from tests.conftest import export_file, run_stage, stage_config_error, tflite_accuracy
 
 FAST = {"epochs": 1, "batch_size": 64}
 
@@ -126,7 +126,4 @@ def test_low_bit_model_round_trips_through_save_and_load(trained_model, digits, 
     ({"weights": "quaternary"}, "weights: got 'quaternary'; allowed values: 'int8', 'ternary', 'binary'"),
 ])
 def test_bad_low_bit_settings(settings, message):
-    from pipeline import config, stages
-    with pytest.raises(RecipeError) as e:
-        config.build(stages.get("quantize").Config, settings, "stages.quantize")
-    assert message in str(e.value)
+    assert message in stage_config_error("quantize", settings)
