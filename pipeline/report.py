@@ -3,7 +3,10 @@
 report.json schema (version 1), stable for tools and dashboards:
     schema_version  1
     recipe          the validated recipe as plain values
-    data            {description, input_shape, num_classes, train, val, test}
+    data            {description, task, preprocessing, input_shape, num_classes,
+                     train, val, test}: `preprocessing` is what an app must do to
+                     raw inputs; each variant's `input` gives the file's input
+                     dtype, shape, and (int8) scale and zero point
     baseline        {stage, keras_accuracy, accuracy, params, float32_variant}:
                     the first stage's Keras float model and its float32 file
     stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy,
@@ -58,6 +61,7 @@ def build(recipe, data, stage_records, variants, seconds):
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe.to_dict(),
         "data": {"description": data.description, "task": data.task,
+                 "preprocessing": data.preprocessing,
                  "input_shape": list(data.input_shape),
                  "num_classes": data.num_classes, "train": len(data.x_train),
                  "val": len(data.x_val), "test": len(data.x_test)},
@@ -189,6 +193,10 @@ def to_markdown(report):
         f"Baseline (Keras float model of stage `{base['stage']}`): test accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
     ]
+    if report["data"].get("preprocessing"):
+        lines += ["", f"Inputs: {report['data']['preprocessing']}."]
+        lines += [f"- `{v['name']}` takes {_input_text(v['input'])}"
+                  for v in report["variants"] if "input" in v]
     for title, text, headers, rows in tables(report):
         lines += ["", f"## {title}", "", text, "", "| " + " | ".join(headers) + " |",
                   "|" + "---|" * len(headers)]
@@ -227,6 +235,14 @@ def to_html(report, png):
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{esc(n)}</li>" for n in extra] + ["</ul>"]
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _input_text(detail):
+    text = f"{detail['dtype']} {detail['shape']}"
+    if detail["dtype"] in ("int8", "uint8"):
+        text += (f", quantized as round(x / {detail['scale']:.6g}) + {detail['zero_point']}"
+                 f" (clipped to the {detail['dtype']} range)")
+    return text + "."
 
 
 def _num(value, spec):

@@ -222,6 +222,7 @@ class Runner:
             cross_entropy=figures["cross_entropy"], perplexity=figures["perplexity"],
             latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
             init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
+            input=figures["input"],
             throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
             gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
             peak_rss_mb=figures["peak_rss_mb"],

@@ -24,6 +24,8 @@ class Data:
     # "classification" (one label per example) or "language_model" (a target
     # per position: y has the shape of x).
     task: str = "classification"
+    # How raw inputs become x: what an app must do before feeding the model.
+    preprocessing: str = ""
 
     @property
     def num_classes(self):

@@ -60,7 +60,9 @@ def load_image_folder(cfg, seed):
     y = np.asarray(labels, dtype=np.int64)
     parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
     return Data(*parts, class_names=classes,
-                description=f"image folder {cfg.path} resized to {height}x{width}")
+                description=f"image folder {cfg.path} resized to {height}x{width}",
+                preprocessing=f"decode, {'grayscale' if cfg.channels == 1 else 'RGB'}, bilinear "
+                              f"resize to {height}x{width}, divide by {cfg.scale:g}")
 
 
 def _first_undecodable(paths, channels):

@@ -83,7 +83,8 @@ def _digits(cfg, seed):
     y = digits.target.astype(np.int64)
     parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
     return Data(*parts, class_names=[str(c) for c in range(10)],
-                description="scikit-learn digits (8x8)")
+                description="scikit-learn digits (8x8)",
+                preprocessing="8x8 grayscale, pixel values 0..16 divided by 16, shape (8, 8, 1)")
 
 
 def _npz(cfg, seed):
@@ -116,7 +117,8 @@ def _npz(cfg, seed):
         x_train, x_val, y_train, y_val = _train_val(x_rest, y_rest, cfg.validation_fraction, seed)
         parts = (x_train, y_train, x_val, y_val, x_test.astype(np.float32), y_test)
     return Data(*parts, class_names=[str(c) for c in range(num_classes)],
-                description=f"npz {os.path.basename(cfg.path)}")
+                description=f"npz {os.path.basename(cfg.path)}",
+                preprocessing="the npz's x as stored, cast to float32")
 
 
 def _train_val(x, y, val_fraction, seed):

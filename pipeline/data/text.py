@@ -60,4 +60,5 @@ def load_text(cfg, seed):
     source = cfg.path or "pydoc_data.topics"
     return Data(*splits, class_names=[str(b) for b in range(VOCABULARY)],
                 description=f"text {source} ({n:,} bytes used), byte windows of {length}",
-                task="language_model")
+                task="language_model",
+                preprocessing=f"UTF-8 bytes as int32 token ids, windows of {length}")

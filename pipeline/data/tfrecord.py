@@ -52,7 +52,8 @@ def load_tfrecord(cfg, seed):
     y = check_labels(x, labels, int(labels.max()) + 1, cfg.path)
     parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
     return Data(*parts, class_names=[str(c) for c in range(int(y.max()) + 1)],
-                description=f"TFRecord {cfg.path} ({len(files)} shard(s))")
+                description=f"TFRecord {cfg.path} ({len(files)} shard(s))",
+                preprocessing=f"feature {cfg.x_feature!r} as stored, cast to float32")
 
 
 def _spec(cfg, tf):

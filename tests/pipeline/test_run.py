@@ -33,10 +33,16 @@ def test_default_recipe_end_to_end(default_run):
         lat = v["latency_ms"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["mean"] > 0
     assert variants["int8"]["size_bytes"] < 0.3 * variants["float32"]["size_bytes"]
+    # What an app must feed: the preprocessing, and the int8 file's quantization.
+    assert "divided by 16" in report["data"]["preprocessing"]
+    assert variants["int8"]["input"]["dtype"] == "int8" and variants["int8"]["input"]["scale"] > 0
+    assert variants["float32"]["input"] == {"shape": [1, 8, 8, 1], "dtype": "float32",
+                                            "scale": 0.0, "zero_point": 0}
     assert (workdir / "01_train" / "model.h5").is_file()
     assert (workdir / "tensorboard" / "train").is_dir()
     md = (workdir / "report.md").read_text()
     assert "| train_int8 | int8 |" in md and "![pareto](pareto.png)" in md
+    assert "- `train_int8` takes int8 [1, 8, 8, 1], quantized as round(x / " in md
     assert (workdir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     page = (workdir / "report.html").read_text()
     assert "data:image/png;base64," in page and "train_int8" in page
