@@ -19,6 +19,8 @@ import argparse
 import sys
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8")
+# The formats whose conversion is calibrated on representative data.
+CALIBRATED = ("int8", "int16x8")
 
 
 def convert(model, fmt, representative=None):
@@ -35,6 +37,8 @@ def convert(model, fmt, representative=None):
 
     if fmt not in FORMATS:
         raise ExportError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt in CALIBRATED and (representative is None or len(representative) == 0):
+        raise ExportError(f"{fmt} needs representative data for calibration")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -42,8 +46,6 @@ def convert(model, fmt, representative=None):
     elif fmt == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif fmt == "int8":
-        if representative is None or len(representative) == 0:
-            raise ExportError("int8 needs representative data for calibration")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _samples(representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -52,8 +54,6 @@ def convert(model, fmt, representative=None):
             converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     elif fmt == "int16x8":
-        if representative is None or len(representative) == 0:
-            raise ExportError("int16x8 needs representative data for calibration")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _samples(representative)
         converter.target_spec.supported_ops = [

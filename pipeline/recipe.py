@@ -20,13 +20,12 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from export.convert import FORMATS
 from pipeline import config as config_lib
 from pipeline.config import at_least
 from pipeline.data import DataConfig
 from pipeline.energy import EnergyConfig
 from pipeline.errors import RecipeError
-
-FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8")
 
 
 @dataclasses.dataclass

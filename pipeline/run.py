@@ -115,12 +115,12 @@ class Runner:
         export_dir = os.path.join(self.workdir, "export")
         os.makedirs(export_dir, exist_ok=True)
         representative = os.path.join(export_dir, "representative.npy")
-        _save_npy(representative,
-                  data.representative(recipe.data.representative_samples, recipe.seed))
+        _save_numpy(representative, np.save,
+                    data.representative(recipe.data.representative_samples, recipe.seed))
         test_data = os.path.join(export_dir, "test_data.npz")
-        _save_npz(test_data, x=data.x_test, y=data.y_test)
+        _save_numpy(test_data, np.savez, x=data.x_test, y=data.y_test)
 
-        from export.convert import convert_in_child
+        from export.convert import CALIBRATED, convert_in_child
 
         by_name = {r["name"]: r for r in stage_records}
         jobs = recipe.export_jobs
@@ -134,7 +134,7 @@ class Runner:
             self._say(f"[export {k}/{len(jobs)}] {name} ...")
             model_path = os.path.join(self.workdir, by_name[stage]["model_path"])
             error = convert_in_child(model_path, fmt, path,
-                                     representative if fmt in ("int8", "int16x8") else None,
+                                     representative if fmt in CALIBRATED else None,
                                      custom_objects=recipe.model.custom_objects)
             if error is None:
                 error = self._benchmark(path, test_data, variant)
@@ -237,15 +237,9 @@ def _check_same_signature(stage, before, after):
                            f"{shapes(before)} to {shapes(after)}")
 
 
-def _save_npy(path, array):
+def _save_numpy(path, save, *args, **kwargs):
+    """Writes what numpy's `save`/`savez` would write, atomically."""
     import io
     buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _save_npz(path, **arrays):
-    import io
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    save(buffer, *args, **kwargs)
     atomic_write_bytes(path, buffer.getvalue())
