@@ -9,7 +9,8 @@ devices), tensorflow.lite (deprecated) that imports; the output says which.
         [--data=eval.npz] [--num_threads=1] [--num_runs=50] [--warmup_runs=5] \
         [--use_xnnpack=true|false] [--json=out.json]
 
-`--data` is an .npz with `x` and `y` (or `x_test` and `y_test`) in the float
+`--data` is an .npz with `x` and `y` (or `x_test` and `y_test`), or a
+directory with x.npy and y.npy (memory-mapped), in the float
 range the Keras model was trained on; integer models get their inputs
 quantized with the model's own scale and zero point. Flag names follow
 TFLite's benchmark_model. Several --model flags print one comparison table.
@@ -89,7 +90,17 @@ def check_tflite_file(path):
 
 
 def load_eval_data(path):
-    """Reads (x, y) from an .npz with `x`/`y` or `x_test`/`y_test`."""
+    """Reads (x, y) from an .npz with `x`/`y` or `x_test`/`y_test`, or from a
+    directory holding x.npy and y.npy (memory-mapped: read as evaluated)."""
+    if os.path.isdir(path):
+        files = [os.path.join(path, f"{name}.npy") for name in ("x", "y")]
+        if not all(os.path.isfile(f) for f in files):
+            raise BenchmarkError(f"--data: directory {path!r} must hold x.npy and y.npy")
+        try:
+            x, y = (np.load(f, mmap_mode="r", allow_pickle=False) for f in files)
+        except Exception as e:  # numpy raises several types for a bad file
+            raise BenchmarkError(f"--data: cannot read the .npy files in {path!r}: {e}") from None
+        return _checked(x, y, "x", "y")
     if not os.path.isfile(path):
         raise BenchmarkError(f"--data: {path!r} does not exist")
     try:
@@ -99,13 +110,16 @@ def load_eval_data(path):
         raise BenchmarkError(f"--data: cannot read {path!r} as .npz: {e}") from None
     for x_key, y_key in (("x", "y"), ("x_test", "y_test")):
         if {x_key, y_key} <= names:
-            x, y = arrays[x_key], arrays[y_key]
-            if len(x) != len(y) or len(x) == 0:
-                raise BenchmarkError(f"--data: {x_key} has {len(x)} examples and {y_key} "
-                                     f"{len(y)}; expected the same non-zero count")
-            return x, y
+            return _checked(arrays[x_key], arrays[y_key], x_key, y_key)
     raise BenchmarkError(f"--data: {path!r} holds {sorted(names)}; expected x and y "
                          "(or x_test and y_test)")
+
+
+def _checked(x, y, x_key, y_key):
+    if len(x) != len(y) or len(x) == 0:
+        raise BenchmarkError(f"--data: {x_key} has {len(x)} examples and {y_key} "
+                             f"{len(y)}; expected the same non-zero count")
+    return x, y
 
 
 def quantize_input(x, detail):
@@ -325,11 +339,11 @@ def evaluate(interpreter, x, y):
     """
     detail = interpreter.get_input_details()[0]
     output = interpreter.get_output_details()[0]
-    q = quantize_input(np.asarray(x), detail)
     correct = count = 0
     nll = 0.0
-    for i in range(len(q)):
-        interpreter.set_tensor(detail["index"], q[i:i + 1])
+    for i in range(len(x)):
+        # One example at a time: x may be memory-mapped and larger than memory.
+        interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
         interpreter.invoke()
         target = np.asarray(y[i]).reshape(-1).astype(np.int64)
         logits = dequantize_output(interpreter.get_tensor(output["index"]), output)
@@ -424,7 +438,8 @@ def main(argv=None):
         description="Benchmark TFLite models (latency, size, MACs, accuracy) without TensorFlow.")
     parser.add_argument("--model", required=True, action="append",
                         help="a .tflite file; repeat to compare several")
-    parser.add_argument("--data", help=".npz with x and y (or x_test and y_test) for accuracy")
+    parser.add_argument("--data", help=".npz with x and y (or x_test and y_test), or a "
+                        "directory with x.npy and y.npy, for accuracy")
     parser.add_argument("--num_threads", type=int, default=1)
     parser.add_argument("--num_runs", type=int, default=50)
     parser.add_argument("--warmup_runs", type=int, default=5)

@@ -2,8 +2,9 @@
 
     loss = alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
-The teacher's logits are computed once, before training, and packed beside
-the labels: targets = [label, teacher logit 0, ..., teacher logit C-1]. The
+The teacher's logits are packed beside the labels: targets = [label,
+teacher logit 0, ..., teacher logit C-1]; computed once before training for
+data in memory, per batch as it is read for streamed data. The
 student is then trained with an ordinary `model.fit`, so it is the model
 being fit, not a sub-model nested in a distiller. That matters for tfmot:
 its pruning-step callback collects the wrapped layers of the model being fit,
@@ -25,6 +26,20 @@ def logits_of(model, x, batch_size=256):
 def pack(labels, teacher_logits):
     """[label, teacher logits...] per example, as float32."""
     return np.concatenate([np.asarray(labels, np.float32)[:, None], teacher_logits], axis=1)
+
+
+def packer(teacher):
+    """A tf.data map function (x, labels) -> (x, packed targets) for streamed
+    batches: the teacher runs on each batch as it is read."""
+    probabilities = outputs_probabilities(teacher)
+
+    def pack_batch(x, labels):
+        logits = tf.cast(teacher(x, training=False), tf.float32)
+        if probabilities:
+            logits = tf.math.log(tf.clip_by_value(logits, 1e-12, 1.0))
+        return x, tf.concat([tf.cast(labels, tf.float32)[:, None], logits], axis=1)
+
+    return pack_batch
 
 
 def distillation_loss(labels, student_logits, teacher_logits, alpha, temperature):

@@ -8,7 +8,7 @@ Layout of the run directory:
     tensorboard/<stage>/                   training logs
     export/<stage>_<format>.tflite         converted variants
     export/<stage>_<format>.benchmark.json the benchmark's figures
-    export/test_data.npz, representative.npy
+    export/test_data/{x,y}.npy, representative.npy
     report.json, report.md, report.html, pareto.png
 """
 import json
@@ -92,7 +92,7 @@ class Runner:
                 result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
             saved = models_saved.save(result, tmp)
-            keras_accuracy, keras_ce = training.evaluate(result, data.x_test, data.y_test)
+            keras_accuracy, keras_ce = training.evaluate(result, data.test)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
                 "model_path": os.path.join(directory, os.path.basename(saved)),
@@ -117,8 +117,8 @@ class Runner:
         representative = os.path.join(export_dir, "representative.npy")
         _save_numpy(representative, np.save,
                     data.representative(recipe.data.representative_samples, recipe.seed))
-        test_data = os.path.join(export_dir, "test_data.npz")
-        _save_numpy(test_data, np.savez, x=data.x_test, y=data.y_test)
+        test_data = os.path.join(export_dir, "test_data")
+        _save_split(test_data, data.test)
 
         from export.convert import CALIBRATED, convert_in_child
 
@@ -218,7 +218,8 @@ class Runner:
             figures = json.load(f)
         variant.update(
             size_bytes=figures["size_bytes"], gzip_bytes=figures["gzip_bytes"],
-            accuracy=figures["accuracy"], interpreter=figures["interpreter"],
+            accuracy=figures["accuracy"], num_examples=figures["num_examples"],
+            interpreter=figures["interpreter"],
             cross_entropy=figures["cross_entropy"], perplexity=figures["perplexity"],
             latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
             init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
@@ -235,6 +236,25 @@ def _check_same_signature(stage, before, after):
     if shapes(before) != shapes(after):
         raise RuntimeError(f"stage {stage} changed the model's signature from "
                            f"{shapes(before)} to {shapes(after)}")
+
+
+def _save_split(directory, split, batch_size=256):
+    """Writes a data split as x.npy and y.npy, batch by batch (a streamed split
+    is never held whole); the benchmark memory-maps them. Atomic as a directory."""
+    from numpy.lib.format import open_memmap
+    with atomic_directory(directory) as tmp:
+        arrays, start = {}, 0
+        for x, y in split.batches(batch_size).as_numpy_iterator():
+            if not arrays:
+                arrays = {name: open_memmap(os.path.join(tmp, f"{name}.npy"), mode="w+",
+                                            dtype=a.dtype, shape=(len(split),) + a.shape[1:])
+                          for name, a in (("x", x), ("y", y))}
+            arrays["x"][start:start + len(x)] = x
+            arrays["y"][start:start + len(y)] = y
+            start += len(x)
+        for a in arrays.values():
+            a.flush()
+        del arrays
 
 
 def _save_numpy(path, save, *args, **kwargs):

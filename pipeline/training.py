@@ -69,7 +69,6 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
         teacher = resolve_teacher(cfg.teacher, ctx, where)
     optimizer = OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate)
     probabilities = outputs_probabilities(model)
-    y_train, y_val = data.y_train, data.y_val
     if teacher is None:
         model.compile(optimizer=optimizer, metrics=["accuracy"],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities))
@@ -78,8 +77,6 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
         if tuple(teacher.output_shape[1:]) != tuple(model.output_shape[1:]):
             raise RecipeError(f"{where}.teacher: the teacher outputs {teacher.output_shape[1:]} "
                               f"but the student {model.output_shape[1:]}; they must match")
-        y_train = distillation.pack(y_train, distillation.logits_of(teacher, data.x_train))
-        y_val = distillation.pack(y_val, distillation.logits_of(teacher, data.x_val))
         model.compile(optimizer=optimizer, metrics=[distillation.PackedAccuracy()],
                       loss=distillation.DistillationLoss(cfg.alpha, cfg.temperature, probabilities))
     callbacks = list(callbacks)
@@ -88,29 +85,46 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.early_stopping_patience,
             restore_best_weights=True))
-    return model.fit(
-        data.x_train, y_train, validation_data=(data.x_val, y_val),
-        epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
-        # A progress bar per batch on a terminal, one line per epoch in logs.
-        verbose=1 if sys.stdout.isatty() else 2)
+    # A progress bar per batch on a terminal, one line per epoch in logs.
+    common = dict(epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    if data.streamed:
+        train = data.train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed)
+        val = data.val.batches(cfg.batch_size)
+        if teacher is not None:
+            train, val = (d.map(distillation.packer(teacher)) for d in (train, val))
+        return model.fit(train, validation_data=val, **common)
+    # Arrays in memory go to Keras as arrays (it shuffles them itself); the
+    # teacher's logits are then computed once, not every epoch.
+    y_train, y_val = data.train.y, data.val.y
+    if teacher is not None:
+        y_train = distillation.pack(y_train, distillation.logits_of(teacher, data.train.x))
+        y_val = distillation.pack(y_val, distillation.logits_of(teacher, data.val.x))
+    return model.fit(data.train.x, y_train, validation_data=(data.val.x, y_val),
+                     batch_size=cfg.batch_size, shuffle=True, **common)
 
 
-def accuracy(model, x, y, batch_size=256):
-    """Top-1 accuracy of `model` on (x, y), as a fraction (per token for sequences)."""
-    return evaluate(model, x, y, batch_size)[0]
+def accuracy(model, split, batch_size=256):
+    """Top-1 accuracy of `model` on a data split, as a fraction (per token for sequences)."""
+    return evaluate(model, split, batch_size)[0]
 
 
-def evaluate(model, x, y, batch_size=256):
-    """(top-1 accuracy, mean cross-entropy in nats) of `model` on (x, y).
+def evaluate(model, split, batch_size=256):
+    """(top-1 accuracy, mean cross-entropy in nats) of `model` on a data split.
 
+    The split is read batch by batch (a streamed split is never held whole).
     y holds a class per example, or per position for language models.
     """
-    outputs = model.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
-    hits = np.mean(np.argmax(outputs, axis=-1) == y)
-    if outputs_probabilities(model):
-        log_probs = np.log(np.clip(outputs, 1e-12, 1.0))
-    else:
-        shifted = outputs - outputs.max(-1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    picked = np.take_along_axis(log_probs, np.asarray(y)[..., None].astype(np.int64), axis=-1)
-    return float(hits), float(-picked.mean())
+    probabilities = outputs_probabilities(model)
+    hits = nats = count = 0.0
+    for x, y in split.batches(batch_size).as_numpy_iterator():
+        outputs = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+        hits += float(np.sum(np.argmax(outputs, axis=-1) == y))
+        if probabilities:
+            log_probs = np.log(np.clip(outputs, 1e-12, 1.0))
+        else:
+            shifted = outputs - outputs.max(-1, keepdims=True)
+            log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        picked = np.take_along_axis(log_probs, y[..., None].astype(np.int64), axis=-1)
+        nats -= float(picked.sum())
+        count += y.size
+    return hits / count, nats / count

@@ -39,7 +39,7 @@ def trained_model(digits, small_model):
     model = clone(small_model)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(digits.x_train, digits.y_train, epochs=8, batch_size=32, verbose=0)
+    model.fit(digits.train.x, digits.train.y, epochs=8, batch_size=32, verbose=0)
     return model
 
 
@@ -55,7 +55,7 @@ def exported(tmp_path_factory, trained_model, digits):
         atomic_write_bytes(path, convert(trained_model, fmt, digits.representative(100, 0)))
         paths[fmt] = str(path)
     data = directory / "test_data.npz"
-    np.savez(data, x=digits.x_test, y=digits.y_test)
+    np.savez(data, x=digits.test.x, y=digits.test.y)
     paths["data"] = str(data)
     return paths
 
@@ -114,4 +114,4 @@ def export_file(model, fmt, data, path):
 
 def tflite_accuracy(path, data):
     from export import benchmark
-    return benchmark.benchmark(path, (data.x_test, data.y_test), num_runs=1)["accuracy"]
+    return benchmark.benchmark(path, (data.test.x, data.test.y), num_runs=1)["accuracy"]

@@ -3,6 +3,7 @@ import dataclasses
 
 import numpy as np
 
+from pipeline.data.split import ArraySplit
 from pipeline.errors import DataError
 
 
@@ -10,15 +11,14 @@ from pipeline.errors import DataError
 class Data:
     """Train/validation/test splits of a classification dataset.
 
-    Inputs are float32 in the range the model is trained on; labels are int
-    class indices in [0, num_classes).
+    Each split is an `ArraySplit` (numpy arrays in memory) or a `StreamSplit`
+    (decoded through tf.data as it is read); see pipeline/data/split.py.
+    Inputs are float32 in the range the model is trained on (int32 token ids
+    for text); labels are int class indices in [0, num_classes).
     """
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    train: object
+    val: object
+    test: object
     class_names: list
     description: str = ""
     # "classification" (one label per example) or "language_model" (a target
@@ -27,6 +27,11 @@ class Data:
     # How raw inputs become x: what an app must do before feeding the model.
     preprocessing: str = ""
 
+    @classmethod
+    def from_arrays(cls, x_train, y_train, x_val, y_val, x_test, y_test, **kwargs):
+        return cls(ArraySplit(x_train, y_train), ArraySplit(x_val, y_val),
+                   ArraySplit(x_test, y_test), **kwargs)
+
     @property
     def num_classes(self):
         return len(self.class_names)
@@ -34,21 +39,24 @@ class Data:
     @property
     def input_shape(self):
         """The shape of one example, without the batch dimension."""
-        return tuple(self.x_train.shape[1:])
+        return self.train.example_shape
+
+    @property
+    def streamed(self):
+        return self.train.streamed
 
     def representative(self, count, seed):
-        """`count` training examples (fewer if the split is smaller) for int8 calibration.
+        """`count` training inputs (fewer if the split is smaller) for int8 calibration.
 
         Drawn from the training split only: calibrating on test data would leak it.
         """
-        rng = np.random.default_rng(seed)
-        count = min(count, len(self.x_train))
-        return self.x_train[rng.choice(len(self.x_train), size=count, replace=False)]
+        return self.train.sample(count, seed)[0]
 
     def summary(self):
-        return (f"{self.description}: {len(self.x_train)} train / {len(self.x_val)} val / "
-                f"{len(self.x_test)} test examples of shape {self.input_shape}, "
-                f"{self.num_classes} classes")
+        how = ", streamed through tf.data" if self.streamed else ""
+        return (f"{self.description}: {len(self.train)} train / {len(self.val)} val / "
+                f"{len(self.test)} test examples of shape {self.input_shape}, "
+                f"{self.num_classes} classes{how}")
 
 
 def check_labels(x, y, num_classes, where):

@@ -1,16 +1,21 @@
-"""Image folders: `path/<class name>/<image>`, decoded through tf.data."""
+"""Image folders: `path/<class name>/<image>`, streamed through tf.data.
+
+Only the file paths are held in memory; each image is decoded, resized and
+scaled when tf.data reads it, so a folder larger than memory trains.
+"""
 import os
 
 import numpy as np
 
 from pipeline.data.dataset import Data, split
+from pipeline.data.split import StreamSplit
 from pipeline.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def load_image_folder(cfg, seed):
-    """Decodes, resizes and scales every image; one subfolder per class.
+    """Lists the images (one subfolder per class) and splits them, stratified and seeded.
 
     Raises:
       DataError: for fewer than two classes, an empty class, a file that is
@@ -44,25 +49,41 @@ def load_image_folder(cfg, seed):
             labels.append(label)
 
     height, width = cfg.image_size
+    path_table = tf.constant(paths)
+    label_table = tf.constant(labels, dtype=tf.int64)
 
-    def decode(path):
+    def decode_file(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=cfg.channels,
                                    expand_animations=False)
         return tf.image.resize(image, (height, width)) / cfg.scale
 
-    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    try:
-        x = np.stack(list(dataset.as_numpy_iterator())).astype(np.float32)
-    except tf.errors.OpError:
-        raise DataError(f"data.path: {_first_undecodable(paths, cfg.channels)!r} is not a "
-                        "readable image (corrupt or truncated)") from None
+    def decode(index):
+        return decode_file(tf.gather(path_table, index)), tf.gather(label_table, index)
+
+    _check_every_image_decodes(paths, decode_file, cfg.channels)
     y = np.asarray(labels, dtype=np.int64)
-    parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
-    return Data(*parts, class_names=classes,
+    # Only indices are split (stratified, seeded); images are decoded when read.
+    parts = split(np.arange(len(paths)), y, cfg.validation_fraction, cfg.test_fraction, seed)
+    train, val, test = (StreamSplit(indices, (height, width, cfg.channels), decode=decode)
+                        for indices in parts[0::2])
+    return Data(train, val, test, class_names=classes,
                 description=f"image folder {cfg.path} resized to {height}x{width}",
                 preprocessing=f"decode, {'grayscale' if cfg.channels == 1 else 'RGB'}, bilinear "
                               f"resize to {height}x{width}, divide by {cfg.scale:g}")
+
+
+def _check_every_image_decodes(paths, decode_file, channels):
+    """One streaming pass that decodes every image and keeps none of them, so a
+    corrupt file is reported now, by name, rather than as a crash mid-training."""
+    from pipeline.backend import tf
+    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
+        # A value that depends on the pixels, so the decode cannot be optimised away.
+        lambda path: tf.reduce_sum(decode_file(path)), num_parallel_calls=tf.data.AUTOTUNE)
+    try:
+        dataset.reduce(tf.constant(0.0), lambda total, pixels: total + pixels)
+    except tf.errors.OpError:
+        raise DataError(f"data.path: {_first_undecodable(paths, channels)!r} is not a "
+                        "readable image (corrupt or truncated)") from None
 
 
 def _first_undecodable(paths, channels):

@@ -19,6 +19,8 @@ class DataConfig:
       `y_test`), `image_folder` (one subfolder per class), `text` (UTF-8
       bytes for language models; without a path, Python's pydoc_data topics)
       or `tfrecord` (shards of tf.train.Example with a declared `features` spec).
+      Image folders and TFRecords stream through tf.data; the others are
+      loaded into memory.
     """
     source: Literal["digits", "npz", "image_folder", "text", "tfrecord"] = "digits"
     path: Optional[str] = None
@@ -38,6 +40,9 @@ class DataConfig:
     features: Optional[dict] = None
     x_feature: Optional[str] = None
     y_feature: Optional[str] = None
+    # TFRecord: records shuffled through a buffer of this many examples
+    # (image folders shuffle their whole path list).
+    shuffle_buffer: int = dataclasses.field(default=10_000, metadata=at_least(1))
     # Text: bytes per window, and how much of the text to use (None: all).
     sequence_length: int = dataclasses.field(default=64, metadata=at_least(2))
     max_bytes: Optional[int] = dataclasses.field(default=None, metadata=at_least(100))
@@ -82,7 +87,7 @@ def _digits(cfg, seed):
     x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
     y = digits.target.astype(np.int64)
     parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
-    return Data(*parts, class_names=[str(c) for c in range(10)],
+    return Data.from_arrays(*parts, class_names=[str(c) for c in range(10)],
                 description="scikit-learn digits (8x8)",
                 preprocessing="8x8 grayscale, pixel values 0..16 divided by 16, shape (8, 8, 1)")
 
@@ -116,7 +121,7 @@ def _npz(cfg, seed):
                             f"x_train examples {x_rest.shape[1:]}; they must match")
         x_train, x_val, y_train, y_val = _train_val(x_rest, y_rest, cfg.validation_fraction, seed)
         parts = (x_train, y_train, x_val, y_val, x_test.astype(np.float32), y_test)
-    return Data(*parts, class_names=[str(c) for c in range(num_classes)],
+    return Data.from_arrays(*parts, class_names=[str(c) for c in range(num_classes)],
                 description=f"npz {os.path.basename(cfg.path)}",
                 preprocessing="the npz's x as stored, cast to float32")
 

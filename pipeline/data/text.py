@@ -58,7 +58,7 @@ def load_text(cfg, seed):
         y = np.stack([part[s + 1:s + length + 1] for s in starts])
         splits += [x, y]
     source = cfg.path or "pydoc_data.topics"
-    return Data(*splits, class_names=[str(b) for b in range(VOCABULARY)],
+    return Data.from_arrays(*splits, class_names=[str(b) for b in range(VOCABULARY)],
                 description=f"text {source} ({n:,} bytes used), byte windows of {length}",
                 task="language_model",
                 preprocessing=f"UTF-8 bytes as int32 token ids, windows of {length}")

@@ -1,4 +1,4 @@
-"""TFRecord shards of tf.train.Example records, read through tf.data with a declared spec.
+"""TFRecord shards of tf.train.Example records, streamed through tf.data with a declared spec.
 
     data:
       source: tfrecord
@@ -17,13 +17,17 @@ import glob
 import numpy as np
 
 from pipeline.data.dataset import Data, check_labels, split
+from pipeline.data.split import StreamSplit
 from pipeline.errors import DataError
 
 DTYPES = ("float32", "int64", "string")
 
 
 def load_tfrecord(cfg, seed):
-    """Reads every shard, checks the feature spec, splits with `seed`."""
+    """Checks every record against the feature spec and splits them with `seed`.
+
+    Records are streamed from the shards when read; only their labels are held.
+    """
     from pipeline.backend import tf
     files = sorted(glob.glob(cfg.path))
     if not files:
@@ -39,19 +43,36 @@ def load_tfrecord(cfg, seed):
     if unknown:
         raise DataError(f"data.features: the records hold feature(s) {unknown} that the spec "
                         f"does not declare; declared: {sorted(spec)}")
-    dataset = tf.data.TFRecordDataset(files).map(
-        lambda record: tf.io.parse_single_example(record, spec),
+    def parse(record):
+        return tf.io.parse_single_example(record, spec)
+
+    # One streaming pass checks every record against the spec and keeps only
+    # the labels (for the stratified split); inputs are parsed again when read.
+    labels_only = tf.data.TFRecordDataset(files).map(
+        lambda record: tf.reshape(parse(record)[cfg.y_feature], [-1])[0],
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     try:
-        rows = list(dataset.as_numpy_iterator())
+        labels = np.fromiter(labels_only.as_numpy_iterator(), dtype=(
+            np.int64 if cfg.features[cfg.y_feature]["dtype"] == "int64" else np.float64))
     except tf.errors.OpError as e:
         raise DataError(f"data.features: the records do not fit the spec: "
                         f"{' '.join(str(e.message).split())[:200]}") from None
-    x = np.stack([r[cfg.x_feature] for r in rows]).astype(np.float32)
-    labels = np.stack([r[cfg.y_feature] for r in rows]).reshape(-1)
-    y = check_labels(x, labels, int(labels.max()) + 1, cfg.path)
-    parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
-    return Data(*parts, class_names=[str(c) for c in range(int(y.max()) + 1)],
+    if labels.size == 0:
+        raise DataError(f"data.path: {cfg.path!r} holds no records")
+    y = check_labels(labels, labels, int(labels.max()) + 1, cfg.path)
+    shape = cfg.features[cfg.x_feature].get("shape", [])
+
+    def decode_record(record):
+        example = parse(record)
+        return (tf.cast(example[cfg.x_feature], tf.float32),
+                tf.cast(tf.reshape(example[cfg.y_feature], [-1])[0], tf.int64))
+
+    parts = split(np.arange(len(y)), y, cfg.validation_fraction, cfg.test_fraction, seed)
+    train, val, test = (
+        StreamSplit(indices, shape, records=lambda: tf.data.TFRecordDataset(files).enumerate(),
+                    decode_record=decode_record, shuffle_buffer=cfg.shuffle_buffer)
+        for indices in parts[0::2])
+    return Data(train, val, test, class_names=[str(c) for c in range(int(y.max()) + 1)],
                 description=f"TFRecord {cfg.path} ({len(files)} shard(s))",
                 preprocessing=f"feature {cfg.x_feature!r} as stored, cast to float32")
 
@@ -70,4 +91,8 @@ def _spec(cfg, tf):
         if getattr(cfg, key) not in spec:
             raise DataError(f"data.{key}: {getattr(cfg, key)!r} is not a declared feature; "
                             f"declared: {sorted(spec)}")
+    for key in ("x_feature", "y_feature"):
+        if cfg.features[getattr(cfg, key)]["dtype"] == "string":
+            raise DataError(f"data.{key}: feature {getattr(cfg, key)!r} has dtype string; "
+                            "inputs and labels must be float32 or int64")
     return spec

@@ -57,7 +57,7 @@ class Prune(Stage):
     def run(self, model, data, ctx):
         cfg = self.config
         where = f"stages.{ctx.stage_name}"
-        steps = schedules.derive(cfg.schedule, len(data.x_train), cfg.batch_size, cfg.epochs,
+        steps = schedules.derive(cfg.schedule, len(data.train), cfg.batch_size, cfg.epochs,
                                  cfg.begin_step, cfg.end_step, cfg.frequency, where)
         selected, skipped = layers_lib.select(model, layers_lib.PRUNE, cfg.layers,
                                               cfg.layer_types, where)

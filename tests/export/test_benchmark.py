@@ -23,9 +23,9 @@ def test_figures_are_present_and_consistent(exported, trained_model, digits):
     assert 0 < r["gzip_bytes"] < r["size_bytes"]
     assert r["interpreter"].startswith("ai_edge_litert")
     keras_accuracy = float(np.mean(
-        trained_model.predict(digits.x_test, verbose=0).argmax(-1) == digits.y_test))
+        trained_model.predict(digits.test.x, verbose=0).argmax(-1) == digits.test.y))
     assert r["accuracy"] == pytest.approx(keras_accuracy, abs=0.005)
-    assert r["num_examples"] == len(digits.x_test)
+    assert r["num_examples"] == len(digits.test.x)
 
 
 def test_int8_accuracy_uses_the_models_quantization(exported):
@@ -141,7 +141,7 @@ def test_data_of_the_wrong_dtype(exported, tmp_path):
 def test_already_quantized_int8_data_is_fed_as_is(exported, digits):
     from ai_edge_litert.interpreter import Interpreter
     scale, zero_point = Interpreter(model_path=exported["int8"]).get_input_details()[0]["quantization"]
-    q = np.clip(np.round(digits.x_test / scale + zero_point), -128, 127).astype(np.int8)
-    as_floats = benchmark.benchmark(exported["int8"], (digits.x_test, digits.y_test), num_runs=1)
-    as_int8 = benchmark.benchmark(exported["int8"], (q, digits.y_test), num_runs=1)
+    q = np.clip(np.round(digits.test.x / scale + zero_point), -128, 127).astype(np.int8)
+    as_floats = benchmark.benchmark(exported["int8"], (digits.test.x, digits.test.y), num_runs=1)
+    as_int8 = benchmark.benchmark(exported["int8"], (q, digits.test.y), num_runs=1)
     assert as_int8["accuracy"] == pytest.approx(as_floats["accuracy"], abs=0.01)

@@ -15,7 +15,7 @@ def test_format_runs_in_the_interpreter(exported, fmt, trained_model, digits):
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
-    x = digits.x_test[:1]
+    x = digits.test.x[:1]
     if fmt == "int8":
         assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
         scale, zero_point = inp["quantization"]
@@ -27,7 +27,7 @@ def test_format_runs_in_the_interpreter(exported, fmt, trained_model, digits):
     got = interpreter.get_tensor(out["index"])
     assert got.shape == (1, 10)
     if fmt != "int8":
-        expected = trained_model.predict(digits.x_test[:1], verbose=0)
+        expected = trained_model.predict(digits.test.x[:1], verbose=0)
         np.testing.assert_allclose(got, expected, atol=0.1 if fmt == "float32" else 0.5)
 
 

@@ -42,8 +42,8 @@ def test_each_format_loads(trained_model, digits, tmp_path, filename):
     path = str(tmp_path / filename)
     trained_model.save(path, **({"save_format": "tf"} if filename.endswith("dir") else {}))
     model = models.build(path, (8, 8, 1), 10)
-    np.testing.assert_allclose(model.predict(digits.x_test[:8], verbose=0),
-                               trained_model.predict(digits.x_test[:8], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(model.predict(digits.test.x[:8], verbose=0),
+                               trained_model.predict(digits.test.x[:8], verbose=0), atol=1e-5)
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])

@@ -24,3 +24,6 @@ def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, override
     assert {"float32", "int8"} <= set(formats)
     assert all("error" not in v for v in report["variants"])
     assert formats["int8"]["size_bytes"] < formats["float32"]["size_bytes"]
+    # The image folder streams; its whole test split is scored in every file.
+    assert report["data"]["streamed"] == (recipe == "mobilenet_v2_images")
+    assert all(v["num_examples"] == report["data"]["test"] for v in report["variants"])

@@ -10,17 +10,17 @@ def test_digits_split_is_fixed_and_seeded():
     a = load(DataConfig(), seed=0)
     b = load(DataConfig(), seed=0)
     c = load(DataConfig(), seed=1)
-    assert len(a.x_train) + len(a.x_val) + len(a.x_test) == 1797
+    assert len(a.train.x) + len(a.val.x) + len(a.test.x) == 1797
     assert a.input_shape == (8, 8, 1) and a.num_classes == 10
-    np.testing.assert_array_equal(a.x_test, b.x_test)
-    assert not np.array_equal(a.x_test, c.x_test)
-    assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+    np.testing.assert_array_equal(a.test.x, b.test.x)
+    assert not np.array_equal(a.test.x, c.test.x)
+    assert 0.0 <= a.train.x.min() and a.train.x.max() <= 1.0
 
 
 def test_representative_comes_from_training_data(digits):
     rep = digits.representative(50, seed=0)
     assert rep.shape == (50, 8, 8, 1)
-    train = {x.tobytes() for x in digits.x_train}
+    train = {x.tobytes() for x in digits.train.x}
     assert all(x.tobytes() in train for x in rep)
 
 
@@ -29,7 +29,7 @@ def test_npz_with_x_y(tmp_path):
     np.savez(path, x=np.random.rand(100, 4).astype(np.float32), y=np.arange(100) % 3)
     data = load(DataConfig(source="npz", path=str(path)), seed=0)
     assert data.num_classes == 3 and data.input_shape == (4,)
-    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 100
+    assert len(data.train.x) + len(data.val.x) + len(data.test.x) == 100
 
 
 def test_npz_with_its_own_test_split(tmp_path):
@@ -37,8 +37,8 @@ def test_npz_with_its_own_test_split(tmp_path):
     np.savez(path, x_train=np.zeros((40, 2)), y_train=np.arange(40) % 2,
              x_test=np.ones((7, 2)), y_test=np.arange(7) % 2)
     data = load(DataConfig(source="npz", path=str(path)), seed=0)
-    assert len(data.x_test) == 7 and np.all(data.x_test == 1)
-    assert len(data.x_train) + len(data.x_val) == 40
+    assert len(data.test.x) == 7 and np.all(data.test.x == 1)
+    assert len(data.train.x) + len(data.val.x) == 40
 
 
 @pytest.mark.parametrize("arrays, message", [
@@ -74,8 +74,17 @@ def test_image_folder(tmp_path):
     data = load(DataConfig(source="image_folder", path=str(root), image_size=[8, 8]), seed=0)
     assert data.class_names == ["cat", "dog"]
     assert data.input_shape == (8, 8, 3)
-    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 12
-    assert data.x_train.max() <= 1.0
+    assert data.streamed and len(data.train) + len(data.val) + len(data.test) == 12
+    seen = []
+    for split in (data.train, data.val, data.test):
+        for x, y in split.batches(4).as_numpy_iterator():
+            assert x.shape[1:] == (8, 8, 3) and x.dtype == np.float32
+            for image, label in zip(x, y):
+                # Each image is one flat colour 40 * class + i: the label must match it.
+                value = round(float(image[0, 0, 0]) * 255)
+                assert np.allclose(image, value / 255, atol=1e-6) and value // 40 == label
+                seen.append(value)
+    assert sorted(seen) == sorted(40 * c + i for c in range(2) for i in range(6))
 
 
 def test_image_folder_with_a_file_that_is_not_an_image(tmp_path):

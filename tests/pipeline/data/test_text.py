@@ -9,9 +9,9 @@ from pipeline.errors import DataError
 def test_default_text_is_pythons_own_help():
     data = load(DataConfig(source="text", sequence_length=32, max_bytes=20_000), seed=0)
     assert data.task == "language_model" and data.num_classes == 256
-    assert data.x_train.dtype == np.int32 and data.x_train.shape[1] == 32
+    assert data.train.x.dtype == np.int32 and data.train.x.shape[1] == 32
     # The target of each position is the next byte.
-    np.testing.assert_array_equal(data.x_train[0, 1:], data.y_train[0, :-1])
+    np.testing.assert_array_equal(data.train.x[0, 1:], data.train.y[0, :-1])
     assert "pydoc_data.topics" in data.description
 
 
@@ -19,7 +19,7 @@ def test_a_text_file(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("héllo wörld, " * 400, encoding="utf-8")
     data = load(DataConfig(source="text", path=str(path), sequence_length=16), seed=0)
-    assert data.x_train.max() > 127  # UTF-8 bytes of é and ö
+    assert data.train.x.max() > 127  # UTF-8 bytes of é and ö
 
 
 @pytest.mark.parametrize("content, message", [
@@ -53,11 +53,11 @@ def test_language_model_perplexity_in_tflite_matches_keras(tmp_path):
                          {"width": 32, "heads": 2, "layers": 1, "mlp_width": 64})
     model.compile(keras.optimizers.Adam(3e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(data.x_train, data.y_train, epochs=2, batch_size=64, verbose=0)
-    keras_acc, keras_ce = training.evaluate(model, data.x_test, data.y_test)
+    model.fit(data.train.x, data.train.y, epochs=2, batch_size=64, verbose=0)
+    keras_acc, keras_ce = training.evaluate(model, data.test)
     assert keras_ce < np.log(256)  # it learned something about the bytes
     path = tmp_path / "lm.tflite"
     path.write_bytes(convert(model, "float32"))
-    r = benchmark.benchmark(str(path), (data.x_test, data.y_test), num_runs=2)
+    r = benchmark.benchmark(str(path), (data.test.x, data.test.y), num_runs=2)
     assert r["perplexity"] == pytest.approx(np.exp(keras_ce), rel=1e-3)
     assert r["accuracy"] == pytest.approx(keras_acc, abs=1e-3)

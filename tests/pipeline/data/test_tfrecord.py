@@ -34,7 +34,31 @@ def test_shards_are_read_with_the_spec(tmp_path):
     _write(tmp_path / "b.tfrecord", 30, seed=1)
     data = load(_cfg(tmp_path / "*.tfrecord"), seed=0)
     assert data.input_shape == (4, 4, 1) and data.num_classes == 3
-    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 60
+    assert data.streamed and len(data.train) + len(data.val) + len(data.test) == 60
+    written = {}
+    for seed, path in ((0, "a"), (1, "b")):
+        rng = np.random.default_rng(seed)
+        for i in range(30):
+            written[rng.random(16).astype(np.float32).tobytes()] = i % 3
+    read = {}
+    for split in (data.train, data.val, data.test):
+        for x, y in split.batches(7).as_numpy_iterator():
+            read.update({image.reshape(-1).tobytes(): int(label) for image, label in zip(x, y)})
+    assert read == written  # every record once, in one split, with its own label
+
+
+def test_streamed_training_split_reshuffles_and_samples_its_own_records(tmp_path):
+    _write(tmp_path / "a.tfrecord", 40)
+    train = load(_cfg(tmp_path / "a.tfrecord"), seed=0).train
+    epoch = lambda: [x.tobytes() for b, _ in train.batches(8, shuffle=True, seed=3)
+                     .as_numpy_iterator() for x in b]
+    dataset = train.batches(8, shuffle=True, seed=3)
+    first, second = ([x.tobytes() for b, _ in dataset.as_numpy_iterator() for x in b]
+                     for _ in range(2))
+    assert sorted(first) == sorted(second) == sorted(epoch()) and first != second
+    assert len(first) == len(train)
+    x, y = train.sample(5, seed=1)
+    assert x.shape == (5, 4, 4, 1) and {e.tobytes() for e in x} <= set(first)
 
 
 def test_a_feature_missing_from_the_spec(tmp_path):

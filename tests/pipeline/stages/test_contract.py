@@ -47,7 +47,7 @@ def test_stage_contract(stage_type, trained_model, digits, tmp_path):
     assert list(trained_model.layers) == layers_before
     for before, after in zip(weights_before, trained_model.get_weights()):
         np.testing.assert_array_equal(before, after)
-    assert result.predict(digits.x_test[:4], verbose=0).shape == (4, 10)
+    assert result.predict(digits.test.x[:4], verbose=0).shape == (4, 10)
 
 
 def test_unknown_stage_lists_known_names():

@@ -43,7 +43,7 @@ def test_factors_reproduce_the_layer_within_the_reported_error(trained_model, di
     assert info["rank"] < info["full_rank"]
     # The layer's pre-activation outputs: X (W - AB) is at most |X|_2 |W - AB|_F.
     probe = keras.Model(trained_model.input, trained_model.get_layer(layer).input)
-    x = probe.predict(digits.x_test[:64], verbose=0)
+    x = probe.predict(digits.test.x[:64], verbose=0)
     if x.ndim == 4:  # convolutions: compare the (im2col) patches times the kernel
         import tensorflow as tf
         patches = tf.image.extract_patches(x, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
@@ -51,15 +51,15 @@ def test_factors_reproduce_the_layer_within_the_reported_error(trained_model, di
     bound = np.linalg.norm(x, 2) * np.linalg.norm(w - product)
     assert np.linalg.norm(x @ w - x @ product) <= bound * (1 + 1e-4)
     # ... and the model's decisions barely move before any fine-tuning.
-    before = trained_model.predict(digits.x_test, verbose=0).argmax(-1)
-    after = model.predict(digits.x_test, verbose=0).argmax(-1)
+    before = trained_model.predict(digits.test.x, verbose=0).argmax(-1)
+    after = model.predict(digits.test.x, verbose=0).argmax(-1)
     assert np.mean(after == before) > 0.85
 
 
 def test_factorized_layers_export_and_run(trained_model, digits, tmp_path):
     model, _ = run_stage("low_rank", {"epochs": 1, "batch_size": 64, "rank_ratio": 0.5,
                                       "layers": ["dense1", "conv2"]}, trained_model, digits, tmp_path)
-    keras_acc = float(np.mean(model.predict(digits.x_test, verbose=0).argmax(-1) == digits.y_test))
+    keras_acc = float(np.mean(model.predict(digits.test.x, verbose=0).argmax(-1) == digits.test.y))
     for fmt in ("float32", "int8"):
         path = export_file(model, fmt, digits, tmp_path / f"lr_{fmt}.tflite")
         assert abs(tflite_accuracy(path, digits) - keras_acc) < 0.03, fmt

@@ -13,7 +13,7 @@ def test_qat_model_exports_to_int8_with_its_accuracy(trained_model, digits, tmp_
     model, ctx = run_stage("quantize", FAST, trained_model, digits, tmp_path)
     assert ctx.metrics["float_layers"] == {}
     assert ctx.metrics["scheme"] == "Default8BitQuantizeScheme"
-    keras_acc = float((model.predict(digits.x_test, verbose=0).argmax(-1) == digits.y_test).mean())
+    keras_acc = float((model.predict(digits.test.x, verbose=0).argmax(-1) == digits.test.y).mean())
     path = export_file(model, "int8", digits, tmp_path / "qat.tflite")
     assert abs(tflite_accuracy(path, digits) - keras_acc) <= 0.02
 
@@ -36,7 +36,7 @@ def test_multi_head_attention_stays_float_and_qat_finishes(digits, tmp_path):
     assert ctx.metrics["float_layers"] == {
         "attention": "MultiHeadAttention: not supported by tfmot's 8-bit scheme"}
     assert "embed" in ctx.metrics["quantized_layers"] and "logits" in ctx.metrics["quantized_layers"]
-    assert qat.predict(data.x_test[:2], verbose=0).shape == (2, 10)
+    assert qat.predict(data.test.x[:2], verbose=0).shape == (2, 10)
 
 
 def test_pqat_keeps_the_zeros_in_the_int8_file(trained_model, digits, tmp_path):
@@ -78,9 +78,10 @@ def test_preserving_what_is_not_there(trained_model, digits, tmp_path, preserve,
 def _rows(digits):
     """The digits as 8 rows of 8 features (a sequence input for attention)."""
     import dataclasses
-    squeeze = lambda x: x[..., 0]
-    return dataclasses.replace(digits, x_train=squeeze(digits.x_train), x_val=squeeze(digits.x_val),
-                               x_test=squeeze(digits.x_test))
+    from pipeline.data.split import ArraySplit
+    squeeze = lambda split: ArraySplit(split.x[..., 0], split.y)
+    return dataclasses.replace(digits, train=squeeze(digits.train), val=squeeze(digits.val),
+                               test=squeeze(digits.test))
 
 
 @pytest.mark.parametrize("mode, levels, values", [
@@ -105,8 +106,8 @@ def test_low_bit_weights_are_exactly_that_in_the_int8_file(trained_model, digits
         assert kernel_stats(tensor.values)["entropy_bits"] <= np.log2(levels) + 1e-9
     assert kernel_stats(kernels["conv1"].values)["max_unique_per_channel"] > levels  # int8
     # The low-bit model still classifies: within a few points of the float model.
-    keras_acc = float((trained_model.predict(digits.x_test, verbose=0).argmax(-1)
-                       == digits.y_test).mean())
+    keras_acc = float((trained_model.predict(digits.test.x, verbose=0).argmax(-1)
+                       == digits.test.y).mean())
     assert tflite_accuracy(path, digits) > keras_acc - 0.1
 
 
@@ -116,8 +117,8 @@ def test_low_bit_model_round_trips_through_save_and_load(trained_model, digits, 
     qat, _ = run_stage("quantize", {**FAST, "weights": "ternary", "low_bit_layers": ["dense1"]},
                        trained_model, digits, tmp_path)
     loaded = saved.load(saved.save(qat, str(tmp_path)))
-    np.testing.assert_allclose(loaded.predict(digits.x_test[:16], verbose=0),
-                               qat.predict(digits.x_test[:16], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(loaded.predict(digits.test.x[:16], verbose=0),
+                               qat.predict(digits.test.x[:16], verbose=0), atol=1e-5)
 
 
 @pytest.mark.parametrize("settings, message", [
