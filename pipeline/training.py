@@ -27,6 +27,9 @@ class FitConfig:
     # None trains for all epochs; N stops after N epochs without a better
     # validation loss and restores the best weights.
     early_stopping_patience: Optional[int] = dataclasses.field(default=None, metadata=at_least(1))
+    # Moves each training image by up to this many pixels each way, per batch
+    # (image inputs only; 0: no augmentation). See pipeline/augment.py.
+    augment_shift: int = dataclasses.field(default=0, metadata=at_least(0))
     # Knowledge distillation: an earlier stage's name, or a saved model file,
     # whose model teaches this one; None trains on the labels alone.
     teacher: Optional[str] = None
@@ -87,10 +90,19 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
             restore_best_weights=True))
     # A progress bar per batch on a terminal, one line per epoch in logs.
     common = dict(epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    if data.streamed:
+    if cfg.augment_shift and len(data.input_shape) != 3:
+        raise RecipeError(f"{where}.augment_shift: got {cfg.augment_shift}, but the inputs have "
+                          f"shape {data.input_shape}; shifting needs images (height, width, "
+                          "channels)")
+    if data.streamed or cfg.augment_shift:
         train = data.train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed)
+        if cfg.augment_shift:
+            from pipeline.augment import random_shift
+            train = train.map(random_shift(cfg.augment_shift))
         val = data.val.batches(cfg.batch_size)
         if teacher is not None:
+            # Per batch, after augmentation: the teacher labels exactly the
+            # images the student sees (consistent teaching, Beyer et al. 2022).
             train, val = (d.map(distillation.packer(teacher)) for d in (train, val))
         return model.fit(train, validation_data=val, **common)
     # Arrays in memory go to Keras as arrays (it shuffles them itself); the

@@ -1,0 +1,52 @@
+"""Training-time augmentation: a random shift of each image, and where it is refused."""
+import numpy as np
+import pytest
+
+from pipeline.augment import random_shift
+from pipeline.errors import RecipeError
+from tests.conftest import run_stage
+
+
+def _shifted(image, dy, dx):
+    """`image` moved down dy rows and right dx columns, zeros coming in."""
+    h, w = image.shape[:2]
+    out = np.zeros_like(image)
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def test_each_image_is_moved_by_at_most_the_shift():
+    from pipeline.backend import tf
+    tf.random.set_seed(0)
+    images = np.random.default_rng(0).random((64, 6, 5, 2)).astype(np.float32) + 1.0
+    labels = np.arange(64)
+    out, out_labels = random_shift(1)(tf.constant(images), tf.constant(labels))
+    out = out.numpy()
+    assert out.shape == images.shape and np.array_equal(out_labels.numpy(), labels)
+    moves = []
+    for image, result in zip(images, out):
+        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                   if np.array_equal(_shifted(image, dy, dx), result)]
+        assert len(matches) == 1
+        moves.append(matches[0])
+    assert len(set(moves)) == 9  # all nine moves occur over 64 images
+
+
+def test_training_with_shifts(digits, tmp_path):
+    import models
+    from pipeline.training import accuracy
+    model = models.build("digits_cnn", (8, 8, 1), 10)
+    model, _ = run_stage("train", {"epochs": 6, "augment_shift": 1}, model, digits, tmp_path)
+    assert accuracy(model, digits.test) > 0.9
+
+
+def test_shifting_needs_images(tmp_path):
+    import models
+    from pipeline.data import DataConfig, load
+    text = load(DataConfig(source="text", max_bytes=4000, sequence_length=16), seed=0)
+    model = models.build("tiny_transformer", text.input_shape, text.num_classes,
+                         {"width": 16, "heads": 2, "layers": 1})
+    with pytest.raises(RecipeError, match=r"train.augment_shift: got 1, but the inputs have "
+                                          r"shape \(16,\); shifting needs images"):
+        run_stage("train", {"epochs": 1, "augment_shift": 1}, model, text, tmp_path)
