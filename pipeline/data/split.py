@@ -45,13 +45,15 @@ class ArraySplit:
 
 
 class StreamSplit:
-    """Examples decoded on demand: `decode(index)` is a tf function giving (x, y).
+    """Examples decoded on demand, from one of two kinds of source.
 
     `indices` are the positions (in the source's own numbering) that belong
-    to this split, in the split's order. `random_access` says whether decode
-    can fetch any index directly (files by path); when it cannot (records
-    read in order from shards), `records()` gives the source's (index, record)
-    pairs in order and `decode_record(record)` decodes one.
+    to this split, in the split's order. Give either
+      decode: a tf function index -> (x, y), for sources with random access
+        (files by path); or
+      records and decode_record: `records()` a tf.data of the source's
+        (index, record) pairs in order, `decode_record(record)` -> (x, y),
+        for sources read in sequence (TFRecord shards).
     """
 
     streamed = True
