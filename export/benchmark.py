@@ -330,29 +330,68 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
     return result
 
 
+def score(outputs, targets, probabilities=False):
+    """(top-1 hits, summed negative log-likelihood in nats, count) of model
+    outputs against integer targets.
+
+    outputs: [..., classes], logits or, when `probabilities`, a softmax's
+    output; targets: the matching [...] class indices (one per example, or
+    one per position for language models). Shared with the Keras evaluation
+    (pipeline/training.py), so Keras and TFLite figures mean the same thing.
+    """
+    targets = np.asarray(targets).reshape(-1).astype(np.int64)
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(targets.size, -1)
+    if probabilities:
+        log_probs = np.log(np.clip(outputs, 1e-12, 1.0))
+    else:
+        shifted = outputs - outputs.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    hits = int((outputs.argmax(-1) == targets).sum())
+    return hits, -float(log_probs[np.arange(targets.size), targets].sum()), targets.size
+
+
+def outputs_probabilities(interpreter, first_output=None):
+    """True when the model's output comes from a SOFTMAX op (probabilities, not logits).
+
+    Read from the graph; an interpreter that does not list its ops falls back
+    to the values of `first_output` (non-negative rows summing to 1).
+    """
+    index = interpreter.get_output_details()[0]["index"]
+    try:
+        ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+    except AttributeError:
+        if first_output is None:
+            return False
+        rows = np.asarray(first_output, dtype=np.float64).reshape(-1, first_output.shape[-1])
+        return bool(rows.min() >= 0 and np.allclose(rows.sum(-1), 1.0, atol=1e-2))
+    # Delegate nodes are listed beside the ops they replaced; the op is what counts.
+    producers = [op["op_name"] for op in ops
+                 if index in op["outputs"] and op["op_name"] != "DELEGATE"]
+    return producers == ["SOFTMAX"]
+
+
 def evaluate(interpreter, x, y):
     """Top-1 accuracy and mean cross-entropy (nats) of the interpreter's model over (x, y).
 
     y holds one class per example (classifiers) or one per position (language
     models, where the model outputs logits at every position); accuracy and
-    cross-entropy are then per token. Runs one example at a time.
+    cross-entropy are then per token. A model ending in a softmax is scored
+    on its probabilities. Runs one example at a time.
     """
     detail = interpreter.get_input_details()[0]
     output = interpreter.get_output_details()[0]
     correct = count = 0
     nll = 0.0
+    probabilities = None
     for i in range(len(x)):
         # One example at a time: x may be memory-mapped and larger than memory.
         interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
         interpreter.invoke()
-        target = np.asarray(y[i]).reshape(-1).astype(np.int64)
-        logits = dequantize_output(interpreter.get_tensor(output["index"]), output)
-        logits = logits.reshape(target.size, -1).astype(np.float64)
-        correct += int((logits.argmax(-1) == target).sum())
-        shifted = logits - logits.max(-1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-        nll -= float(log_probs[np.arange(target.size), target].sum())
-        count += target.size
+        outputs = dequantize_output(interpreter.get_tensor(output["index"]), output)
+        if probabilities is None:
+            probabilities = outputs_probabilities(interpreter, outputs)
+        hits, nats, n = score(outputs, y[i], probabilities)
+        correct, nll, count = correct + hits, nll + nats, count + n
     return correct / count, nll / count
 
 

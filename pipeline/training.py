@@ -68,6 +68,10 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
     and early stopping when configured. Returns the Keras History.
     """
     where = f"stages.{ctx.stage_name}"
+    if cfg.augment_shift and len(data.input_shape) != 3:
+        raise RecipeError(f"{where}.augment_shift: got {cfg.augment_shift}, but the inputs have "
+                          f"shape {data.input_shape}; shifting needs images (height, width, "
+                          "channels)")
     if teacher is None and cfg.teacher:
         teacher = resolve_teacher(cfg.teacher, ctx, where)
     optimizer = OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate)
@@ -90,10 +94,6 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
             restore_best_weights=True))
     # A progress bar per batch on a terminal, one line per epoch in logs.
     common = dict(epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    if cfg.augment_shift and len(data.input_shape) != 3:
-        raise RecipeError(f"{where}.augment_shift: got {cfg.augment_shift}, but the inputs have "
-                          f"shape {data.input_shape}; shifting needs images (height, width, "
-                          "channels)")
     if data.streamed or cfg.augment_shift:
         train = data.train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed)
         if cfg.augment_shift:
@@ -126,17 +126,10 @@ def evaluate(model, split, batch_size=256):
     The split is read batch by batch (a streamed split is never held whole).
     y holds a class per example, or per position for language models.
     """
+    from export.benchmark import score
     probabilities = outputs_probabilities(model)
-    hits = nats = count = 0.0
+    hits = nats = count = 0
     for x, y in split.batches(batch_size).as_numpy_iterator():
-        outputs = np.asarray(model.predict_on_batch(x), dtype=np.float64)
-        hits += float(np.sum(np.argmax(outputs, axis=-1) == y))
-        if probabilities:
-            log_probs = np.log(np.clip(outputs, 1e-12, 1.0))
-        else:
-            shifted = outputs - outputs.max(-1, keepdims=True)
-            log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-        picked = np.take_along_axis(log_probs, y[..., None].astype(np.int64), axis=-1)
-        nats -= float(picked.sum())
-        count += y.size
+        batch_hits, batch_nats, n = score(model.predict_on_batch(x), y, probabilities)
+        hits, nats, count = hits + batch_hits, nats + batch_nats, count + n
     return hits / count, nats / count

@@ -145,3 +145,38 @@ def test_already_quantized_int8_data_is_fed_as_is(exported, digits):
     as_floats = benchmark.benchmark(exported["int8"], (digits.test.x, digits.test.y), num_runs=1)
     as_int8 = benchmark.benchmark(exported["int8"], (q, digits.test.y), num_runs=1)
     assert as_int8["accuracy"] == pytest.approx(as_floats["accuracy"], abs=0.01)
+
+
+def test_a_model_ending_in_softmax_is_scored_on_its_probabilities(digits, tmp_path):
+    # Cross-entropy of a softmax output must not be log-softmaxed a second time:
+    # the TFLite figure equals the Keras one (float32) or nearly (int8).
+    from pipeline import training
+    from pipeline.backend import keras
+    from tests.conftest import export_file
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(digits.train.x, digits.train.y, epochs=5, verbose=0)
+    keras_accuracy, keras_ce = training.evaluate(model, digits.test)
+    data = (digits.test.x, digits.test.y)
+    for fmt, tolerance in (("float32", 1e-5), ("int8", 0.05)):
+        r = benchmark.benchmark(export_file(model, fmt, digits, tmp_path / f"{fmt}.tflite"),
+                                data, num_runs=1)
+        assert r["cross_entropy"] == pytest.approx(keras_ce, rel=tolerance), fmt
+        assert r["accuracy"] == pytest.approx(keras_accuracy, abs=0.03), fmt
+
+
+def test_softmax_outputs_are_recognised_without_the_op_list(exported):
+    # An interpreter that does not list its ops: the output values decide.
+    class NoOps:
+        def get_output_details(self):
+            return [{"index": 0}]
+    probabilities = np.array([[0.2, 0.7, 0.1]], np.float32)
+    assert benchmark.outputs_probabilities(NoOps(), probabilities)
+    assert not benchmark.outputs_probabilities(NoOps(), np.array([[2.0, -1.0, 0.5]]))
+    # With the op list: the digits CNN ends in logits.
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=exported["float32"])
+    interpreter.allocate_tensors()
+    assert not benchmark.outputs_probabilities(interpreter)
