@@ -115,8 +115,8 @@ class Runner:
         export_dir = os.path.join(self.workdir, "export")
         os.makedirs(export_dir, exist_ok=True)
         representative = os.path.join(export_dir, "representative.npy")
-        _save_numpy(representative, np.save,
-                    data.representative(recipe.data.representative_samples, recipe.seed))
+        _save_npy(representative,
+                  data.representative(recipe.data.representative_samples, recipe.seed))
         test_data = os.path.join(export_dir, "test_data")
         _save_split(test_data, data.test)
 
@@ -257,9 +257,9 @@ def _save_split(directory, split, batch_size=256):
         del arrays
 
 
-def _save_numpy(path, save, *args, **kwargs):
-    """Writes what numpy's `save`/`savez` would write, atomically."""
+def _save_npy(path, array):
+    """Writes `array` as a .npy file, atomically."""
     import io
     buffer = io.BytesIO()
-    save(buffer, *args, **kwargs)
+    np.save(buffer, array)
     atomic_write_bytes(path, buffer.getvalue())

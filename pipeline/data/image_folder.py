@@ -60,7 +60,7 @@ def load_image_folder(cfg, seed):
     def decode(index):
         return decode_file(tf.gather(path_table, index)), tf.gather(label_table, index)
 
-    _check_every_image_decodes(paths, decode_file, cfg.channels)
+    _check_every_image_decodes(paths, decode_file)
     y = np.asarray(labels, dtype=np.int64)
     # Only indices are split (stratified, seeded); images are decoded when read.
     parts = split(np.arange(len(paths)), y, cfg.validation_fraction, cfg.test_fraction, seed)
@@ -72,7 +72,7 @@ def load_image_folder(cfg, seed):
                               f"resize to {height}x{width}, divide by {cfg.scale:g}")
 
 
-def _check_every_image_decodes(paths, decode_file, channels):
+def _check_every_image_decodes(paths, decode_file):
     """One streaming pass that decodes every image and keeps none of them, so a
     corrupt file is reported now, by name, rather than as a crash mid-training."""
     from pipeline.backend import tf
@@ -82,16 +82,16 @@ def _check_every_image_decodes(paths, decode_file, channels):
     try:
         dataset.reduce(tf.constant(0.0), lambda total, pixels: total + pixels)
     except tf.errors.OpError:
-        raise DataError(f"data.path: {_first_undecodable(paths, channels)!r} is not a "
+        raise DataError(f"data.path: {_first_undecodable(paths, decode_file)!r} is not a "
                         "readable image (corrupt or truncated)") from None
 
 
-def _first_undecodable(paths, channels):
+def _first_undecodable(paths, decode_file):
     """Finds the file that broke the tf.data pipeline, decoding one at a time."""
     from pipeline.backend import tf
     for path in paths:
         try:
-            tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+            decode_file(tf.constant(path))
         except tf.errors.OpError:
             return path
     return paths[0]
