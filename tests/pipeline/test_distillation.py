@@ -137,9 +137,11 @@ def test_streamed_batches_are_packed_with_the_teachers_logits(trained_model, dig
 
 def test_a_teacher_on_streamed_data(trained_model, digits, tmp_path):
     # Digits written as TFRecord shards stream; the student trains against the
-    # teacher run batch by batch and learns (far above chance after 10 epochs).
+    # teacher run batch by batch (alpha 0: the teacher alone) and learns its
+    # decisions. The teacher itself is only about 90% accurate, so agreement
+    # with it, not accuracy, is what the student is held to.
     import models
-    from pipeline.backend import tf
+    from pipeline.backend import keras, tf
     from pipeline.data import DataConfig, load
     from pipeline.training import accuracy
     path = tmp_path / "digits.tfrecord"
@@ -155,7 +157,11 @@ def test_a_teacher_on_streamed_data(trained_model, digits, tmp_path):
                                    "image": {"dtype": "float32", "shape": [8, 8, 1]},
                                    "label": {"dtype": "int64", "shape": []}}), seed=0)
     assert streamed.streamed
+    keras.utils.set_random_seed(0)
     student = models.build("digits_cnn", (8, 8, 1), 10, {"width": 0.25, "dense_units": 32})
     student, _ = run_stage("train", {"epochs": 10, "teacher": "teacher", "alpha": 0.0},
                            student, streamed, tmp_path, teachers={"teacher": trained_model})
-    assert accuracy(student, streamed.test) > 0.9
+    x, _ = streamed.test.sample(len(streamed.test), seed=0)
+    agreement = float(np.mean(student.predict(x, verbose=0).argmax(-1)
+                              == trained_model.predict(x, verbose=0).argmax(-1)))
+    assert agreement > 0.85 and accuracy(student, streamed.test) > 0.8
