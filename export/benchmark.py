@@ -122,15 +122,38 @@ def _checked(x, y, x_key, y_key):
     return x, y
 
 
+# TfLiteType numbers (c/c_api_types.h), for messages that quote one.
+TFLITE_TYPES = {0: "NOTYPE", 1: "FLOAT32", 2: "INT32", 3: "UINT8", 4: "INT64", 5: "STRING",
+                6: "BOOL", 7: "INT16", 8: "COMPLEX64", 9: "INT8", 10: "FLOAT16", 11: "FLOAT64",
+                12: "COMPLEX128", 13: "UINT64", 14: "RESOURCE", 15: "VARIANT", 16: "UINT32",
+                17: "UINT16", 18: "INT4", 19: "BFLOAT16"}
+
+
+def name_types(message):
+    """Replaces TfLiteType numbers in a runtime message ("... got 7.") by names (INT16)."""
+    import re
+    return re.sub(r"\b(got|type|Type) (\d+)\b",
+                  lambda m: f"{m.group(1)} {TFLITE_TYPES.get(int(m.group(2)), m.group(2))}"
+                  f" ({m.group(2)})", message)
+
+
 def quantize_input(x, detail):
-    """Casts float inputs to the model's input type, quantizing integer inputs."""
+    """Casts inputs to the model's input type, quantizing float data for quantized inputs.
+
+    An integer input without a quantization scale takes integers as they are
+    (token ids); float data for it is refused.
+    """
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer) and x.dtype == dtype:
         return x  # already quantized by the caller
     if np.issubdtype(dtype, np.integer):
         scale, zero_point = detail["quantization"]
         if scale == 0:
-            raise BenchmarkError("the model's integer input has no quantization scale")
+            if np.issubdtype(x.dtype, np.integer):
+                return x.astype(dtype)
+            raise BenchmarkError(f"the model takes {np.dtype(dtype).name} values (token ids, "
+                                 f"no quantization scale) but the data holds {x.dtype.name}; "
+                                 "give integer data")
         info = np.iinfo(dtype)
         return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
     return x.astype(dtype)
@@ -142,6 +165,43 @@ def dequantize_output(q, detail):
     if np.issubdtype(detail["dtype"], np.integer) and scale:
         return (q.astype(np.float32) - zero_point) * scale
     return q.astype(np.float32)
+
+
+def synthetic_input(interpreter, detail, example_shape):
+    """One valid input when no data is given: uniform [0, 1) floats (quantized
+    for int8 models), or token ids within the embedding table the input indexes."""
+    rng = np.random.default_rng(0)
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer) and not detail["quantization"][0]:
+        vocabulary = lookup_table_rows(interpreter, detail["index"])
+        if vocabulary is None:
+            raise BenchmarkError(
+                f"--data: required; the model takes {np.dtype(dtype).name} inputs that are not "
+                "quantized values and feed no embedding table whose size shows their valid "
+                "range, so no input can be made up")
+        return rng.integers(0, vocabulary, (1,) + example_shape).astype(dtype)
+    return quantize_input(rng.random((1,) + example_shape, dtype=np.float32), detail)
+
+
+def lookup_table_rows(interpreter, input_index):
+    """Rows of the table a GATHER / EMBEDDING_LOOKUP indexes with `input_index`, or None."""
+    try:
+        ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+    except AttributeError:
+        return None
+    shapes = {t["index"]: t["shape"] for t in interpreter.get_tensor_details()}
+    for op in ops:
+        inputs = list(op["inputs"])
+        if op["op_name"] == "GATHER" and len(inputs) > 1 and inputs[1] == input_index:
+            table = inputs[0]
+        elif op["op_name"] == "EMBEDDING_LOOKUP" and len(inputs) > 1 and inputs[0] == input_index:
+            table = inputs[1]
+        else:
+            continue
+        shape = shapes.get(table)
+        if shape is not None and len(shape) >= 1 and shape[0] > 0:
+            return int(shape[0])
+    return None
 
 
 def latency_stats(samples_ms):
@@ -251,9 +311,11 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
     try:
         interpreter = make_interpreter(interpreter_class, model_path, num_threads, use_xnnpack)
         interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as e:
+    except Exception as e:  # pylint: disable=broad-except
+        # A malformed file surfaces as ValueError, RuntimeError, UnicodeDecodeError
+        # (names read from the flatbuffer) and more: all mean "not a valid model".
         raise BenchmarkError(f"--model: {model_path!r} is not a valid TFLite model: "
-                             f"{str(e).strip().splitlines()[0]}") from None
+                             f"{_first_line(e)}") from None
     init_ms = (time.perf_counter() - start) * 1e3
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
@@ -273,8 +335,7 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
                                  f"model's input takes {example_shape}")
         feed = quantize_input(x[:1], detail)
     else:
-        rng = np.random.default_rng(0)
-        feed = quantize_input(rng.random((1,) + example_shape, dtype=np.float32), detail)
+        feed = synthetic_input(interpreter, detail, example_shape)
 
     def invoke_ms():
         interpreter.set_tensor(detail["index"], feed)
@@ -395,6 +456,11 @@ def evaluate(interpreter, x, y):
     return correct / count, nll / count
 
 
+def _first_line(error):
+    text = name_types(str(error).strip())
+    return (text.splitlines()[0] if text else "") or type(error).__name__
+
+
 def format_result(r):
     """benchmark_model-style text for one result."""
     lat = r["latency_ms"]
@@ -491,8 +557,15 @@ def main(argv=None):
     try:
         data = load_eval_data(args.data) if args.data else None
         for model in args.model:
-            results.append(benchmark(model, data, args.num_threads, args.num_runs,
-                                     args.warmup_runs, args.use_xnnpack))
+            try:
+                results.append(benchmark(model, data, args.num_threads, args.num_runs,
+                                         args.warmup_runs, args.use_xnnpack))
+            except BenchmarkError:
+                raise
+            except Exception as e:  # pylint: disable=broad-except
+                # Whatever bytes a file holds, the answer is one line, not a traceback.
+                raise BenchmarkError(f"--model: {model!r} could not be run: "
+                                     f"{type(e).__name__}: {_first_line(e)}") from None
     except BenchmarkError as e:
         print(f"benchmark: error: {e}", file=sys.stderr)
         return 2

@@ -4,24 +4,27 @@ Each model is a function `build(input_shape, num_classes, **options)` that
 returns an *uncompiled* functional keras.Model ending in logits. To add one,
 write `models/<name>.py` and add it to `MODELS`.
 """
+import importlib
 import inspect
 
-from pipeline.backend import keras
-from models import digits_cnn, ds_cnn, mlp, mobilenet_v2, resnet8, tiny_transformer, user
+from pipeline.lazy_backend import keras
+from models import user
 from pipeline.errors import ModelError
 
+# Zoo name -> the module whose `build` makes it (imported when built, so that
+# naming a model needs no TensorFlow).
 MODELS = {
-    "digits_cnn": digits_cnn.build,
-    "mobilenet_v2": mobilenet_v2.build,
-    "mlp": mlp.build,
-    "ds_cnn": ds_cnn.build,
-    "resnet8": resnet8.build,
-    "tiny_transformer": tiny_transformer.build,
+    "digits_cnn": "models.digits_cnn",
+    "mobilenet_v2": "models.mobilenet_v2",
+    "mlp": "models.mlp",
+    "ds_cnn": "models.ds_cnn",
+    "resnet8": "models.resnet8",
+    "tiny_transformer": "models.tiny_transformer",
 }
 
 
 def build(name, input_shape, num_classes, options=None, trust_model_code=False,
-          custom_objects=None):
+          custom_objects=None, batchnorm_momentum=None):
     """Builds zoo model `name`, or loads the user's saved model at that path.
 
     A saved model must take the data's input shape and give `num_classes`
@@ -32,6 +35,26 @@ def build(name, input_shape, num_classes, options=None, trust_model_code=False,
         the model does not take (listing the ones it does), or a saved model
         that is unsafe, unreadable or does not fit the data.
     """
+    model = _build(name, input_shape, num_classes, options, trust_model_code, custom_objects)
+    if batchnorm_momentum is not None:
+        set_batchnorm_momentum(model, batchnorm_momentum)
+    return model
+
+
+def set_batchnorm_momentum(model, momentum):
+    """Sets the momentum of every BatchNormalization layer, nested models included;
+    returns how many layers changed. Clones keep it (it is in the layer config)."""
+    changed = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            changed += set_batchnorm_momentum(layer, momentum)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
+            changed += 1
+    return changed
+
+
+def _build(name, input_shape, num_classes, options, trust_model_code, custom_objects):
     if name not in MODELS and user.is_model_path(name):
         if options:
             raise ModelError("model.options: only zoo models take options; "
@@ -44,7 +67,7 @@ def build(name, input_shape, num_classes, options=None, trust_model_code=False,
     if name not in MODELS:
         raise ModelError(f"model.name: unknown model {name!r}; known models: "
                          f"{', '.join(sorted(MODELS))}")
-    builder = MODELS[name]
+    builder = importlib.import_module(MODELS[name]).build
     options = dict(options or {})
     allowed = [p for p in inspect.signature(builder).parameters
                if p not in ("input_shape", "num_classes")]

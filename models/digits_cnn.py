@@ -4,7 +4,7 @@ Two 3x3 convolutions, a max-pool and a Dense head: about 151k parameters at
 width 1.0 on 8x8 inputs. Most weights sit in the first Dense layer, which is
 what pruning, clustering and low-rank factorization act on.
 """
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 
 
 def build(input_shape, num_classes, width=1.0, dense_units=128, dropout=0.3):

@@ -4,7 +4,7 @@ Input: MFCC-like features, (49 frames, 10 coefficients, 1) in MLPerf Tiny.
 A strided first convolution, then depthwise-separable blocks (3x3 depthwise,
 1x1 pointwise, each with batch norm and ReLU), average pooling and a Dense head.
 """
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 
 # Keras' default 0.99 needs hundreds of steps before the moving statistics
 # are usable; on small edge datasets (13 steps per epoch) evaluation then

@@ -1,5 +1,5 @@
 """A Dense-heavy multilayer perceptron: the natural target of low-rank factorization."""
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 
 
 def build(input_shape, num_classes, units=(512, 512, 256), dropout=0.2, activation="relu"):

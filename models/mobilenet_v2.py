@@ -1,7 +1,7 @@
 """MobileNetV2 from tf_keras' applications, with random or local weights (never downloaded)."""
 import os
 
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 
 
 def build(input_shape, num_classes, alpha=0.35, weights_path=None, dropout=0.0, bn_momentum=0.9):

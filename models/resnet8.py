@@ -4,7 +4,7 @@ A 3x3 stem, three residual stacks of two 3x3 convolutions each (16, 32 and
 64 filters; the last two stride 2 with a 1x1 projection shortcut), average
 pooling and a Dense head.
 """
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 
 # Keras' default 0.99 needs hundreds of steps before the moving statistics
 # are usable; on small edge datasets (13 steps per epoch) evaluation then

@@ -3,6 +3,7 @@
     python -m pipeline --recipe=recipes/default.yaml --workdir=runs/default \
         [--set train.epochs=3 ...]
 """
+import os
 import sys
 
 from absl import app, flags
@@ -13,6 +14,7 @@ flags.DEFINE_string("workdir", None,
                     "directories and reports in it are replaced only when the new ones are complete.")
 flags.DEFINE_multi_string("set", [], "Override a recipe value: key.path=value, e.g. "
                           "train.epochs=3 or data.source=npz. Repeatable.")
+flags.DEFINE_bool("verbose", False, "Also print TensorFlow's own C++ log lines (muted by default).")
 FLAGS = flags.FLAGS
 
 
@@ -22,9 +24,14 @@ def main(argv):
         print(f"greenlite: error: unexpected arguments {argv[1:]}; "
               "flags are --recipe, --workdir and --set", file=sys.stderr)
         return 2
+    if FLAGS.verbose:
+        os.environ["GREENLITE_VERBOSE"] = "1"  # read by pipeline.backend, inherited by children
     try:
+        # Everything about the recipe and its paths is checked before
+        # TensorFlow is imported: a typo costs a fraction of a second.
         from pipeline import recipe as recipe_lib
         recipe = recipe_lib.load(FLAGS.recipe, FLAGS["set"].value)
+        recipe_lib.check_inputs(recipe)
         workdir = FLAGS.workdir or f"runs/{recipe.name}"
         print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}",
               flush=True)

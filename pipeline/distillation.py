@@ -13,7 +13,7 @@ and a pruned or QAT student works as usual (tested).
 import numpy as np
 
 from pipeline.backend import keras, tf
-from pipeline.training import outputs_probabilities
+from pipeline.outputs import outputs_probabilities
 
 
 def logits_of(model, x, batch_size=256):

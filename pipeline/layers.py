@@ -1,53 +1,133 @@
-"""Which layers each technique acts on: one table, and selection by name or class.
+"""Which layers each technique acts on, decided by what the library will really change.
 
-`POLICY` maps Keras layer classes that hold weights to the techniques
-greenlite applies to them. Weightless layers (pooling, reshapes, activations,
-adds) have nothing to prune or cluster; for QAT, tfmot's default 8-bit
-registry decides whether they get activation quantizers. Layers outside the
-table are left alone by prune and cluster and reported as skipped; QAT
-leaves them in float.
+A layer is prunable only if tfmot's prune registry (or the layer itself, as a
+`PrunableLayer`) names at least one weight to prune, clusterable only if the
+clustering registry names one, quantizable if tfmot's default 8-bit registry
+supports it, and factorizable (greenlite's own low-rank stage) if it is a
+Dense or Conv2D layer. tfmot's registries "support" some layers whose
+weights they leave alone (DepthwiseConv2D and BatchNormalization map to no
+weights): selecting those would promise a sparsity the file never gets, so
+they are skipped with that reason.
+
+`OVERRIDES` is the one table where greenlite departs from the registries.
 """
+import collections
 import fnmatch
+import weakref
 
 import numpy as np
 
-from pipeline.backend import keras, tfmot
 from pipeline.errors import RecipeError
 
 PRUNE, CLUSTER, QUANTIZE, FACTORIZE = "prune", "cluster", "quantize", "factorize"
 
-_CONV = {PRUNE, CLUSTER, QUANTIZE}
-POLICY = {
-    "Dense": {PRUNE, CLUSTER, QUANTIZE, FACTORIZE},
-    "Conv2D": {PRUNE, CLUSTER, QUANTIZE, FACTORIZE},
-    "Conv1D": _CONV,
-    "DepthwiseConv2D": _CONV,
-    "SeparableConv2D": _CONV,
-    "Conv2DTranspose": {PRUNE, CLUSTER, QUANTIZE},
-    "Embedding": {PRUNE, CLUSTER},
-    "BatchNormalization": {QUANTIZE},
-    # tfmot has no QuantizeConfig for attention or normalization across features.
-    "MultiHeadAttention": set(),
-    "LayerNormalization": set(),
+FACTORIZABLE = ("Dense", "Conv2D")
+# Layer class -> {technique: why greenlite leaves it alone although tfmot would take it}.
+OVERRIDES = {
+    # tfmot's 8-bit scheme has no QuantizeConfig for these; stated for the report.
+    "MultiHeadAttention": {QUANTIZE: "tfmot's 8-bit scheme has no QuantizeConfig for attention"},
+    "LayerNormalization": {QUANTIZE: "tfmot's 8-bit scheme has no QuantizeConfig for it"},
 }
 
-# Human words for the report.
+# Human words for messages.
 _VERBS = {PRUNE: "prune", CLUSTER: "cluster", QUANTIZE: "quantize-aware train",
           FACTORIZE: "factorize"}
+_NOT_SELECTED = "not selected"
 
 
-def supports(layer, technique):
-    """True when greenlite applies `technique` to `layer`."""
-    name = type(layer).__name__
-    if name in POLICY and type(layer).__module__.startswith(("tf_keras", "keras")):
-        return technique in POLICY[name]
-    if technique == PRUNE:
-        return isinstance(layer, tfmot.sparsity.keras.PrunableLayer)
-    if technique == CLUSTER:
-        return isinstance(layer, tfmot.clustering.keras.ClusterableLayer)
+def unsupported_reason(layer, technique, model=None):
+    """Why `technique` cannot act on `layer` of `model` (None when it can).
+
+    `model` is needed for QAT of BatchNormalization, which depends on the
+    layer feeding it; without it such a layer counts as unsupported.
+    """
+    from pipeline.backend import keras
+    kind = type(layer).__name__
+    if isinstance(layer, keras.Model):
+        return f"{kind}: a nested model; tfmot cannot wrap the layers inside it"
+    override = OVERRIDES.get(kind, {}).get(technique)
+    if override:
+        return f"{kind}: {override}"
     if technique == QUANTIZE:
-        return _quantize_registry().supports(layer)
-    return False
+        if _quantize_registry().supports(layer):
+            return None
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # tfmot's layout transforms fold a BatchNormalization into the
+            # convolution or Dense layer before it; anywhere else it has no config.
+            producers = _producer_classes(model, layer.name) if model is not None else set()
+            if producers and producers <= set(_FOLDS_BATCHNORM):
+                return None
+            return (f"{kind}: not after a convolution or Dense layer, so tfmot's 8-bit scheme "
+                    "cannot fold it")
+        return f"{kind}: not supported by tfmot's 8-bit scheme"
+    if technique == FACTORIZE:
+        return None if kind in FACTORIZABLE else f"{kind}: low rank handles Dense and Conv2D only"
+    weights = _weights_tfmot_changes(layer, technique)
+    if weights is None:
+        return f"{kind}: not in tfmot's {technique} registry"
+    if not weights:
+        return f"{kind}: tfmot {'prunes' if technique == PRUNE else 'clusters'} none of its weights"
+    return None
+
+
+_FOLDS_BATCHNORM = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+
+_CONFIGS = weakref.WeakKeyDictionary()
+
+
+def _producer_classes(model, name):
+    """Class names of the layers feeding layer `name` in `model`.
+
+    Read from the model's own config: layer objects are shared between a
+    model, its clones and tfmot's wrapped copies, so a layer's inbound nodes
+    also point into those other graphs.
+    """
+    if model not in _CONFIGS:
+        _CONFIGS[model] = model.get_config()
+    entries = _CONFIGS[model].get("layers", [])
+    by_name = {l.name: l for l in model.layers}
+    if entries and "inbound_nodes" not in entries[0]:  # Sequential: the layer before
+        names = [e["config"].get("name") for e in entries]
+        index = names.index(name) if name in names else 0
+        return {entries[index - 1]["class_name"]} if index > 0 else set()
+    found = set()
+    for entry in entries:
+        if entry["config"].get("name") != name:
+            continue
+        for node in entry.get("inbound_nodes", []):
+            for inbound in node:
+                if isinstance(inbound, (list, tuple)) and inbound and inbound[0] in by_name:
+                    found.add(type(by_name[inbound[0]]).__name__)
+    return found
+
+
+def supports(layer, technique, model=None):
+    """True when greenlite applies `technique` to `layer` (of `model`)."""
+    return unsupported_reason(layer, technique, model) is None
+
+
+def _weights_tfmot_changes(layer, technique):
+    """Names of the weights tfmot's wrapper would prune/cluster; None if it refuses the layer."""
+    from pipeline.backend import tfmot
+    if technique == PRUNE:
+        from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
+            PruneRegistry as registry)
+        if isinstance(layer, tfmot.sparsity.keras.PrunableLayer):
+            return [w.name for w in layer.get_prunable_weights()]
+    else:
+        from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
+            ClusteringRegistry as registry)
+        if isinstance(layer, tfmot.clustering.keras.ClusterableLayer):
+            return [w.name for w in layer.get_clusterable_weights()]
+        if not layer.weights:
+            return []  # weightless layers pass through clustering untouched
+    if not registry.supports(layer):
+        return None
+    if layer.__class__ in registry._LAYERS_WEIGHTS_MAP:  # pylint: disable=protected-access
+        return list(registry._LAYERS_WEIGHTS_MAP[layer.__class__])  # pylint: disable=protected-access
+    # RNN and attention layers: tfmot collects their cells' or projections' kernels.
+    return [w.name for w in layer.weights]
 
 
 def has_weights(layer):
@@ -81,48 +161,75 @@ def select(model, technique, names=None, types=None, where="stages", names_key="
       names_key: the stage's key that holds `names`, for messages.
     Returns:
       (selected layer names, {skipped layer name: reason}) where the skipped
-      are the layers with weights that the technique leaves alone.
+      are the layers with weights that the technique leaves alone; a reason
+      reads "<class>: <why>" or "not selected".
     Raises:
       RecipeError: when a pattern or class matches no layer, or matches only
-        layers the technique cannot act on.
+        layers the technique cannot act on (saying why, grouped by class).
     """
+    from pipeline.backend import keras
     layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
     by_class = {type(l).__name__ for l in layers}
     for t in types or []:
         if t not in by_class:
             raise RecipeError(f"{where}.layer_types: no layer of class {t!r} in the model; "
                               f"its classes: {', '.join(sorted(by_class))}")
+        matched = [l for l in layers if type(l).__name__ == t]
+        if not any(_acts_on(l, technique, model) for l in matched):
+            raise RecipeError(f"{where}.layer_types: greenlite cannot {_VERBS[technique]} "
+                              f"{t} layers ({unsupported_reason(matched[0], technique, model)}); "
+                              f"classes it can: "
+                              f"{', '.join(_capable_classes(layers, technique, model))}")
     for pattern in names or []:
         matched = [l for l in layers if fnmatch.fnmatchcase(l.name, pattern)]
         if not matched:
             raise RecipeError(f"{where}.{names_key}: pattern {pattern!r} matches no layer; layers: "
-                              f"{', '.join(l.name for l in layers)}")
-        if not any(supports(l, technique) and _acts_on(l, technique) for l in matched):
+                              f"{_abbreviated([l.name for l in layers], 30)}")
+        if not any(_acts_on(l, technique, model) for l in matched):
+            reasons = {l.name: (unsupported_reason(l, technique, model) or _NOT_SELECTED)
+                       if has_weights(l) else f"{type(l).__name__}: has no weights"
+                       for l in matched}
             raise RecipeError(
                 f"{where}.{names_key}: pattern {pattern!r} matches only layers greenlite cannot "
-                f"{_VERBS[technique]}: {', '.join(l.name for l in matched)}")
+                f"{_VERBS[technique]}: {'; '.join(describe_skipped(reasons))}")
 
     selected, skipped = [], {}
     for layer in layers:
         wanted = ((not names or any(fnmatch.fnmatchcase(layer.name, p) for p in names))
                   and (not types or type(layer).__name__ in types))
-        if wanted and supports(layer, technique) and _acts_on(layer, technique):
+        if wanted and _acts_on(layer, technique, model):
             selected.append(layer.name)
         elif has_weights(layer):
-            skipped[layer.name] = _skip_reason(layer, technique)
+            skipped[layer.name] = unsupported_reason(layer, technique, model) or _NOT_SELECTED
     return selected, skipped
 
 
-def _skip_reason(layer, technique):
-    if isinstance(layer, keras.Model):
-        return (f"{type(layer).__name__}: a subclassed model inside this one; tfmot cannot "
-                "wrap the layers it holds")
-    return f"{type(layer).__name__}: not supported" if not supports(layer, technique) else "not selected"
+def describe_skipped(skipped, names_shown=3):
+    """Groups {layer: reason} by reason: ["17 layers, DepthwiseConv2D: tfmot prunes none
+    of its weights (block_1_depthwise, block_2_depthwise, ... and 15 more)", ...]."""
+    groups = collections.defaultdict(list)
+    for layer, reason in skipped.items():
+        groups[reason].append(layer)
+    return [f"{len(layers)} layer{'s' if len(layers) > 1 else ''}, {reason} "
+            f"({_abbreviated(layers, names_shown)})"
+            for reason, layers in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
 
 
-def _acts_on(layer, technique):
-    # Pruning and clustering need weights; QAT also annotates weightless layers.
-    return technique == QUANTIZE or has_weights(layer)
+def _abbreviated(names, shown):
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])}, ... and {len(names) - shown} more"
+
+
+def _capable_classes(layers, technique, model):
+    return sorted({type(l).__name__ for l in layers if _acts_on(l, technique, model)}) or ["none"]
+
+
+def _acts_on(layer, technique, model):
+    # Pruning, clustering and factorizing need weights; QAT also annotates weightless layers.
+    if technique != QUANTIZE and not has_weights(layer):
+        return False
+    return supports(layer, technique, model)
 
 
 _REGISTRY = []

@@ -22,7 +22,7 @@ import yaml
 
 from export.convert import FORMATS
 from pipeline import config as config_lib
-from pipeline.config import at_least
+from pipeline.config import at_least, between
 from pipeline.data import DataConfig
 from pipeline.energy import EnergyConfig
 from pipeline.errors import RecipeError
@@ -35,11 +35,16 @@ class ModelConfig:
     `options` are a zoo model's keyword arguments. `trust_model_code` allows
     Lambda layers in a saved model (they run stored Python code on loading);
     `custom_objects` names the module (or .py file) defining its custom layers.
+    `batchnorm_momentum` resets the momentum of every BatchNormalization layer
+    (keras.applications builds them with 0.999: with few steps per epoch
+    their moving statistics lag so far behind that evaluation sits at chance).
     """
     name: str = "digits_cnn"
     options: dict = dataclasses.field(default_factory=dict)
     trust_model_code: bool = False
     custom_objects: Optional[str] = None
+    batchnorm_momentum: Optional[float] = dataclasses.field(
+        default=None, metadata=between(0, 1, low_open=True, high_open=True))
 
 
 @dataclasses.dataclass
@@ -154,6 +159,29 @@ def load(path, overrides=()):
     for override in overrides:
         apply_override(raw, override)
     return from_dict(raw)
+
+
+def check_inputs(recipe):
+    """Checks that the files a recipe names exist, without reading them.
+
+    Needs no TensorFlow, so the CLI runs it with `load` before the import;
+    reading and checking the contents happens when the run loads them.
+    """
+    from models import MODELS, user
+    from pipeline.data.sources import check_paths
+    check_paths(recipe.data)
+    model = recipe.model
+    if model.name not in MODELS:
+        if not user.is_model_path(model.name):
+            raise RecipeError(f"model.name: unknown model {model.name!r}; known models: "
+                              f"{', '.join(sorted(MODELS))}, or a saved model file "
+                              f"({', '.join(user.SUFFIXES)}) or SavedModel directory")
+        if not os.path.exists(model.name):
+            raise RecipeError(f"model.name: {model.name!r} does not exist (and is not a zoo "
+                              "model name)")
+    if (model.custom_objects and model.custom_objects.endswith(".py")
+            and not os.path.isfile(model.custom_objects)):
+        raise RecipeError(f"model.custom_objects: {model.custom_objects!r} does not exist")
 
 
 def from_dict(raw):

@@ -26,6 +26,7 @@ from pipeline import structure, training
 from pipeline.context import RunContext
 from pipeline.errors import GreenliteError
 from pipeline.files import atomic_directory, atomic_write_bytes, atomic_write_text
+from pipeline.rundir import RunDirectory
 
 BENCHMARK_SCRIPT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export", "benchmark.py")
@@ -36,7 +37,9 @@ class Runner:
 
     def __init__(self, recipe, workdir, log=print):
         self.recipe = recipe
-        self.workdir = os.path.abspath(workdir)
+        # The run directory; while the run goes on, `workdir` is its staging
+        # directory (pipeline/rundir.py), swapped in whole at the end.
+        self.target = self.workdir = os.path.abspath(workdir)
         self.log = log
         self._start = time.perf_counter()
 
@@ -54,10 +57,23 @@ class Runner:
         self._say(f"data: {data.summary()}")
         model = models.build(recipe.model.name, data.input_shape, data.num_classes,
                              recipe.model.options, recipe.model.trust_model_code,
-                             recipe.model.custom_objects)
+                             recipe.model.custom_objects, recipe.model.batchnorm_momentum)
         self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
-        os.makedirs(self.workdir, exist_ok=True)
+        with RunDirectory(self.target, self._say) as run_dir:
+            self.workdir = run_dir.path
+            report = self._run_stages_and_export(model, data)
+            run_dir.commit()
+        self.workdir = self.target
+        self._say(f"report: {os.path.join(self.workdir, 'report.md')}")
+        failed = [f"{v['name']}: {'; '.join(v['violations'])}"
+                  for v in report["variants"] if v.get("violations")]
+        if failed:
+            raise GreenliteError("an exported file lost the structure its stages claim (see "
+                                 f"report.md): {' | '.join(failed)}")
+        return report
 
+    def _run_stages_and_export(self, model, data):
+        recipe = self.recipe
         stage_records, models_by_stage = [], {}
         for index, spec in enumerate(recipe.stages, 1):
             model = self._run_stage(index, spec, model, data, models_by_stage, stage_records)
@@ -69,12 +85,6 @@ class Runner:
         report = report_lib.build(recipe, data, stage_records, variants,
                                   seconds=time.perf_counter() - self._start)
         report_lib.write(self.workdir, report)
-        self._say(f"report: {os.path.join(self.workdir, 'report.md')}")
-        failed = [f"{v['name']}: {'; '.join(v['violations'])}"
-                  for v in variants if v.get("violations")]
-        if failed:
-            raise GreenliteError("an exported file lost the structure its stages claim (see "
-                                 f"report.md): {' | '.join(failed)}")
         return report
 
     def _run_stage(self, index, spec, model, data, models_by_stage, stage_records):
@@ -207,11 +217,14 @@ class Runner:
         from export import child
         bench = self.recipe.benchmark
         out_json = tflite_path.removesuffix(".tflite") + ".benchmark.json"
+        relative = lambda path: os.path.relpath(path, self.workdir)
+        # Paths relative to the run directory: the figures name the file as it
+        # will be once the run is swapped in, not its staging directory.
         _, error = child.run(
-            [BENCHMARK_SCRIPT, f"--model={tflite_path}", f"--data={test_data}",
+            [BENCHMARK_SCRIPT, f"--model={relative(tflite_path)}", f"--data={relative(test_data)}",
              f"--num_threads={bench.num_threads}", f"--num_runs={bench.num_runs}",
-             f"--warmup_runs={bench.warmup_runs}", f"--json={out_json}"],
-            timeout=3600, what="the benchmark")
+             f"--warmup_runs={bench.warmup_runs}", f"--json={relative(out_json)}"],
+            timeout=3600, what="the benchmark", cwd=self.workdir)
         if error:
             return f"benchmark failed: {error}"
         with open(out_json) as f:

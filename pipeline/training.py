@@ -6,15 +6,13 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 from pipeline.config import at_least, between
 from pipeline.errors import RecipeError
+from pipeline.outputs import outputs_probabilities
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
+# Recipe names of the Keras optimizers.
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 
 
 @dataclasses.dataclass
@@ -37,15 +35,9 @@ class FitConfig:
     alpha: float = dataclasses.field(default=0.1, metadata=between(0, 1))
     # Softens both distributions; the KL term is scaled by T^2 (Hinton et al.).
     temperature: float = dataclasses.field(default=4.0, metadata=between(0, None, low_open=True))
-
-
-def outputs_probabilities(model):
-    """True when the model ends in a softmax, False when it outputs logits."""
-    last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    activation = getattr(last, "activation", None)
-    return activation is keras.activations.softmax
+    # A classifier whose validation accuracy ends at chance fails the stage
+    # (pipeline/health.py) unless this is true.
+    allow_chance: bool = False
 
 
 def resolve_teacher(name, ctx, where):
@@ -74,7 +66,7 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
                           "channels)")
     if teacher is None and cfg.teacher:
         teacher = resolve_teacher(cfg.teacher, ctx, where)
-    optimizer = OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate)
+    optimizer = getattr(keras.optimizers, OPTIMIZERS[cfg.optimizer])(learning_rate=cfg.learning_rate)
     probabilities = outputs_probabilities(model)
     if teacher is None:
         model.compile(optimizer=optimizer, metrics=["accuracy"],
@@ -86,7 +78,13 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
                               f"but the student {model.output_shape[1:]}; they must match")
         model.compile(optimizer=optimizer, metrics=[distillation.PackedAccuracy()],
                       loss=distillation.DistillationLoss(cfg.alpha, cfg.temperature, probabilities))
+    from pipeline import health
     callbacks = list(callbacks)
+    chance = (health.chance_accuracy(data.val.labels, data.num_classes)
+              if data.task == "classification" else None)
+    callbacks.append(health.TrainingHealth(
+        where, chance, steps_per_epoch=-(-len(data.train) // cfg.batch_size),
+        allow_chance=cfg.allow_chance, log=ctx.log))
     callbacks.append(keras.callbacks.TensorBoard(log_dir=ctx.tensorboard_dir, profile_batch=0))
     if cfg.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(

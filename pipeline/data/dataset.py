@@ -73,10 +73,45 @@ def check_labels(x, y, num_classes, where):
             raise DataError(f"{where}: labels have dtype {y.dtype}; expected integer class indices")
     if y.ndim != 1:
         raise DataError(f"{where}: labels have shape {y.shape}; expected one class index per example")
-    if y.min() < 0 or y.max() >= num_classes:
-        raise DataError(f"{where}: labels range over [{y.min()}, {y.max()}]; "
-                        f"expected class indices in [0, {num_classes - 1}]")
+    outside = np.unique(y[(y < 0) | (y >= num_classes)])
+    if outside.size:
+        raise DataError(f"{where}: label(s) {_listed(outside)} lie outside the {num_classes} "
+                        f"classes 0 .. {num_classes - 1}; labels must be class indices "
+                        "0 .. num_classes-1 (data.num_classes declares how many)")
     return y.astype(np.int64)
+
+
+def class_count(labels, declared):
+    """How many classes: `declared` (data.num_classes) or the largest label + 1."""
+    return int(declared) if declared else int(np.max(labels)) + 1
+
+
+def check_every_class_trains(data, where="data"):
+    """Raises DataError when a class has no example in the training split.
+
+    A class with no training example cannot be learnt, and with labels such as
+    20..29 it shows that the labels are not 0 .. num_classes-1.
+    """
+    labels = data.train.labels
+    if labels is None or data.task != "classification":
+        return
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=data.num_classes)
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        present = np.flatnonzero(counts)
+        raise DataError(
+            f"{where}: class(es) {_listed(empty)} of 0 .. {data.num_classes - 1} have no example "
+            f"in the training split (labels present: {_listed(present)}); labels must be "
+            "0 .. num_classes-1 with every class in the training data (data.num_classes "
+            "declares how many; a rare class needs more examples or a smaller test/validation "
+            "fraction)")
+
+
+def _listed(values, shown=8):
+    values = [int(v) for v in values]
+    if len(values) <= shown:
+        return ", ".join(map(str, values))
+    return ", ".join(map(str, values[:shown])) + f", ... ({len(values)} in all)"
 
 
 def split(x, y, val_fraction, test_fraction, seed):

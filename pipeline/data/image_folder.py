@@ -34,6 +34,10 @@ def load_image_folder(cfg, seed):
     if len(classes) < 2:
         raise DataError(f"data.path: {cfg.path!r} has {len(classes)} class subfolder(s) "
                         f"{classes}; a classifier needs at least 2")
+    if cfg.num_classes and cfg.num_classes != len(classes):
+        raise DataError(f"data.num_classes: got {cfg.num_classes}, but {cfg.path!r} has "
+                        f"{len(classes)} class subfolders ({', '.join(classes[:10])}"
+                        f"{', ...' if len(classes) > 10 else ''}); they must agree")
     paths, labels = [], []
     for label, name in enumerate(classes):
         folder = os.path.join(cfg.path, name)
@@ -64,8 +68,9 @@ def load_image_folder(cfg, seed):
     y = np.asarray(labels, dtype=np.int64)
     # Only indices are split (stratified, seeded); images are decoded when read.
     parts = split(np.arange(len(paths)), y, cfg.validation_fraction, cfg.test_fraction, seed)
-    train, val, test = (StreamSplit(indices, (height, width, cfg.channels), decode=decode)
-                        for indices in parts[0::2])
+    train, val, test = (StreamSplit(indices, (height, width, cfg.channels), decode=decode,
+                                    labels=labels)
+                        for indices, labels in zip(parts[0::2], parts[1::2]))
     return Data(train, val, test, class_names=classes,
                 description=f"image folder {cfg.path} resized to {height}x{width}",
                 preprocessing=f"decode, {'grayscale' if cfg.channels == 1 else 'RGB'}, bilinear "

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from pipeline.config import at_least, between
-from pipeline.data.dataset import Data, check_labels, split
+from pipeline.data.dataset import Data, check_every_class_trains, check_labels, class_count, split
 from pipeline.errors import DataError
 
 
@@ -24,6 +24,9 @@ class DataConfig:
     """
     source: Literal["digits", "npz", "image_folder", "text", "tfrecord"] = "digits"
     path: Optional[str] = None
+    # How many classes (labels are 0 .. num_classes-1); default: the largest
+    # label + 1, or the number of class subfolders. Every class needs training examples.
+    num_classes: Optional[int] = dataclasses.field(default=None, metadata=at_least(2))
     # Image folders: every image is resized to this [height, width].
     image_size: Optional[list[int]] = None
     # Image folders: 1 reads grayscale, 3 RGB.
@@ -60,7 +63,27 @@ class DataConfig:
 
 
 def load(cfg, seed):
-    """Loads the data named by a `DataConfig` and splits it with `seed`."""
+    """Loads the data named by a `DataConfig` and splits it with `seed`.
+
+    Raises:
+      DataError: for a missing or unreadable source, labels outside
+        0 .. num_classes-1, or a class without training examples.
+    """
+    data = _load(cfg, seed)
+    check_every_class_trains(data)
+    return data
+
+
+def check_paths(cfg):
+    """The checks that need no TensorFlow and no reading: run before TensorFlow is imported."""
+    if cfg.path and cfg.source != "tfrecord" and not os.path.exists(cfg.path):
+        raise DataError(f"data.path: {cfg.path!r} does not exist")
+    if cfg.source == "digits" and cfg.num_classes not in (None, 10):
+        raise DataError(f"data.num_classes: got {cfg.num_classes}; the digits have 10 classes")
+
+
+def _load(cfg, seed):
+    check_paths(cfg)
     if cfg.source == "digits":
         return _digits(cfg, seed)
     if cfg.source == "text" and not cfg.path:
@@ -69,8 +92,6 @@ def load(cfg, seed):
     if cfg.source == "tfrecord":
         from pipeline.data.tfrecord import load_tfrecord
         return load_tfrecord(cfg, seed)
-    if not os.path.exists(cfg.path):
-        raise DataError(f"data.path: {cfg.path!r} does not exist")
     if cfg.source == "npz":
         return _npz(cfg, seed)
     if cfg.source == "text":
@@ -109,7 +130,7 @@ def _npz(cfg, seed):
     labels = np.concatenate([np.ravel(y_rest)] + ([] if y_test is None else [np.ravel(y_test)]))
     if labels.size == 0:
         raise DataError(f"data.path: {cfg.path!r} holds no examples")
-    num_classes = int(labels.max()) + 1
+    num_classes = class_count(labels, cfg.num_classes)
     y_rest = check_labels(x_rest, y_rest, num_classes, cfg.path)
     x_rest = x_rest.astype(np.float32)
     if y_test is None:

@@ -24,6 +24,11 @@ class ArraySplit:
     def __init__(self, x, y):
         self.x, self.y = x, y
 
+    @property
+    def labels(self):
+        """The labels, for checks on the split (class counts)."""
+        return self.y
+
     def __len__(self):
         return len(self.x)
 
@@ -48,7 +53,7 @@ class StreamSplit:
     """Examples decoded on demand, from one of two kinds of source.
 
     `indices` are the positions (in the source's own numbering) that belong
-    to this split, in the split's order. Give either
+    to this split, in the split's order; `labels`, if given, their labels. Give either
       decode: a tf function index -> (x, y), for sources with random access
         (files by path); or
       records and decode_record: `records()` a tf.data of the source's
@@ -59,13 +64,15 @@ class StreamSplit:
     streamed = True
 
     def __init__(self, indices, example_shape, decode=None, records=None,
-                 decode_record=None, shuffle_buffer=10_000):
+                 decode_record=None, shuffle_buffer=10_000, labels=None):
         if (decode is None) == (records is None):
             raise ValueError("give either decode (random access) or records and decode_record")
         self.indices = np.asarray(indices, dtype=np.int64)
         self._example_shape = tuple(example_shape)
         self._decode, self._records, self._decode_record = decode, records, decode_record
         self.shuffle_buffer = shuffle_buffer
+        # The split's labels when the source knows them without decoding (None otherwise).
+        self.labels = None if labels is None else np.asarray(labels)
 
     def __len__(self):
         return len(self.indices)

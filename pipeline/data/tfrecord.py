@@ -16,7 +16,7 @@ import glob
 
 import numpy as np
 
-from pipeline.data.dataset import Data, check_labels, split
+from pipeline.data.dataset import Data, check_labels, class_count, split
 from pipeline.data.split import StreamSplit
 from pipeline.errors import DataError
 
@@ -59,7 +59,8 @@ def load_tfrecord(cfg, seed):
                         f"{' '.join(str(e.message).split())[:200]}") from None
     if labels.size == 0:
         raise DataError(f"data.path: {cfg.path!r} holds no records")
-    y = check_labels(labels, labels, int(labels.max()) + 1, cfg.path)
+    num_classes = class_count(labels, cfg.num_classes)
+    y = check_labels(labels, labels, num_classes, cfg.path)
     shape = cfg.features[cfg.x_feature].get("shape", [])
 
     def decode_record(record):
@@ -70,9 +71,9 @@ def load_tfrecord(cfg, seed):
     parts = split(np.arange(len(y)), y, cfg.validation_fraction, cfg.test_fraction, seed)
     train, val, test = (
         StreamSplit(indices, shape, records=lambda: tf.data.TFRecordDataset(files).enumerate(),
-                    decode_record=decode_record, shuffle_buffer=cfg.shuffle_buffer)
-        for indices in parts[0::2])
-    return Data(train, val, test, class_names=[str(c) for c in range(int(y.max()) + 1)],
+                    decode_record=decode_record, shuffle_buffer=cfg.shuffle_buffer, labels=part_y)
+        for indices, part_y in zip(parts[0::2], parts[1::2]))
+    return Data(train, val, test, class_names=[str(c) for c in range(num_classes)],
                 description=f"TFRecord {cfg.path} ({len(files)} shard(s))",
                 preprocessing=f"feature {cfg.x_feature!r} as stored, cast to float32")
 

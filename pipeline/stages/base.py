@@ -13,7 +13,7 @@ Contract, checked for every stage by tests/pipeline/stages/test_contract.py:
 """
 import dataclasses
 
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 
 
 class Stage:

@@ -4,7 +4,7 @@ from typing import Literal, Optional
 
 from pipeline import layers as layers_lib
 from pipeline import structure
-from pipeline.backend import keras, tfmot
+from pipeline.lazy_backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, clone
@@ -55,7 +55,7 @@ class Cluster(Stage):
                                               cfg.layer_types, where)
         if not selected:
             raise RecipeError(f"{where}: no layer of the model can be clustered; skipped: "
-                              + "; ".join(f"{n} ({why})" for n, why in skipped.items()))
+                              + "; ".join(layers_lib.describe_skipped(skipped)))
         sparsity = dict(ctx.structure.get("sparsity") or {})
         preserve = bool(sparsity) if cfg.preserve_sparsity is None else cfg.preserve_sparsity
         if preserve and not sparsity:
@@ -63,7 +63,8 @@ class Cluster(Stage):
                               "pruned (no earlier prune stage claims sparsity)")
         ctx.log(f"cluster: {len(selected)} layer(s) to {cfg.number_of_clusters} clusters "
                 f"({cfg.centroid_init}{', per channel' if cfg.per_channel else ''}"
-                f"{', preserving sparsity' if preserve else ''}); skipped: {skipped or 'none'}")
+                f"{', preserving sparsity' if preserve else ''}); skipped: "
+                f"{'; '.join(layers_lib.describe_skipped(skipped)) or 'none'}")
 
         init = getattr(tfmot.clustering.keras.CentroidInitialization, _INIT[cfg.centroid_init])
         keras.utils.set_random_seed(ctx.seed)

@@ -2,8 +2,7 @@
 import dataclasses
 import os
 
-import models
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 from pipeline.errors import RecipeError
 from pipeline.stages.base import Stage
 from pipeline.training import FitConfig, accuracy, fit, resolve_teacher
@@ -26,6 +25,7 @@ class Distill(Stage):
         student_options: dict = dataclasses.field(default_factory=dict)
 
     def run(self, model, data, ctx):
+        import models
         cfg = self.config
         where = f"stages.{ctx.stage_name}"
         teacher = resolve_teacher(cfg.teacher, ctx, where) if cfg.teacher else model

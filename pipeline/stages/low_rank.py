@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline import factorize
 from pipeline import layers as layers_lib
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 from pipeline.config import at_least, between
 from pipeline.errors import RecipeError
 from pipeline.stages.base import Stage

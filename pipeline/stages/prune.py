@@ -4,7 +4,7 @@ from typing import Literal, Optional
 
 from pipeline import layers as layers_lib
 from pipeline import schedules, structure
-from pipeline.backend import keras, tfmot
+from pipeline.lazy_backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, clone
@@ -63,7 +63,7 @@ class Prune(Stage):
                                               cfg.layer_types, where)
         if not selected:
             raise RecipeError(f"{where}: no layer of the model can be pruned; skipped: "
-                              + "; ".join(f"{n} ({why})" for n, why in skipped.items()))
+                              + "; ".join(layers_lib.describe_skipped(skipped)))
         if cfg.sparsity_m_by_n:
             schedule = tfmot.sparsity.keras.ConstantSparsity(
                 cfg.target, steps.begin_step, steps.end_step, steps.frequency)
@@ -77,7 +77,8 @@ class Prune(Stage):
         ctx.log(f"prune: {len(selected)} layer(s) to sparsity {cfg.target:.2f} "
                 f"({cfg.schedule if not cfg.sparsity_m_by_n else 'm_by_n %s' % cfg.sparsity_m_by_n}"
                 f", steps {steps.begin_step}..{steps.end_step} every {steps.frequency} "
-                f"of {steps.total_steps}); skipped: {skipped or 'none'}")
+                f"of {steps.total_steps}); skipped: "
+                f"{'; '.join(layers_lib.describe_skipped(skipped)) or 'none'}")
 
         keras.utils.set_random_seed(ctx.seed)
         copy = clone(model)  # tfmot wraps the layer objects it is given: wrap ours, not the input's
@@ -108,7 +109,13 @@ class Prune(Stage):
             skipped_layers=skipped, target_sparsity=cfg.target,
             keras_sparsity={n: s["sparsity"] for n, s in stats.items()},
             keras_overall_sparsity=structure.overall_sparsity(stats, selected))
-        problems = structure.violations({"sparsity": claims["sparsity"]}, stats)
-        if problems:
-            raise GreenliteError(f"{where}: pruning fell short: {'; '.join(problems)}")
+        short = structure.violations({"sparsity": claims["sparsity"]},
+                                     structure.keras_stats(result, claims["sparsity"]))
+        if short:
+            raise GreenliteError(
+                f"{where}: pruning fell short of {cfg.target:.2f} in {len(short)} layer(s): "
+                f"{'; '.join(short[:5])}{' ...' if len(short) > 5 else ''}. The schedule ends at "
+                f"step {steps.end_step} of {steps.total_steps}: raise {where}.epochs or lower "
+                f"{where}.end_step so it is reached, or leave these layers out with "
+                f"{where}.layers / {where}.layer_types")
         return result

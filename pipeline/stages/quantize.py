@@ -4,8 +4,8 @@ import fnmatch
 from typing import Literal, Optional
 
 from pipeline import layers as layers_lib
-from pipeline import lowbit, structure
-from pipeline.backend import keras, tfmot
+from pipeline import structure
+from pipeline.lazy_backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, clone
@@ -52,6 +52,7 @@ class Quantize(Stage):
                 raise ValueError("low_bit_layers: only with weights: ternary or binary")
 
     def run(self, model, data, ctx):
+        from pipeline import lowbit
         cfg = self.config
         where = f"stages.{ctx.stage_name}"
         selected, _ = layers_lib.select(model, layers_lib.QUANTIZE, where=where)
@@ -59,7 +60,7 @@ class Quantize(Stage):
                                      names_key="keep_float")[0]) if cfg.keep_float else set()
         annotate = [n for n in selected if n not in kept]
         float_layers = {l.name: ("kept in float by keep_float" if l.name in kept else
-                                 f"{type(l).__name__}: not supported by tfmot's 8-bit scheme")
+                                 layers_lib.unsupported_reason(l, layers_lib.QUANTIZE, model))
                         for l in model.layers
                         if l.name not in annotate and not isinstance(l, keras.layers.InputLayer)}
         claims = self._claims_to_preserve(model, ctx, where)
@@ -69,7 +70,8 @@ class Quantize(Stage):
             claims["clusters"] = {**(claims.get("clusters") or {}), **{n: levels for n in low_bit}}
         scheme = self._scheme()
         ctx.log(f"quantize: QAT on {len(annotate)} layer(s), scheme "
-                f"{type(scheme).__name__}; float: {float_layers or 'none'}")
+                f"{type(scheme).__name__}; float: "
+                f"{'; '.join(layers_lib.describe_skipped(float_layers)) or 'none'}")
 
         keras.utils.set_random_seed(ctx.seed)
         copy = clone(model)
@@ -102,8 +104,15 @@ class Quantize(Stage):
         if low_bit:
             lowbit.bake(qat, low_bit, cfg.weights)
 
+        restored = _reapply_lost_zeros(model, qat, claims.get("sparsity") or {})
+        if restored:
+            ctx.log(f"quantize: tfmot's sparsity-preserving QAT lost the zeros of "
+                    f"{len(restored)} layer(s) ({', '.join(restored[:5])}"
+                    f"{', ...' if len(restored) > 5 else ''}); their pruning masks were "
+                    "re-applied after training")
         stats = structure.keras_stats(qat, structure.claimed_layers(claims))
         ctx.metrics.update(structure=claims, quantized_layers=annotate, float_layers=float_layers,
+                           masks_reapplied=restored,
                            scheme=type(scheme).__name__, weights=cfg.weights,
                            low_bit_layers=sorted(low_bit))
         problems = structure.violations(claims, stats)
@@ -131,11 +140,13 @@ class Quantize(Stage):
     def _scheme(self):
         preserve = self.config.preserve
         if preserve == "sparsity":
-            return tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        if preserve in ("clusters", "both"):
-            return tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+            scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        elif preserve in ("clusters", "both"):
+            scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
                 preserve_sparsity=preserve == "both")
-        return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+        else:
+            return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+        return _guarded(scheme)
 
     def _claims_to_preserve(self, model, ctx, where):
         """The input's claims this QAT keeps, after checking the input has that structure."""
@@ -167,3 +178,52 @@ class Quantize(Stage):
             claims["clusters"] = clustered
             claims["preserve_zero"] = bool(ctx.structure.get("preserve_zero"))
         return claims
+
+
+def _guarded(scheme):
+    """`scheme` whose registry supports only what tfmot's default 8-bit registry supports.
+
+    tfmot's prune- and cluster-preserving registries claim every layer without
+    trainable weights (TFOpLambda included: MobileNetV3's hard-swish, `x * y`
+    in user code), then ask the default 8-bit registry for its config, which
+    raises "get_quantize_config() called on an unsupported layer". Such a
+    layer is left in float instead, as the plain scheme leaves it.
+    """
+    default = layers_lib.default_8bit_registry()
+    make_registry = scheme.get_quantize_registry
+
+    def get_quantize_registry():
+        registry = make_registry()
+        supports = registry.supports
+        registry.supports = lambda layer: supports(layer) and default.supports(layer)
+        return registry
+
+    scheme.get_quantize_registry = get_quantize_registry
+    return scheme
+
+
+def _reapply_lost_zeros(before, after, sparsity_claims):
+    """Zeroes again, in `after`, the kernel entries that were zero in `before`, for
+    the claimed layers whose sparsity QAT lost; returns their names.
+
+    tfmot's prune-preserving quantizer keeps most kernels' zeros, but not all:
+    on MobileNetV3 the squeeze-excite 1x1 convolutions (followed by TFOpLambda
+    ops the scheme cannot quantize) came out of QAT with 0-9% zeros left of 75%.
+    """
+    by_name = {l.name: l for l in after.layers}
+    restored = []
+    for name, target in sorted(sparsity_claims.items()):
+        source = next((l for l in before.layers if l.name == name), None)
+        layer = by_name.get(name) or by_name.get("quant_" + name)
+        if source is None or layer is None:
+            continue
+        old, new = layers_lib.kernel(source), layers_lib.kernel(layer)
+        if old is None or new is None or old.shape != new.shape:
+            continue
+        values = new.numpy()
+        if (values == 0).mean() >= target - structure.TOLERANCE:
+            continue
+        values[old.numpy() == 0] = 0
+        new.assign(values)
+        restored.append(name)
+    return restored

@@ -1,7 +1,7 @@
 """`train`: ordinary supervised training of the (float) model."""
 import dataclasses
 
-from pipeline.backend import keras
+from pipeline.lazy_backend import keras
 from pipeline.stages.base import Stage, clone
 from pipeline.training import FitConfig, fit
 

@@ -44,7 +44,7 @@ def test_npz_with_its_own_test_split(tmp_path):
 @pytest.mark.parametrize("arrays, message", [
     ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "x has 5 examples but y has 4"),
     ({"a": np.zeros(3)}, "expected 'x' and 'y'"),
-    ({"x": np.zeros((4, 2)), "y": np.array([0, 1, -1, 1])}, "expected class indices"),
+    ({"x": np.zeros((4, 2)), "y": np.array([0, 1, -1, 1])}, r"label\(s\) -1 lie outside the 2 classes 0 \.\. 1"),
     ({"x": np.zeros((4, 2)), "y": np.array([0.5, 1, 1, 0])}, "expected integer class indices"),
 ])
 def test_bad_npz(tmp_path, arrays, message):

@@ -14,12 +14,12 @@ from pipeline.context import RunContext
 
 # Small settings that make each stage run in seconds on the digits.
 FAST_SETTINGS = {
-    "train": {"epochs": 1, "batch_size": 64},
-    "prune": {"epochs": 2, "batch_size": 64, "target_sparsity": 0.5},
-    "cluster": {"epochs": 1, "batch_size": 64, "number_of_clusters": 8},
-    "quantize": {"epochs": 1, "batch_size": 64},
-    "distill": {"epochs": 1, "batch_size": 64, "student_options": {"width": 0.25, "dense_units": 8}},
-    "low_rank": {"epochs": 1, "batch_size": 64, "rank_ratio": 0.25},
+    "train": {"epochs": 1, "batch_size": 64, "allow_chance": True},
+    "prune": {"epochs": 2, "batch_size": 64, "allow_chance": True, "target_sparsity": 0.5},
+    "cluster": {"epochs": 1, "batch_size": 64, "allow_chance": True, "number_of_clusters": 8},
+    "quantize": {"epochs": 1, "batch_size": 64, "allow_chance": True},
+    "distill": {"epochs": 1, "batch_size": 64, "allow_chance": True, "student_options": {"width": 0.25, "dense_units": 8}},
+    "low_rank": {"epochs": 1, "batch_size": 64, "allow_chance": True, "rank_ratio": 0.25},
 }
 
 
@@ -57,7 +57,7 @@ def test_unknown_stage_lists_known_names():
 
 
 def test_train_stage_is_seeded(digits, small_model, tmp_path):
-    cfg = stages.get("train").Config(epochs=1, batch_size=64)
+    cfg = stages.get("train").Config(epochs=1, batch_size=64, allow_chance=True)
 
     def run():
         ctx = RunContext(str(tmp_path), 3, "train", str(tmp_path), log=lambda line: None)
@@ -69,7 +69,7 @@ def test_train_stage_is_seeded(digits, small_model, tmp_path):
 
 def test_train_stage_writes_tensorboard_logs_and_stops_early(digits, small_model, tmp_path):
     cfg = stages.get("train").Config(epochs=50, early_stopping_patience=1, learning_rate=0.5,
-                                     optimizer="sgd")
+                                     optimizer="sgd", allow_chance=True)
     ctx = RunContext(str(tmp_path), 0, "train", str(tmp_path), log=lambda line: None)
     stages.get("train")(cfg).run(small_model, digits, ctx)
     assert ctx.metrics["epochs_trained"] < 50

@@ -32,9 +32,10 @@ def test_multi_head_attention_stays_float_and_qat_finishes(digits, tmp_path):
     outputs = keras.layers.Dense(10, name="logits")(x)
     model = keras.Model(inputs, outputs)
     data = _rows(digits)
-    qat, ctx = run_stage("quantize", FAST, model, data, tmp_path)
+    # An untrained model after one epoch: at chance by design.
+    qat, ctx = run_stage("quantize", {**FAST, "allow_chance": True}, model, data, tmp_path)
     assert ctx.metrics["float_layers"] == {
-        "attention": "MultiHeadAttention: not supported by tfmot's 8-bit scheme"}
+        "attention": "MultiHeadAttention: tfmot's 8-bit scheme has no QuantizeConfig for attention"}
     assert "embed" in ctx.metrics["quantized_layers"] and "logits" in ctx.metrics["quantized_layers"]
     assert qat.predict(data.test.x[:2], verbose=0).shape == (2, 10)
 
