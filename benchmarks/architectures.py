@@ -139,3 +139,21 @@ def save(name, path, input_shape, classes, custom_module_path=None):
         model = builder(tuple(input_shape), classes)
     model.save(str(path))
     return model.count_params()
+
+
+def main():
+    import argparse
+    parser = argparse.ArgumentParser(description="Save one of the architectures as a .keras file.")
+    parser.add_argument("name", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--out", required=True, help="the .keras file to write")
+    parser.add_argument("--input_shape", default="96,96,3")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--custom_module", help="a .py file holding CUSTOM_LAYER_MODULE (custom_layer)")
+    args = parser.parse_args()
+    shape = tuple(int(d) for d in args.input_shape.split(","))
+    params = save(args.name, args.out, shape, args.classes, args.custom_module)
+    print(f"wrote {args.out}: {args.name}, input {shape}, {args.classes} classes, {params:,} parameters")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,12 @@ def pareto_front(points):
     return front
 
 
+def _colours(count):
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10" if count <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(count)]
+
+
 def pareto_png(variants, title):
     """PNG bytes of two panels: accuracy vs gzip size, accuracy vs median latency."""
     import matplotlib
@@ -30,16 +36,21 @@ def pareto_png(variants, title):
     for ax, label, x_of in panels:
         points = [(x_of(v), 100 * v["accuracy"]) for v in ok]
         front = pareto_front(points)
-        for (x, y), v in zip(points, ok):
-            ax.scatter(x, y, s=40, zorder=3)
-            ax.annotate(v["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        # Every variant gets a colour in the legend; only the Pareto points are
+        # labelled on the plot, so labels of variants that sit on top of each
+        # other (train_float16 over train_float32) never overlap.
+        for (x, y), v, colour in zip(points, ok, _colours(len(ok))):
+            ax.scatter(x, y, s=40, zorder=3, color=colour, label=v["name"])
+        for i in front:  # front points differ in accuracy, so their labels stand apart
+            ax.annotate(ok[i]["name"], points[i], textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
         if front:
             xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
             ax.scatter(xs, ys, s=160, facecolors="none", edgecolors="black", zorder=4,
                        label="Pareto front (no variant smaller/faster and more accurate)")
             if len(front) > 1:
                 ax.step(xs, ys, where="post", color="black", linewidth=1, zorder=2)
-            ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="best", fontsize=7)
         ax.margins(x=0.15, y=0.25)
         ax.set_xlabel(label)
         ax.set_ylabel("TFLite test accuracy (%)")

@@ -39,9 +39,11 @@ import base64
 import html
 import json
 import os
+import re
 
 from pipeline import energy as energy_lib
 from pipeline import plots
+from pipeline.layers import describe_skipped
 from pipeline.files import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
@@ -153,8 +155,8 @@ def notes(report):
     out = []
     for v in report["variants"]:
         if v.get("float_layers"):
-            out.append(f"`{v['name']}` keeps these layers in float: " + "; ".join(
-                f"`{layer}` ({why})" for layer, why in v["float_layers"].items()))
+            out.append(f"`{v['name']}` keeps these layers in float: "
+                       + "; ".join(describe_skipped(v["float_layers"])))
         for problem in v.get("violations", []):
             out.append(f"**`{v['name']}` fails its structure check**: {problem}")
         for runtime, result in v.get("runtimes", {}).items():
@@ -177,8 +179,12 @@ def notes(report):
                        f"{f['params_after']:,}, MACs {f['macs_before']:,} -> {f['macs_after']:,}, "
                        f"relative reconstruction error {f['reconstruction_error']:.3f}")
         if s["metrics"].get("skipped_layers"):
-            out.append(f"stage `{s['name']}` skipped: " + "; ".join(
-                f"`{layer}` ({why})" for layer, why in s["metrics"]["skipped_layers"].items()))
+            out.append(f"stage `{s['name']}` skipped: "
+                       + "; ".join(describe_skipped(s["metrics"]["skipped_layers"])))
+        if s["metrics"].get("masks_reapplied"):
+            out.append(f"stage `{s['name']}`: tfmot's sparsity-preserving QAT lost the zeros of "
+                       + ", ".join(f"`{n}`" for n in s["metrics"]["masks_reapplied"])
+                       + "; their pruning masks were re-applied after training")
     return out
 
 
@@ -223,18 +229,27 @@ def to_html(report, png):
         f"{report['baseline']['keras_accuracy']:.4f}; run time {report['seconds']:.1f} s.</p>",
     ]
     for title, text, headers, rows in tables(report):
-        parts += [f"<h2>{esc(title)}</h2>", f"<p>{esc(text)}</p>", "<table><tr>"]
+        parts += [f"<h2>{esc(title)}</h2>", f"<p>{inline_html(text)}</p>", "<table><tr>"]
         parts += [f"<th>{esc(h)}</th>" for h in headers] + ["</tr>"]
         for row in rows:
-            parts += ["<tr>"] + [f"<td>{esc(c)}</td>" for c in row] + ["</tr>"]
+            parts += ["<tr>"] + [f"<td>{inline_html(c)}</td>" for c in row] + ["</tr>"]
         parts.append("</table>")
     parts += ["<h2>Accuracy against size and latency</h2>",
               f"<img alt='pareto' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"]
     extra = notes(report)
     if extra:
-        parts += ["<h2>Notes</h2><ul>"] + [f"<li>{esc(n)}</li>" for n in extra] + ["</ul>"]
+        parts += ["<h2>Notes</h2><ul>"] + [f"<li>{inline_html(n)}</li>" for n in extra] + ["</ul>"]
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def inline_html(text):
+    """The report's inline Markdown (`code`, **strong**, *emphasis*) as escaped HTML:
+    report.md and report.html show the same words, each in its own markup."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"(?<![*\w])\*([^*\s][^*]*)\*(?![*\w])", r"<em>\1</em>", out)
 
 
 def _input_text(detail):
@@ -267,5 +282,7 @@ def _runtime(result):
 def _payback(v):
     if "payback_inferences" not in v:
         return "baseline" if "joules_per_inference" in v else ""
+    if not v.get("extra_emissions_kg"):
+        return "—"  # no compression stage: nothing to pay back
     n = v["payback_inferences"]
     return "never (no saving)" if n is None else f"{n:,.0f}"

@@ -87,7 +87,7 @@ def stage_config_error(stage_type, settings):
 
 
 def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=None,
-              teachers=None):
+              teachers=None, log=None):
     """Runs one stage as the runner would; returns (model, ctx).
 
     `teachers` are the earlier stages' models by name.
@@ -99,7 +99,7 @@ def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=
     cls = stages.get(stage_type)
     cfg = config_lib.build(cls.Config, settings, f"stages.{name}")
     ctx = RunContext(workdir=str(tmp_path), seed=0, stage_name=name,
-                     stage_dir=str(tmp_path / name), log=lambda line: None,
+                     stage_dir=str(tmp_path / name), log=log or (lambda line: None),
                      structure=dict(structure or {}), models=dict(teachers or {}))
     return cls(cfg).run(model, data, ctx), ctx
 

@@ -55,12 +55,6 @@ def test_default_recipe_end_to_end(default_run):
     assert variants["int8"]["payback_inferences"] == 0  # no compression stage to repay
 
 
-def test_a_second_run_replaces_the_stage_directory(default_run, tmp_path):
-    workdir, _ = default_run
-    leftovers = [f for f in os.listdir(workdir) if f.startswith((".tmp-", ".old-"))]
-    assert leftovers == []
-
-
 @pytest.mark.parametrize("args, message", [
     (["--set", "train.epoch=3"], "stages.train.epoch: unknown key"),
     (["--set", "train.epochs=-1"], "stages.train.epochs: got -1; expected an integer >= 1"),

@@ -1,0 +1,62 @@
+"""Training health: stuck at chance, NaN loss, and the BatchNorm momentum fix."""
+import numpy as np
+import pytest
+
+import models
+from pipeline.backend import keras
+from pipeline.data import Data
+from pipeline.errors import GreenliteError
+from tests.conftest import run_stage
+
+
+def _stuck_model(momentum):
+    # Inputs far from mean 0 / variance 1 and a first BatchNormalization whose
+    # moving statistics start at (0, 1): training uses batch statistics and
+    # learns, inference uses moving ones that a 0.9999 momentum barely moves.
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.BatchNormalization(momentum=momentum, name="bn")(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+@pytest.fixture(scope="module")
+def offset_digits(digits):
+    shift = lambda split: (split.x * 40 + 300, split.y)
+    return Data.from_arrays(*shift(digits.train), *shift(digits.val), *shift(digits.test),
+                            class_names=digits.class_names)
+
+
+def test_a_model_stuck_at_chance_is_diagnosed_and_fails(offset_digits, tmp_path):
+    lines = []
+    with pytest.raises(GreenliteError, match=r"stages.train: validation accuracy ended at 0\.\d+, "
+                                             r"at chance .*model.batchnorm_momentum: 0.9.*"
+                                             r"stages.train.allow_chance: true"):
+        run_stage("train", {"epochs": 4, "learning_rate": 0.003}, _stuck_model(0.9999),
+                  offset_digits, tmp_path, log=lines.append)
+    warning = [line for line in lines if line.startswith("WARNING stages.train")]
+    assert warning and "BatchNormalization layer(s) have momentum 0.9999" in warning[0]
+
+
+def test_the_batchnorm_momentum_setting_fixes_it(offset_digits, tmp_path):
+    model = _stuck_model(0.9999)
+    assert models.set_batchnorm_momentum(model, 0.9) == 1
+    trained, _ = run_stage("train", {"epochs": 4, "learning_rate": 0.003}, model,
+                           offset_digits, tmp_path)
+    from pipeline import training
+    assert training.accuracy(trained, offset_digits.test) > 0.5
+
+
+def test_allow_chance_accepts_it(offset_digits, tmp_path):
+    run_stage("train", {"epochs": 1, "allow_chance": True}, _stuck_model(0.9999),
+              offset_digits, tmp_path)
+
+
+def test_a_nan_loss_stops_the_stage(digits, small_model, tmp_path):
+    x = digits.train.x.copy()
+    x[5, 0, 0, 0] = np.nan
+    data = Data.from_arrays(x, digits.train.y, digits.val.x, digits.val.y, digits.test.x,
+                            digits.test.y, class_names=digits.class_names)
+    with pytest.raises(GreenliteError, match=r"stages.train: the training loss became nan in "
+                                             r"epoch 1; the stage stopped"):
+        run_stage("train", {"epochs": 2}, small_model, data, tmp_path)

@@ -1,0 +1,59 @@
+"""Layer selection by what tfmot really changes, and grouped reasons for what it skips."""
+import pytest
+
+from pipeline import layers as layers_lib
+from pipeline.backend import keras
+from pipeline.errors import RecipeError
+
+
+def _mobile_block():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 1, use_bias=False, name="expand")(inputs)
+    x = keras.layers.BatchNormalization(name="expand_bn")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    x = keras.layers.BatchNormalization(name="dw_bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu")(x)
+    x = keras.layers.Conv2D(3, 1, name="project")(x)
+    x = keras.layers.Add(name="add")([x, inputs])
+    x = keras.layers.BatchNormalization(name="after_add_bn")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+
+
+def test_depthwise_and_batchnorm_are_not_selected_for_pruning_or_clustering():
+    model = _mobile_block()
+    for technique, verb in ((layers_lib.PRUNE, "prunes"), (layers_lib.CLUSTER, "clusters")):
+        selected, skipped = layers_lib.select(model, technique)
+        assert selected == ["expand", "project", "logits"]
+        assert skipped["dw"] == f"DepthwiseConv2D: tfmot {verb} none of its weights"
+        assert skipped["dw_bn"] == f"BatchNormalization: tfmot {verb} none of its weights"
+
+
+def test_qat_takes_batchnorm_only_where_tfmot_folds_it():
+    model = _mobile_block()
+    selected, _ = layers_lib.select(model, layers_lib.QUANTIZE)
+    assert {"expand_bn", "dw_bn", "dw", "add"} <= set(selected)
+    assert "after_add_bn" not in selected
+    assert layers_lib.unsupported_reason(model.get_layer("after_add_bn"), layers_lib.QUANTIZE,
+                                         model).startswith("BatchNormalization: not after")
+
+
+def test_a_selection_of_only_unprunable_layers_says_why_grouped():
+    with pytest.raises(RecipeError, match=r"stages.prune.layer_types: greenlite cannot prune "
+                                          r"DepthwiseConv2D layers \(DepthwiseConv2D: tfmot prunes "
+                                          r"none of its weights\); classes it can: Conv2D, Dense"):
+        layers_lib.select(_mobile_block(), layers_lib.PRUNE, types=["DepthwiseConv2D"],
+                          where="stages.prune")
+    with pytest.raises(RecipeError, match=r"pattern '\*bn' matches only layers greenlite cannot "
+                                          r"prune: 3 layers, BatchNormalization: tfmot prunes none"):
+        layers_lib.select(_mobile_block(), layers_lib.PRUNE, names=["*bn"], where="stages.prune")
+
+
+def test_skipped_layers_are_grouped_by_reason():
+    skipped = {f"block_{i}_depthwise": "DepthwiseConv2D: tfmot prunes none of its weights"
+               for i in range(17)}
+    skipped["logits"] = "not selected"
+    assert layers_lib.describe_skipped(skipped) == [
+        "17 layers, DepthwiseConv2D: tfmot prunes none of its weights (block_0_depthwise, "
+        "block_1_depthwise, block_2_depthwise, ... and 14 more)",
+        "1 layer, not selected (logits)"]

@@ -1,0 +1,101 @@
+"""A run owns its directory: replaced whole, debris of a killed run cleaned, no orphans."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from pipeline import rundir
+from tests.conftest import ROOT, run_pipeline
+
+FAST = ["train.epochs=2", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
+        "benchmark.check_tflite_runtime=false"]
+
+
+def test_a_rerun_replaces_the_run_whole(tmp_path):
+    workdir = tmp_path / "run"
+    first = run_pipeline("default", workdir, *FAST, "export.formats=[float32, int8]")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_pipeline("default", workdir, *FAST, "export.formats=[float16]")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"replacing the earlier run in {workdir}" in second.stdout
+    exported = sorted(f for f in os.listdir(workdir / "export") if f.endswith(".tflite"))
+    assert exported == ["train_float16.tflite"]  # the first run's files are gone
+    report = json.loads((workdir / "report.json").read_text())
+    assert [v["path"] for v in report["variants"]] == ["export/train_float16.tflite"]
+    events = [f for _, _, files in os.walk(workdir / "tensorboard") for f in files]
+    assert len([f for f in events if "tfevents" in f]) == 2  # this run's train and validation
+    bench = json.loads((workdir / "export" / "train_float16.benchmark.json").read_text())
+    assert bench["model"] == os.path.join("export", "train_float16.tflite")
+    assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
+
+
+def _processes_mentioning(text):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append((int(pid), cmdline))
+    return found
+
+
+def test_kill_9_during_export_leaves_no_process_and_the_rerun_cleans_up(tmp_path):
+    workdir = tmp_path / "killed"
+    marker = f"--workdir={workdir}"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--recipe=recipes/default.yaml", marker]
+        + [a for o in FAST + ["export.formats=[float32, float16, int8]"] for a in ("--set", o)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in run.stdout:
+        if "[export 1/3]" in line:
+            break
+    time.sleep(1.0)  # the converter child is running now
+    staging = [f for f in os.listdir(tmp_path) if f.startswith(".tmp-killed-")]
+    assert len(staging) == 1
+    children = _processes_mentioning(os.path.join(tmp_path, staging[0]))
+    assert children, "expected a converter child writing into the staging directory"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 10
+    while _processes_mentioning(os.path.join(tmp_path, staging[0])) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(os.path.join(tmp_path, staging[0])) == []
+    assert not workdir.exists()  # nothing was swapped in
+
+    again = run_pipeline("default", workdir, *FAST, "export.formats=[float32]")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "removed what earlier killed run(s) left behind" in again.stdout
+    assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
+    assert sorted(f for f in os.listdir(workdir / "export") if f.endswith(".tflite")) == [
+        "train_float32.tflite"]
+
+
+def test_a_run_failing_midway_leaves_the_previous_run_untouched(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "report.json").write_text('{"earlier": true}')
+    # One epoch of a fresh model is at chance: bad input found mid-run.
+    result = run_pipeline("prune_qat", workdir, "train.epochs=1",
+                          "train.early_stopping_patience=null", "train.learning_rate=0.00001",
+                          "prune.epochs=1", *FAST[1:])
+    assert result.returncode == 2
+    assert "validation accuracy ended at" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(os.listdir(workdir)) == ["report.json"]
+    assert (workdir / "report.json").read_text() == '{"earlier": true}'
+
+
+def test_debris_of_a_live_run_is_left_alone(tmp_path):
+    live = tmp_path / ".tmp-run-live"
+    dead = tmp_path / ".tmp-run-dead"
+    for path, pid in ((live, os.getppid()), (dead, 2 ** 22 + 7)):
+        path.mkdir()
+        (path / rundir.PID_FILE).write_text(str(pid))
+    removed = rundir.clean_debris(str(tmp_path / "run"), log=lambda line: None)
+    assert removed == [str(dead)] and live.exists()
