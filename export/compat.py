@@ -80,10 +80,15 @@ def check(python, tflite_path, num_runs=20):
 
 
 def ops_text(path):
-    """'CONV_2D v3, FULLY_CONNECTED v12, ...': each operator type with its highest version."""
+    """'CONV_2D v3, FULLY_CONNECTED v12, ...': each operator type with its highest version
+    ("unreadable: ..." for a file whose operator table cannot be read)."""
     versions = {}
-    for name, version in tflite_file.operators(path):
-        versions[name] = max(version, versions.get(name, 0))
+    try:
+        for name, version in tflite_file.operators(path):
+            versions[name] = max(version, versions.get(name, 0))
+    except Exception as e:  # pylint: disable=broad-except
+        # A malformed flatbuffer raises whatever the schema reader meets first.
+        return f"unreadable: {type(e).__name__}"
     return ", ".join(f"{name} v{v}" for name, v in sorted(versions.items()))
 
 

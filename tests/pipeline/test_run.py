@@ -85,3 +85,19 @@ def test_same_recipe_same_seed_gives_the_same_model(default_run, tmp_path):
     assert second["baseline"]["accuracy"] == first["baseline"]["accuracy"]
     assert ((again / "export" / "train_float32.tflite").read_bytes()
             == (workdir / "export" / "train_float32.tflite").read_bytes())
+
+
+PREFLIGHT = """
+import runpy, sys
+sys.argv = ["pipeline", "--workdir=/nonexistent/never", "--set", "train.epoch=3"]
+try:
+    runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    print(e.code, "tensorflow" in sys.modules)
+"""
+
+
+def test_a_recipe_error_comes_before_tensorflow_is_imported():
+    result = run_cli(["-c", PREFLIGHT])
+    assert "greenlite: error: stages.train.epoch: unknown key" in result.stderr
+    assert result.stdout.split() == ["2", "False"]

@@ -1,0 +1,86 @@
+"""The benchmark answers every input with a result or one line: token-id models, malformed files."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from export import benchmark
+from tests.conftest import ROOT, run_cli
+
+
+def _token_model(tmp_path, embedding=True):
+    from export.convert import convert
+    from pipeline.backend import keras
+    from pipeline.files import atomic_write_bytes
+    inputs = keras.Input((6,), dtype="int32")
+    if embedding:
+        x = keras.layers.Embedding(37, 4)(inputs)
+        x = keras.layers.Flatten()(x)
+    else:
+        x = keras.layers.Dense(4)(keras.layers.Lambda(lambda t: keras.backend.cast(t, "float32"))(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    path = tmp_path / f"tokens_{embedding}.tflite"
+    atomic_write_bytes(path, convert(model, "float32"))
+    return str(path)
+
+
+def test_a_token_id_model_runs_without_data(tmp_path):
+    path = _token_model(tmp_path)
+    result = benchmark.benchmark(path, num_runs=2, warmup_runs=0)
+    assert result["input"]["dtype"] == "int32" and result["latency_ms"]["p50"] > 0
+
+
+def test_a_token_id_model_with_integer_data(tmp_path):
+    path = _token_model(tmp_path)
+    x = np.random.default_rng(0).integers(0, 37, (5, 6)).astype(np.int64)
+    result = benchmark.benchmark(path, (x, np.zeros(5, np.int64)), num_runs=1, warmup_runs=0)
+    assert result["num_examples"] == 5
+
+
+def test_an_integer_input_of_unknown_range_asks_for_data(tmp_path):
+    path = _token_model(tmp_path, embedding=False)
+    with pytest.raises(benchmark.BenchmarkError, match="--data: required; the model takes int32 "
+                                                       "inputs"):
+        benchmark.benchmark(path, num_runs=1)
+
+
+def test_type_numbers_are_named():
+    assert benchmark.name_types("Unsupported type: got 7.") == "Unsupported type: got INT16 (7)."
+
+
+FUZZ = r'''
+import contextlib, io, sys
+import numpy as np
+from export import benchmark
+source, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+original = open(source, "rb").read()
+rng = np.random.default_rng(0)
+codes = {}
+for i in range(count):
+    data = bytearray(original)
+    for _ in range(int(rng.integers(1, 9))):
+        position = int(rng.integers(8, len(data)))  # keep the TFL3 header
+        data[position] = int(rng.integers(0, 256))
+    path = f"{out}/m{i}.tflite"
+    open(path, "wb").write(bytes(data))
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = benchmark.main([f"--model={path}", "--num_runs=1", "--warmup_runs=0"])
+    lines = [l for l in err.getvalue().splitlines() if l.strip()]
+    assert code in (0, 2) and len(lines) <= 1, (i, code, lines)
+    codes[code] = codes.get(code, 0) + 1
+print(codes)
+'''
+
+
+def test_mutated_files_give_a_result_or_one_line(exported, tmp_path):
+    script = tmp_path / "fuzz.py"
+    script.write_text(FUZZ)
+    result = run_cli([str(script), exported["int8"], "300", str(tmp_path)],
+                     env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    codes = eval(result.stdout.strip().splitlines()[-1])  # {exit code: count}
+    assert sum(codes.values()) == 300 and set(codes) <= {0, 2}

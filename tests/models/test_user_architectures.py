@@ -1,0 +1,102 @@
+"""The Keras models users bring, saved as .keras, through fine-tune -> prune -> PQAT -> int8.
+
+Each architecture (benchmarks/architectures.py) is saved and loaded as a user
+model, fine-tuned, pruned to 75% with the default layer selection, trained
+with sparsity-preserving QAT and converted to full int8; the sparsity is then
+read from the int8 file's kernels. Small inputs (32x32) and 48 images keep
+this to seconds per model, except the keras.applications nets, whose QAT
+and int8 conversion take 1-2 minutes each on 2 cores: MobileNetV2 (the first
+model users try) runs in every suite, the other four when
+GREENLITE_SLOW_TESTS=1 (and in `python benchmarks/user_architectures.py`).
+"""
+import os
+
+import numpy as np
+import pytest
+
+import models
+from benchmarks import architectures
+from export import benchmark
+from export.convert import convert
+from export.tflite_file import kernel_stats, kernels_by_layer
+from pipeline.data import Data
+from pipeline.files import atomic_write_bytes
+from pipeline.outputs import outputs_probabilities
+from tests.conftest import run_stage
+
+SLOW = pytest.mark.skipif(os.environ.get("GREENLITE_SLOW_TESTS") != "1",
+                          reason="1-2 minutes each; set GREENLITE_SLOW_TESTS=1")
+FIT = {"epochs": 1, "batch_size": 16, "allow_chance": True}  # mechanics, not accuracy
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from PIL import Image
+
+    from pipeline.data.synthetic import scene_images
+    root = tmp_path_factory.mktemp("scenes")
+    classes = ("circle", "square", "triangle", "cross")
+    scene_images(str(root), classes=classes, per_class=12, size=32)
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        for f in sorted(os.listdir(root / name)):
+            xs.append(np.asarray(Image.open(root / name / f), np.float32) / 255)
+            ys.append(label)
+    order = np.random.default_rng(0).permutation(len(ys))
+    x, y = np.stack(xs)[order], np.asarray(ys)[order]
+    return Data.from_arrays(x[:32], y[:32], x[32:40], y[32:40], x[40:], y[40:],
+                            class_names=list(classes))
+
+
+def _through_every_stage(name, data, tmp_path):
+    custom = None
+    if name == "custom_layer":
+        custom = tmp_path / "user_layers.py"
+        custom.write_text(architectures.CUSTOM_LAYER_MODULE)
+    path = tmp_path / f"{name}.keras"
+    architectures.save(name, path, (32, 32, 3), data.num_classes, custom)
+    model = models.build(str(path), (32, 32, 3), data.num_classes,
+                         custom_objects=str(custom) if custom else None)
+    tuned, _ = run_stage("train", FIT, model, data, tmp_path, name="finetune")
+    pruned, prune_ctx = run_stage("prune", {**FIT, "target_sparsity": 0.75}, tuned, data, tmp_path)
+    qat, quantize_ctx = run_stage("quantize", {**FIT, "preserve": "sparsity"}, pruned, data,
+                                  tmp_path, structure=prune_ctx.metrics["structure"])
+    int8 = tmp_path / f"{name}_int8.tflite"
+    atomic_write_bytes(int8, convert(qat, "int8", data.representative(32, 0)))
+    return model, prune_ctx.metrics, quantize_ctx.metrics, str(int8)
+
+
+def _check(name, data, tmp_path):
+    model, pruned, quantized, int8 = _through_every_stage(name, data, tmp_path)
+    assert outputs_probabilities(model) is (name != "functional_logits")
+    # The default selection prunes only what tfmot prunes: nothing falls short.
+    assert pruned["pruned_layers"]
+    assert all(not why.startswith(("Conv2D:", "Dense:")) for why in pruned["skipped_layers"].values())
+    # Every layer QAT leaves in float says why.
+    assert all(why for why in quantized["float_layers"].values())
+    kernels = kernels_by_layer(int8, pruned["pruned_layers"])
+    stats = {n: kernel_stats(t.values, axis=0) for n, t in kernels.items()}
+    zeros = sum(s["sparsity"] * s["size"] for s in stats.values())
+    assert zeros / sum(s["size"] for s in stats.values()) >= 0.74
+    result = benchmark.benchmark(int8, (data.test.x, data.test.y), num_runs=1, warmup_runs=0)
+    assert result["input"]["dtype"] == "int8" and 0 <= result["accuracy"] <= 1
+    return pruned, quantized
+
+
+@pytest.mark.parametrize("name", ["sequential", "functional_logits", "custom_layer"])
+def test_small_user_models(name, scenes, tmp_path):
+    _check(name, scenes, tmp_path)
+
+
+def test_keras_applications_mobilenet_v2(scenes, tmp_path):
+    pruned, quantized = _check("mobilenet_v2", scenes, tmp_path)
+    skipped = pruned["skipped_layers"]
+    assert sum(why == "DepthwiseConv2D: tfmot prunes none of its weights"
+               for why in skipped.values()) == 17
+    assert quantized["float_layers"] == {}  # BatchNorm folded, depthwise quantized
+
+
+@SLOW
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "resnet", "densenet"])
+def test_more_keras_applications(name, scenes, tmp_path):
+    _check(name, scenes, tmp_path)
