@@ -44,7 +44,7 @@ def unsupported_reason(layer, technique, model=None):
     from pipeline.backend import keras
     kind = type(layer).__name__
     if isinstance(layer, keras.Model):
-        return f"{kind}: a nested model; tfmot cannot wrap the layers inside it"
+        return f"{kind}: a subclassed model inside this one; tfmot cannot wrap the layers it holds"
     override = OVERRIDES.get(kind, {}).get(technique)
     if override:
         return f"{kind}: {override}"

@@ -162,6 +162,6 @@ def test_pruning_a_subclassed_model_says_why_not(subclassed, tmp_path):
     result = run_pipeline("prune_qat", tmp_path / "run", f"model.name={path}",
                           f"model.custom_objects={module}", "prune.layers=null", "train.epochs=1")
     assert result.returncode == 2
-    assert "stages.prune: no layer of the model can be pruned; skipped: 1 layer, MyNet: a nested model; tfmot cannot wrap the layers inside it (my_net" in result.stderr
-    assert ("(MyNet: a subclassed model inside this one; tfmot cannot wrap the layers it "
-            "holds)") in result.stderr
+    assert ("stages.prune: no layer of the model can be pruned; skipped: 1 layer, MyNet: a "
+            "subclassed model inside this one; tfmot cannot wrap the layers it holds (my_net"
+            ) in result.stderr
