@@ -17,14 +17,17 @@ import subprocess
 import sys
 
 _PR_SET_PDEATHSIG = 1
+# Looked up once, here in the parent: find_library may run ldconfig or a
+# compiler, which must not happen in a forked child before exec.
+_PRCTL = (ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+          if sys.platform.startswith("linux") else None)
 
 
 def die_with_parent(parent_pid):
     """In a child, before exec: SIGKILL when the parent exits (Linux; a no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
+    if _PRCTL is None:
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 

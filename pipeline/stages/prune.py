@@ -103,14 +103,14 @@ class Prune(Stage):
         claims = dict(ctx.structure)
         claims["sparsity"] = {**claims.get("sparsity", {}), **{n: cfg.target for n in selected}}
         claims.pop("clusters", None)  # fine-tuning moved the clustered weights
-        stats = structure.keras_stats(result, selected)
+        # Every claimed layer: this stage's and those an earlier stage pruned.
+        stats = structure.keras_stats(result, claims["sparsity"])
         ctx.metrics.update(
             structure=claims, schedule=dataclasses.asdict(steps), pruned_layers=selected,
             skipped_layers=skipped, target_sparsity=cfg.target,
-            keras_sparsity={n: s["sparsity"] for n, s in stats.items()},
+            keras_sparsity={n: stats[n]["sparsity"] for n in selected if n in stats},
             keras_overall_sparsity=structure.overall_sparsity(stats, selected))
-        short = structure.violations({"sparsity": claims["sparsity"]},
-                                     structure.keras_stats(result, claims["sparsity"]))
+        short = structure.violations({"sparsity": claims["sparsity"]}, stats)
         if short:
             raise GreenliteError(
                 f"{where}: pruning fell short of {cfg.target:.2f} in {len(short)} layer(s): "
