@@ -13,24 +13,6 @@ FAST = ["train.epochs=2", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
         "benchmark.check_tflite_runtime=false"]
 
 
-def test_a_rerun_replaces_the_run_whole(tmp_path):
-    workdir = tmp_path / "run"
-    first = run_pipeline("default", workdir, *FAST, "export.formats=[float32, int8]")
-    assert first.returncode == 0, first.stderr[-2000:]
-    second = run_pipeline("default", workdir, *FAST, "export.formats=[float16]")
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert f"replacing the earlier run in {workdir}" in second.stdout
-    exported = sorted(f for f in os.listdir(workdir / "export") if f.endswith(".tflite"))
-    assert exported == ["train_float16.tflite"]  # the first run's files are gone
-    report = json.loads((workdir / "report.json").read_text())
-    assert [v["path"] for v in report["variants"]] == ["export/train_float16.tflite"]
-    events = [f for _, _, files in os.walk(workdir / "tensorboard") for f in files]
-    assert len([f for f in events if "tfevents" in f]) == 2  # this run's train and validation
-    bench = json.loads((workdir / "export" / "train_float16.benchmark.json").read_text())
-    assert bench["model"] == os.path.join("export", "train_float16.tflite")
-    assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
-
-
 def _processes_mentioning(text):
     found = []
     for pid in os.listdir("/proc"):
@@ -46,7 +28,7 @@ def _processes_mentioning(text):
     return found
 
 
-def test_kill_9_during_export_leaves_no_process_and_the_rerun_cleans_up(tmp_path):
+def test_kill_9_during_export_leaves_no_process_and_reruns_replace_the_run_whole(tmp_path):
     workdir = tmp_path / "killed"
     marker = f"--workdir={workdir}"
     run = subprocess.Popen(
@@ -69,12 +51,26 @@ def test_kill_9_during_export_leaves_no_process_and_the_rerun_cleans_up(tmp_path
     assert _processes_mentioning(os.path.join(tmp_path, staging[0])) == []
     assert not workdir.exists()  # nothing was swapped in
 
-    again = run_pipeline("default", workdir, *FAST, "export.formats=[float32]")
+    again = run_pipeline("default", workdir, *FAST, "export.formats=[float32, int8]")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "removed what earlier killed run(s) left behind" in again.stdout
     assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
     assert sorted(f for f in os.listdir(workdir / "export") if f.endswith(".tflite")) == [
-        "train_float32.tflite"]
+        "train_float32.tflite", "train_int8.tflite"]
+
+    # A rerun replaces the run whole: none of the previous run's files stay.
+    third = run_pipeline("default", workdir, *FAST, "export.formats=[float16]")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert f"replacing the earlier run in {workdir}" in third.stdout
+    exported = sorted(f for f in os.listdir(workdir / "export") if f.endswith(".tflite"))
+    assert exported == ["train_float16.tflite"]
+    report = json.loads((workdir / "report.json").read_text())
+    assert [v["path"] for v in report["variants"]] == ["export/train_float16.tflite"]
+    events = [f for _, _, files in os.walk(workdir / "tensorboard") for f in files]
+    assert len([f for f in events if "tfevents" in f]) == 2  # this run's train and validation
+    bench = json.loads((workdir / "export" / "train_float16.benchmark.json").read_text())
+    assert bench["model"] == os.path.join("export", "train_float16.tflite")
+    assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
 
 
 def test_a_run_failing_midway_leaves_the_previous_run_untouched(tmp_path):
