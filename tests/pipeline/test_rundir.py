@@ -45,10 +45,13 @@ def test_kill_9_during_export_leaves_no_process_and_reruns_replace_the_run_whole
     assert children, "expected a converter child writing into the staging directory"
     run.send_signal(signal.SIGKILL)
     run.wait()
-    deadline = time.time() + 10
+    # An orphaned converter would finish its work and write the file; one that
+    # died with the run writes nothing.
+    deadline = time.time() + 60
     while _processes_mentioning(os.path.join(tmp_path, staging[0])) and time.time() < deadline:
         time.sleep(0.2)
     assert _processes_mentioning(os.path.join(tmp_path, staging[0])) == []
+    assert not (tmp_path / staging[0] / "export" / "train_float32.tflite").exists()
     assert not workdir.exists()  # nothing was swapped in
 
     again = run_pipeline("default", workdir, *FAST, "export.formats=[float32, int8]")

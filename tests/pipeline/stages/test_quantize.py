@@ -1,4 +1,5 @@
 """The quantize stage: selective QAT, collaborative schemes, int8 export."""
+import numpy as np
 import pytest
 
 from export.tflite_file import kernel_stats, kernels_by_layer
@@ -129,3 +130,36 @@ def test_low_bit_model_round_trips_through_save_and_load(trained_model, digits, 
 ])
 def test_bad_low_bit_settings(settings, message):
     assert message in stage_config_error("quantize", settings)
+
+
+def _sparse_model_with_a_tf_op():
+    """A conv whose kernel is half zeros, followed by `x * 0.5` (a TFOpLambda layer, as
+    MobileNetV3's hard-swish makes), on 8x8 digits."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = x * 0.5
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    kernel = model.get_layer("conv").kernel
+    kernel.assign(kernel.numpy() * (np.arange(kernel.shape[-1]) % 2 == 0))
+    return model
+
+
+def test_pqat_leaves_tf_ops_float_instead_of_failing(digits, tmp_path):
+    # tfmot's prune-preserving registry claims the TFOpLambda and then raises
+    # "get_quantize_config() called on an unsupported layer" without the guard.
+    model = _sparse_model_with_a_tf_op()
+    _, ctx = run_stage("quantize", {**FAST, "preserve": "sparsity", "allow_chance": True}, model,
+                       digits, tmp_path, structure={"sparsity": {"conv": 0.5}})
+    assert any(why.startswith("TFOpLambda:") for why in ctx.metrics["float_layers"].values())
+
+
+def test_lost_zeros_are_masked_again():
+    from pipeline.stages.quantize import _reapply_lost_zeros
+    before = _sparse_model_with_a_tf_op()
+    after = keras.models.clone_model(before)
+    after.set_weights([w + 0.01 for w in before.get_weights()])  # every zero lost
+    assert _reapply_lost_zeros(before, after, {"conv": 0.5, "logits": 0.0}) == ["conv"]
+    old, new = before.get_layer("conv").kernel.numpy(), after.get_layer("conv").kernel.numpy()
+    assert np.array_equal(new == 0, old == 0)
+    assert np.allclose(new[old != 0], old[old != 0] + 0.01)
