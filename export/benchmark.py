@@ -277,7 +277,21 @@ def _op_macs(op, tensors):
 
 
 def peak_rss_mb():
-    """Peak resident memory of this process, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process since it started this program, MiB.
+
+    On Linux this is VmHWM, the high-water mark of the process's own address
+    space, which exec starts afresh. Not ru_maxrss: Linux carries it across
+    fork and exec, so a benchmark started by the pipeline (a forked child of
+    a process holding TensorFlow) reported the parent's 897 MiB instead of
+    its own ~50. Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

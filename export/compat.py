@@ -6,9 +6,11 @@ tflite-runtime 2.14 stops at 11). The only reliable answer is to load the file
 in that runtime, so this tool keeps a separate virtual environment with
 numpy<2 and tflite-runtime 2.14.0 (the last standalone release, still common
 on Raspberry Pi and older Android apps; it needs numpy<2, hence its own
-environment) and runs export/benchmark.py there on each file.
+environment) and runs export/benchmark.py there on each file. A run's
+variants are checked, and its report updated, by `python -m
+pipeline.runtime_gate --workdir=runs/default` (or by the recipe's
+benchmark.check_tflite_runtime).
 
-    python -m export.compat --workdir=runs/default     # every variant of a run; updates its report
     python -m export.compat --model=a.tflite [--model=b.tflite]
     python -m export.compat --list_ops=a.tflite        # operators and versions only
 
@@ -39,8 +41,10 @@ def ensure_env(env_dir=DEFAULT_ENV, runtime=RUNTIME):
     marker = os.path.join(env_dir, ".greenlite-" + runtime.replace("==", "-"))
     if os.path.exists(marker):
         return python
+    # Few retries: offline (no registry) this fails in seconds, not minutes.
     steps = [[sys.executable, "-m", "venv", env_dir],
-             [python, "-m", "pip", "install", "-q", "numpy<2", runtime]]
+             [python, "-m", "pip", "install", "-q", "--retries", "1", "--timeout", "20",
+              "--disable-pip-version-check", "numpy<2", runtime]]
     for step in steps:
         result = subprocess.run(step, capture_output=True, text=True)
         if result.returncode != 0:
@@ -59,24 +63,28 @@ def runtime_name(python):
     return f"tflite-runtime {result.stdout.strip() or '?'}"
 
 
-def check(python, tflite_path, num_runs=20):
-    """Loads and runs one file in the other environment.
+def check(python, tflite_path, num_runs=20, num_threads=1):
+    """Loads and runs one file in the other environment, with `num_threads`
+    interpreter threads (the recipe's benchmark setting, so its median is
+    comparable with LiteRT's).
 
-    Returns {"loads": bool, "reason": None or why not, "median_ms", "delegated"}.
+    Returns {"loads": bool, "reason": None or why not, "median_ms", "delegated",
+    "num_threads"}.
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.json")
         _, error = child.run([BENCHMARK, f"--model={tflite_path}", f"--num_runs={num_runs}",
+                              f"--num_threads={num_threads}",
                               "--warmup_runs=2", f"--json={out}"], timeout=600,
                              what="the runtime", python=python)
         if error:
             return {"loads": False, "reason": error.removeprefix(
                 f"--model: {tflite_path!r} is not a valid TFLite model: "),
-                    "median_ms": None, "delegated": None}
+                    "median_ms": None, "delegated": None, "num_threads": num_threads}
         with open(out) as f:
             figures = json.load(f)
     return {"loads": True, "reason": None, "median_ms": figures["latency_ms"]["p50"],
-            "delegated": figures["delegated"]}
+            "delegated": figures["delegated"], "num_threads": figures["num_threads"]}
 
 
 def ops_text(path):
@@ -92,53 +100,39 @@ def ops_text(path):
     return ", ".join(f"{name} v{v}" for name, v in sorted(versions.items()))
 
 
-def check_run(workdir, python):
-    """Checks every variant of a run and records the result in its report."""
-    from pipeline import report as report_lib
-    path = os.path.join(workdir, "report.json")
-    if not os.path.isfile(path):
-        raise CompatError(f"--workdir: {workdir!r} holds no report.json; run the pipeline first")
-    with open(path) as f:
-        report = json.load(f)
-    name = runtime_name(python)
-    for v in report["variants"]:
-        if "error" in v:
-            continue
-        tflite = os.path.join(workdir, v["path"])
-        v.setdefault("runtimes", {})[name] = {**check(python, tflite), "ops": ops_text(tflite)}
-    report_lib.write(workdir, report)
-    return name, [(v["name"], v["runtimes"][name]) for v in report["variants"] if "runtimes" in v]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", help="a run directory: check every variant, update its report")
     parser.add_argument("--model", action="append", default=[], help="a .tflite file (repeatable)")
     parser.add_argument("--list_ops", help="print a file's operators and versions, then exit")
     parser.add_argument("--env", default=DEFAULT_ENV, help="where the runtime's venv lives")
+    parser.add_argument("--num_threads", type=int, default=1, help="interpreter threads")
     args = parser.parse_args(argv)
     try:
         if args.list_ops:
             for op, version in tflite_file.operators(args.list_ops):
                 print(f"{op} v{version}")
             return 0
-        if not args.workdir and not args.model:
-            raise CompatError("give --workdir=RUN_DIR or --model=FILE.tflite")
+        if not args.model:
+            raise CompatError("give --model=FILE.tflite (for a run directory: "
+                              "python -m pipeline.runtime_gate --workdir=RUN_DIR)")
         python = ensure_env(args.env)
-        if args.workdir:
-            name, rows = check_run(args.workdir, python)
-        else:
-            name = runtime_name(python)
-            rows = [(m, {**check(python, m), "ops": ops_text(m)}) for m in args.model]
+        name = runtime_name(python)
+        rows = [(m, {**check(python, m, num_threads=args.num_threads), "ops": ops_text(m)})
+                for m in args.model]
     except (CompatError, OSError, ValueError) as e:
         print(f"compat: error: {e}", file=sys.stderr)
         return 2
+    print_table(name, rows)
+    return 0
+
+
+def print_table(name, rows):
+    """Prints [(file, check result)] as a Markdown table."""
     print(f"| file | loads on {name} | why not / median ms there | operators (highest version) |")
     print("|---|---|---|---|")
     for file, r in rows:
         detail = r["reason"] if not r["loads"] else f"{r['median_ms']:.4f} ms ({r['delegated']} XNNPACK)"
         print(f"| {os.path.basename(file)} | {'yes' if r['loads'] else 'NO'} | {detail} | {r['ops']} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ happens) fails that one variant, not the whole run.
         --representative=DIR/export/representative.npy --output=out.tflite
 """
 import argparse
+import os
 import sys
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8")
@@ -29,8 +30,9 @@ def convert(model, fmt, representative=None):
     Args:
       model: a tf_keras Model (QAT-annotated models included).
       fmt: one of FORMATS.
-      representative: float32 array of example inputs (first axis: examples),
-        required for `int8`.
+      representative: array of example inputs (first axis: examples): the
+        calibration data of the CALIBRATED formats (required there), unused
+        by the others.
     """
     from pipeline.backend import tf
     from pipeline.errors import ExportError
@@ -69,15 +71,67 @@ def convert_in_child(model_path, fmt, output, representative_path=None, timeout=
     """Converts a saved model in a child process; returns None or the failure reason.
 
     The output file is written atomically by the child, so a crash leaves no file.
+    `custom_objects`: module names or .py files defining the model's custom
+    objects, imported in the child (pipeline/custom_objects.py lists a run's).
     """
+    return convert_all_in_child([(model_path, fmt, output)], representative_path, timeout,
+                                custom_objects)[0]
+
+
+def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_objects=None,
+                         on_done=None):
+    """Converts [(model_path, fmt, output)] in one child process, in order; returns
+    [None or the failure reason] per job.
+
+    One child, one TensorFlow start-up (seconds each) for all the jobs, with
+    each job still isolated: a crash or a timeout fails the job it hit (the
+    child records each finished job in a progress file before the next), and a
+    fresh child goes on with the rest. `timeout` is per job. `on_done(index,
+    error)` is called as each job's result is known.
+    """
+    import json
+    import tempfile
+
     from export import child
-    args = ["-m", "export.convert", f"--model={model_path}", f"--format={fmt}",
-            f"--output={output}"]
-    if representative_path:
-        args.append(f"--representative={representative_path}")
-    if custom_objects:
-        args.append(f"--custom_objects={custom_objects}")
-    return child.run(args, timeout, "the converter")[1]
+    if not jobs:
+        return []
+    results = [None] * len(jobs)
+    pending = list(range(len(jobs)))
+    # The job list lives beside the outputs: the run directory is then the
+    # only place the conversion touches (and names on its command line).
+    with tempfile.TemporaryDirectory(prefix=".convert-",
+                                     dir=os.path.dirname(os.path.abspath(jobs[0][2]))) as tmp:
+        while pending:
+            jobs_file, progress = os.path.join(tmp, "jobs.json"), os.path.join(tmp, "progress")
+            with open(jobs_file, "w") as f:
+                json.dump([list(jobs[i]) for i in pending], f)
+            if os.path.exists(progress):
+                os.unlink(progress)
+            args = ["-m", "export.convert", f"--jobs={jobs_file}", f"--progress={progress}"]
+            if representative_path:
+                args.append(f"--representative={representative_path}")
+            for spec in custom_objects or ():
+                args.append(f"--custom_objects={spec}")
+            _, failure = child.run(args, timeout * len(pending), "the converter")
+            done = []
+            if os.path.exists(progress):
+                with open(progress) as f:
+                    done = [json.loads(line) for line in f if line.strip()]
+            for record in done:
+                index = pending[record["job"]]
+                results[index] = record["error"]
+                if on_done:
+                    on_done(index, record["error"])
+            finished = len(done)
+            if finished < len(pending):
+                # The child died during job `finished`: that job fails, the rest retry.
+                index = pending[finished]
+                results[index] = failure or "the converter stopped without a result"
+                if on_done:
+                    on_done(index, results[index])
+                finished += 1
+            pending = pending[finished:]
+    return results
 
 
 def _samples(representative):
@@ -95,27 +149,76 @@ def _first_line(error):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Convert a saved Keras model to TFLite.")
-    parser.add_argument("--model", required=True, help="a model file saved by a stage (models/saved.py)")
-    parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--output", required=True, help="the .tflite file to write")
-    parser.add_argument("--representative", help=".npy of example inputs (int8 only)")
-    parser.add_argument("--custom_objects", help="module or .py file with the model's custom layers")
+    parser.add_argument("--model", help="a model file saved by a stage (models/saved.py)")
+    parser.add_argument("--format", choices=FORMATS)
+    parser.add_argument("--output", help="the .tflite file to write")
+    parser.add_argument("--jobs", help="instead of --model/--format/--output: a JSON list of "
+                                       "[model, format, output] converted in order")
+    parser.add_argument("--progress", help="with --jobs: a file to which each finished job "
+                                           "appends one JSON line {job, error}")
+    parser.add_argument("--representative", help=".npy of example inputs (calibrated formats)")
+    parser.add_argument("--custom_objects", action="append", default=[],
+                        help="a module or .py file defining custom objects of the model "
+                             "(repeatable)")
     args = parser.parse_args(argv)
+    if args.jobs:
+        import json
+        with open(args.jobs) as f:
+            jobs = [tuple(job) for job in json.load(f)]
+    elif args.model and args.format and args.output:
+        jobs = [(args.model, args.format, args.output)]
+    else:
+        parser.error("give --model, --format and --output, or --jobs")
+    errors = run_jobs(jobs, args.representative, args.custom_objects, args.progress)
+    for error in filter(None, errors):
+        print(f"greenlite: error: {error}", file=sys.stderr)
+    return 2 if any(errors) else 0
+
+
+def run_jobs(jobs, representative_path, custom_object_specs, progress=None):
+    """Converts each job in this process, loading each model once; returns the errors."""
+    import json
 
     import numpy as np
 
-    from pipeline.errors import GreenliteError
+    from pipeline.errors import ExportError, GreenliteError
     from pipeline.files import atomic_write_bytes
+    loaded, errors = {}, []
+    representative = np.load(representative_path) if representative_path else None
+    for number, (model_path, fmt, output) in enumerate(jobs):
+        error = None
+        try:
+            if model_path not in loaded:
+                loaded[model_path] = _load(model_path, custom_object_specs)
+            if isinstance(loaded[model_path], GreenliteError):
+                raise loaded[model_path]
+            flatbuffer = convert(loaded[model_path], fmt,
+                                 representative if fmt in CALIBRATED else None)
+            atomic_write_bytes(output, flatbuffer)
+        except GreenliteError as e:
+            error = str(e)
+            if isinstance(e, ExportError) and model_path not in loaded:
+                loaded[model_path] = e
+        errors.append(error)
+        if progress:
+            with open(progress, "a") as f:
+                f.write(json.dumps({"job": number, "error": error}) + "\n")
+    return errors
+
+
+def _load(model_path, custom_object_specs):
+    """The saved model, or the GreenliteError that loading it gives (kept for its other jobs)."""
+    from models import saved, user
+    from pipeline.errors import ExportError, GreenliteError
     try:
-        representative = np.load(args.representative) if args.representative else None
-        from models import saved
-        flatbuffer = convert(saved.load(args.model, args.custom_objects), args.format,
-                             representative)
+        objects = {}
+        for spec in custom_object_specs:
+            objects.update(user.custom_objects_from(spec, "--custom_objects"))
+        return saved.load(model_path, objects)
     except GreenliteError as e:
-        print(f"greenlite: error: {e}", file=sys.stderr)
-        return 2
-    atomic_write_bytes(args.output, flatbuffer)
-    return 0
+        return e
+    except Exception as e:  # h5py, zipfile, Keras: each raises its own
+        return ExportError(f"--model: cannot load {model_path!r}: {_first_line(e)}")
 
 
 if __name__ == "__main__":

@@ -24,16 +24,11 @@ def save(model, directory):
 
 
 def load(path, custom_objects=None):
-    """Loads a model saved by `save`, with tfmot's and greenlite's custom objects in scope.
+    """Loads a model saved by `save`, with tfmot's objects in scope.
 
-    `custom_objects` is the recipe's model.custom_objects (a module or .py
-    file), for models with the user's own layers.
+    `custom_objects`: {class name: class} of every other custom object the
+    model holds (the caller's: greenlite's and the user's own layers).
     """
-    from pipeline import lowbit
     from pipeline.backend import keras, tfmot
-    objects = dict(lowbit.CUSTOM_OBJECTS)
-    if custom_objects:
-        from models import user
-        objects.update(user.custom_objects_from(custom_objects))
-    with tfmot.quantization.keras.quantize_scope(objects):
+    with tfmot.quantization.keras.quantize_scope(dict(custom_objects or {})):
         return keras.models.load_model(path, compile=False)

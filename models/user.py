@@ -47,10 +47,8 @@ def load(path, trust_model_code=False, custom_objects=None, where="model.name"):
             "in the file when it is loaded; greenlite refuses them by default. Set "
             "model.trust_model_code: true only if you trust this file, or replace the Lambda "
             "with a registered custom layer (model.custom_objects)")
-    objects = custom_objects_from(custom_objects) if custom_objects else {}
-    from pipeline import lowbit
     from pipeline.backend import keras, tfmot
-    kwargs = {"compile": False, "custom_objects": {**lowbit.CUSTOM_OBJECTS, **objects}}
+    kwargs = {"compile": False, "custom_objects": dict(custom_objects or {})}
     if path.endswith(".keras"):
         kwargs["safe_mode"] = not trust_model_code
     try:

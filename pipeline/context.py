@@ -1,7 +1,9 @@
 """What a running stage may know about its run."""
 import dataclasses
 import os
-from typing import Callable
+from typing import Callable, Optional
+
+from pipeline.structure import Claims
 
 
 @dataclasses.dataclass
@@ -16,10 +18,14 @@ class RunContext:
         `workdir/NN_<stage>/` when the stage succeeds.
       models: the models returned by earlier stages, by stage name (teachers).
       log: prints one progress line.
-      metrics: the stage adds figures here for the report (JSON values);
-        `metrics["structure"]` holds the claims about its output model that
-        the runner verifies (see pipeline/structure.py).
-      structure: the claims about the input model, from the previous stage.
+      metrics: the stage adds figures here for the report (JSON values).
+      claims: what the previous stage promises about the input model's
+        kernels (pipeline/structure.py).
+      custom_objects: {class name: class} the run's saved models may hold
+        (pipeline/custom_objects.py), for loading a teacher or student file.
+      output_claims: set by a stage that promises structure in its output
+        model; the runner verifies it in the Keras model and in every
+        exported file, and hands it to the next stage. None: no promise.
     """
     workdir: str
     seed: int
@@ -28,7 +34,9 @@ class RunContext:
     models: dict = dataclasses.field(default_factory=dict)
     log: Callable[[str], None] = print
     metrics: dict = dataclasses.field(default_factory=dict)
-    structure: dict = dataclasses.field(default_factory=dict)
+    claims: Claims = dataclasses.field(default_factory=Claims)
+    output_claims: Optional[Claims] = None
+    custom_objects: dict = dataclasses.field(default_factory=dict)
 
     @property
     def tensorboard_dir(self):

@@ -6,9 +6,12 @@ estimates it from the CPU's TDP (from its database, or a default of 4 W per
 thread for unknown CPUs) scaled by CPU load, and RAM power from its size.
 The report states which mode was used, with the figures it rests on.
 
-Energy per inference uses the same CPU power model: the CPU power of the
-threads the interpreter uses, times the measured median latency. RAM power is
-left out: it is drawn whether or not an inference runs.
+Energy per inference is always an estimate, also on machines with RAPL (a
+RAPL counter cannot be read per millisecond-long invoke): the TDP share of
+the threads the interpreter uses, times the measured median latency. RAM
+power is left out: it is drawn whether or not an inference runs. The report
+says when that TDP is CodeCarbon's generic default (4 W per thread for a CPU
+missing from its database) rather than the CPU's own figure.
 """
 import contextlib
 import dataclasses
@@ -22,6 +25,8 @@ from typing import Optional
 from pipeline.config import between
 
 JOULES_PER_KWH = 3.6e6
+# CodeCarbon's CPU modes that read a power counter instead of estimating.
+MEASURED_MODES = ("intel_rapl", "intel_power_gadget", "apple_powermetrics")
 
 
 @dataclasses.dataclass
@@ -98,13 +103,16 @@ def summarize(tracker):
     cpu = next((h for h in getattr(tracker, "_hardware", []) if type(h).__name__ == "CPU"), None)
     mode = getattr(cpu, "_mode", "unknown")
     tdp = getattr(cpu, "_tdp", None)
-    measured = mode in ("intel_rapl", "intel_power_gadget", "apple_powermetrics")
+    generic = bool(getattr(cpu, "_is_generic_tdp", False))
+    measured = mode in MEASURED_MODES
     if measured:
         method = f"CPU power measured ({mode})"
     else:
         method = (f"CPU power estimated, not measured (no RAPL here): CodeCarbon mode "
                   f"'{mode}' from a TDP of {tdp} W for {d.cpu_count:g} threads of "
                   f"'{d.cpu_model}'")
+    tdp_source = (f"CodeCarbon's generic default ({tdp} W: {d.cpu_model!r} is not in its CPU "
+                  f"database)" if generic else f"CodeCarbon's CPU database ({d.cpu_model!r})")
     return {
         "energy_kwh": d.energy_consumed, "emissions_kg": d.emissions,
         "cpu_energy_kwh": d.cpu_energy, "ram_energy_kwh": d.ram_energy,
@@ -113,7 +121,8 @@ def summarize(tracker):
         "grid_intensity_g_per_kwh": (1000 * d.emissions / d.energy_consumed
                                      if d.energy_consumed else None),
         "mode": "measured" if measured else "estimated",
-        "cpu_mode": mode, "cpu_tdp_w": tdp, "cpu_count": d.cpu_count,
+        "cpu_mode": mode, "cpu_tdp_w": tdp, "cpu_tdp_generic": generic,
+        "cpu_tdp_source": tdp_source, "cpu_count": d.cpu_count,
         "cpu_model": d.cpu_model, "method": method,
     }
 
@@ -140,7 +149,7 @@ def payback_inferences(extra_emissions_kg, baseline_joules, variant_joules, grid
     return max(0.0, extra_emissions_kg) / saving_kg
 
 
-def account(cfg, stage_records, variants, num_threads):
+def account(cfg, stage_records, variants, num_threads, baseline):
     """Adds energy per inference and carbon payback to each variant; returns the summary.
 
     Args:
@@ -149,6 +158,8 @@ def account(cfg, stage_records, variants, num_threads):
       variants: the report's variants (mutated: joules_per_inference,
         co2_g_per_million_inferences, extra_emissions_kg, payback_inferences).
       num_threads: the benchmark's interpreter threads.
+      baseline: the variant payback is counted against (the first stage's
+        float32 file; see report.build), or None.
     Returns:
       The report's `energy` section.
     """
@@ -162,17 +173,14 @@ def account(cfg, stage_records, variants, num_threads):
         intensity = first["grid_intensity_g_per_kwh"] or known_countries()[cfg.country_iso_code][1]
         source = f"CodeCarbon's energy mix for {cfg.country_iso_code}"
     cpu_w = first["cpu_tdp_w"] * min(num_threads, first["cpu_count"]) / first["cpu_count"]
+    tdp_source = first.get("cpu_tdp_source") or "CodeCarbon"
     inference_method = (
-        f"median latency x {cpu_w:g} W: the CPU power model CodeCarbon used "
-        f"({first['cpu_mode']}, TDP {first['cpu_tdp_w']} W for {first['cpu_count']:g} threads) "
-        f"scaled to {num_threads} interpreter thread(s); RAM power excluded; "
-        + ("measured" if first["mode"] == "measured" else "an estimate, not a measurement"))
+        f"an estimate, not a measurement: median latency x {cpu_w:g} W, the TDP "
+        f"({first['cpu_tdp_w']} W for {first['cpu_count']:g} threads, from {tdp_source}) "
+        f"scaled to {num_threads} interpreter thread(s); RAM power excluded")
 
     order = [s["name"] for s in stage_records]
     emissions = {s["name"]: s["energy"].get("emissions_kg", 0.0) for s in stage_records}
-    baseline_stage = order[0]
-    baseline = next((v for v in variants if v["stage"] == baseline_stage
-                     and v["format"] == "float32" and "error" not in v), None)
     for v in variants:
         if "error" in v:
             continue
@@ -194,6 +202,8 @@ def account(cfg, stage_records, variants, num_threads):
         "grid_intensity_g_per_kwh": intensity,
         "grid_intensity_source": source,
         "mode": first["mode"],
+        "inference_mode": "estimated",
+        "cpu_tdp_generic": bool(first.get("cpu_tdp_generic")),
         "training_method": first["method"],
         "inference_method": inference_method,
         "training_energy_kwh": sum(t["energy_kwh"] for t in tracked),

@@ -24,7 +24,18 @@ def _colours(count):
 
 
 def pareto_png(variants, title):
-    """PNG bytes of two panels: accuracy vs gzip size, accuracy vs median latency."""
+    """PNG bytes of `pareto_figure`."""
+    import matplotlib.pyplot as plt
+    fig = pareto_figure(variants, title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def pareto_figure(variants, title):
+    """A matplotlib figure of two panels: accuracy vs gzip size, accuracy vs median
+    latency; each variant a point in the legend, the Pareto front circled and labelled."""
     import matplotlib
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
@@ -57,7 +68,4 @@ def pareto_png(variants, title):
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig

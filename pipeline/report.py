@@ -10,7 +10,8 @@ report.json schema (version 1), stable for tools and dashboards:
     baseline        {stage, keras_accuracy, accuracy, params, float32_variant}:
                     the first stage's Keras float model and its float32 file
     stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy,
-                     metrics, energy{seconds, energy_kwh, emissions_kg, cpu_power_w,
+                     metrics, claims{sparsity, clusters, preserve_zero} or null
+                     (what the stage promises about its kernels), energy{seconds, energy_kwh, emissions_kg, cpu_power_w,
                      ram_power_w, mode, method, ...}}
     variants[]      {name, stage, format, path, size_bytes, gzip_bytes, accuracy,
                      latency_ms{p50, p90, p99, mean}, init_ms, first_inference_ms,
@@ -26,10 +27,12 @@ report.json schema (version 1), stable for tools and dashboards:
                      max_unique_per_channel, entropy_bits}}, violations[];
                      float_layers{layer: reason} for QAT stages,
                      runtimes{"tflite-runtime 2.14.0": {loads, reason, median_ms,
-                     delegated, ops}} once `python -m export.compat` has run}
+                     delegated, ops}} once the runtime gate has run}
                     or  {name, stage, format, path, error}
     energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
-                     grid_intensity_source, mode, training_method, inference_method,
+                     grid_intensity_source, mode (of the training figures: "measured"
+                     with RAPL, else "estimated"), inference_mode ("estimated",
+                     always), cpu_tdp_generic, training_method, inference_method,
                      training_energy_kwh, training_emissions_kg, payback_baseline}
     seconds         wall time of the whole run
 Paths are relative to the run directory; accuracy is measured on the TFLite
@@ -58,7 +61,7 @@ def build(recipe, data, stage_records, variants, seconds):
         if reference and "error" not in v:
             v["gzip_ratio_vs_baseline"] = reference["gzip_bytes"] / v["gzip_bytes"]
     energy = energy_lib.account(recipe.energy, stage_records, variants,
-                                recipe.benchmark.num_threads)
+                                recipe.benchmark.num_threads, baseline=reference)
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe.to_dict(),
@@ -86,41 +89,73 @@ def write(workdir, report):
     atomic_write_text(os.path.join(workdir, "report.html"), to_html(report, png))
 
 
-def tables(report):
-    """[(title, text, headers, rows)]: what report.md and report.html show."""
+def _stage_columns(lm):
+    """[(header, cell(stage record) -> str)] of the stage table."""
+    energy = lambda s: s.get("energy", {})
+    return ([("stage", lambda s: s["name"]), ("type", lambda s: s["type"]),
+             ("time (s)", lambda s: f"{s['seconds']:.1f}"),
+             ("parameters", lambda s: f"{s['params']:,}"),
+             ("Keras test accuracy", lambda s: f"{s['keras_accuracy']:.4f}")]
+            + ([("Keras perplexity", lambda s: _num(s.get("keras_perplexity"), ".3f"))]
+               if lm else [])
+            + [("energy (kWh)", lambda s: _num(energy(s).get("energy_kwh"), ".3g")),
+               ("CO2e (kg)", lambda s: _num(energy(s).get("emissions_kg"), ".3g")),
+               ("power", lambda s: energy(s).get("mode", "not tracked"))])
+
+
+def _variant_columns(report):
+    """[(header, cell(variant) -> str)] of the variant table (variants that converted)."""
     base = report["baseline"]
     lm = report["data"].get("task") == "language_model"
-    stage_rows = []
-    for s in report["stages"]:
-        e = s.get("energy", {})
-        stage_rows.append([
-            s["name"], s["type"], f"{s['seconds']:.1f}", f"{s['params']:,}",
-            f"{s['keras_accuracy']:.4f}"] + ([_num(s.get("keras_perplexity"), ".3f")] if lm else [])
-            + [_num(e.get("energy_kwh"), ".3g"), _num(e.get("emissions_kg"), ".3g"),
-               e.get("mode", "not tracked")])
     float32 = {v["stage"]: v for v in report["variants"]
                if v["format"] == "float32" and "error" not in v}
     runtimes = sorted({r for v in report["variants"] for r in v.get("runtimes", {})})
+
+    def size_vs_stage_float32(v):
+        ref = float32.get(v["stage"])
+        return f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else ""
+
+    latency = lambda q: (q, lambda v: f"{v['latency_ms'][q]:.4f}")
+    columns = [
+        ("variant", lambda v: v["name"]), ("format", lambda v: v["format"]),
+        ("size (bytes)", lambda v: f"{v['size_bytes']:,}"),
+        ("gzip (bytes)", lambda v: f"{v['gzip_bytes']:,}"),
+        ("size vs stage float32", size_vs_stage_float32),
+        ("gzip smaller", lambda v: (f"{v['gzip_ratio_vs_baseline']:.1f}x"
+                                    if "gzip_ratio_vs_baseline" in v else "")),
+        ("TFLite accuracy", lambda v: f"{v['accuracy']:.4f}"),
+        ("vs baseline (points)",
+         lambda v: f"{100 * (v['accuracy'] - base['keras_accuracy']):+.2f}"),
+        ("sparsity", lambda v: _num(v.get("sparsity"), ".4f")),
+        ("unique/channel (bits/weight)", _unique),
+        latency("p50"), latency("p90"), latency("p99"),
+        ("J/inference (estimated)", lambda v: _num(v.get("joules_per_inference"), ".3g")),
+        ("gCO2e per 1M inferences",
+         lambda v: _num(v.get("co2_g_per_million_inferences"), ".3g")),
+        ("payback (inferences)", _payback),
+    ]
+    if lm:
+        length = report["data"]["input_shape"][0]
+        columns += [("TFLite perplexity", lambda v: _num(v.get("perplexity"), ".3f")),
+                    ("ms per token (p50 / length)",
+                     lambda v: f"{v['latency_ms']['p50'] / length:.5f}")]
+    columns += [(f"loads on {r}", lambda v, r=r: _runtime(v.get("runtimes", {}).get(r)))
+                for r in runtimes]
+    return columns
+
+
+def tables(report):
+    """[(title, text, headers, rows)]: what report.md and report.html show."""
+    lm = report["data"].get("task") == "language_model"
+    stage_columns = _stage_columns(lm)
+    variant_columns = _variant_columns(report)
     variant_rows = []
     for v in report["variants"]:
-        if "error" in v:
+        if "error" in v:  # name, format, then the reason across the rest
             variant_rows.append([v["name"], v["format"], f"failed: {v['error']}"]
-                                + [""] * (13 + len(runtimes) + (2 if lm else 0)))
-            continue
-        ref = float32.get(v["stage"])
-        lat = v["latency_ms"]
-        lm_cells = ([_num(v.get("perplexity"), ".3f"),
-                     f"{lat['p50'] / report['data']['input_shape'][0]:.5f}"] if lm else [])
-        variant_rows.append([
-            v["name"], v["format"], f"{v['size_bytes']:,}", f"{v['gzip_bytes']:,}",
-            f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else "",
-            f"{v['gzip_ratio_vs_baseline']:.1f}x" if "gzip_ratio_vs_baseline" in v else "",
-            f"{v['accuracy']:.4f}", f"{100 * (v['accuracy'] - base['keras_accuracy']):+.2f}",
-            _num(v.get("sparsity"), ".4f"), _unique(v),
-            f"{lat['p50']:.4f}", f"{lat['p90']:.4f}", f"{lat['p99']:.4f}",
-            _num(v.get("joules_per_inference"), ".3g"),
-            _num(v.get("co2_g_per_million_inferences"), ".3g"), _payback(v)] + lm_cells
-            + [_runtime(v.get("runtimes", {}).get(r)) for r in runtimes])
+                                + [""] * (len(variant_columns) - 3))
+        else:
+            variant_rows.append([cell(v) for _, cell in variant_columns])
     e = report.get("energy", {})
     energy_text = (
         f"Grid: {e['country_iso_code']} at {e['grid_intensity_g_per_kwh']:.0f} gCO2e/kWh "
@@ -133,20 +168,14 @@ def tables(report):
     return [
         ("Stages", "Energy and CO2 from CodeCarbon (offline), per stage."
          + (" Accuracy is next-byte accuracy." if lm else ""),
-         ["stage", "type", "time (s)", "parameters", "Keras test accuracy"]
-         + (["Keras perplexity"] if lm else []) + ["energy (kWh)", "CO2e (kg)", "power"],
-         stage_rows),
+         [h for h, _ in stage_columns],
+         [[cell(s) for _, cell in stage_columns] for s in report["stages"]]),
         ("TFLite variants",
          "Accuracy is measured on the .tflite file over the test split; latency is the "
          "interpreter's invoke() time in ms. *gzip smaller*: the baseline's float32 file's gzip "
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
-         ["variant", "format", "size (bytes)", "gzip (bytes)", "size vs stage float32",
-          "gzip smaller", "TFLite accuracy", "vs baseline (points)", "sparsity",
-          "unique/channel (bits/weight)", "p50", "p90", "p99", "J/inference", "gCO2e per 1M inferences",
-          "payback (inferences)"]
-         + (["TFLite perplexity", "ms per token (p50 / length)"] if lm else [])
-         + [f"loads on {r}" for r in runtimes], variant_rows),
+         [h for h, _ in variant_columns], variant_rows),
     ]
 
 
@@ -165,26 +194,9 @@ def notes(report):
             elif not result["loads"]:
                 out.append(f"**`{v['name']}` does not load on {runtime}**: {result['reason']} "
                            f"(operators: {result['ops']})")
+    from pipeline import stages
     for s in report["stages"]:
-        d = s["metrics"].get("distillation")
-        if d:
-            side = lambda who: (f"{who} `{d[who]['model']}`: Keras accuracy "
-                                f"{d[who]['keras_accuracy']:.4f}, {d[who]['params']:,} parameters, "
-                                f"{d[who]['float32_bytes']:,} bytes as float32")
-            out.append(f"stage `{s['name']}` distilled (T={d['temperature']}, alpha={d['alpha']}): "
-                       f"{side('teacher')}; {side('student')}")
-        for layer, f in (s["metrics"].get("factorized_layers") or {}).items():
-            out.append(f"stage `{s['name']}` factorized `{layer}` ({f['kind']}): rank "
-                       f"{f['rank']} of {f['full_rank']}, parameters {f['params_before']:,} -> "
-                       f"{f['params_after']:,}, MACs {f['macs_before']:,} -> {f['macs_after']:,}, "
-                       f"relative reconstruction error {f['reconstruction_error']:.3f}")
-        if s["metrics"].get("skipped_layers"):
-            out.append(f"stage `{s['name']}` skipped: "
-                       + "; ".join(describe_skipped(s["metrics"]["skipped_layers"])))
-        if s["metrics"].get("masks_reapplied"):
-            out.append(f"stage `{s['name']}`: tfmot's sparsity-preserving QAT lost the zeros of "
-                       + ", ".join(f"`{n}`" for n in s["metrics"]["masks_reapplied"])
-                       + "; their pruning masks were re-applied after training")
+        out += stages.get(s["type"]).notes(s["name"], s["metrics"])
     return out
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 import models
 from models import saved as models_saved
+from pipeline import custom_objects
 from pipeline import data as data_lib
 from pipeline import energy
 from pipeline import report as report_lib
@@ -55,9 +56,10 @@ class Runner:
         data = data_lib.load(recipe.data, recipe.seed)
         keras.utils.set_random_seed(recipe.seed)  # the model's initial weights
         self._say(f"data: {data.summary()}")
+        self.custom_objects = custom_objects.resolve(recipe.model.custom_objects)
         model = models.build(recipe.model.name, data.input_shape, data.num_classes,
                              recipe.model.options, recipe.model.trust_model_code,
-                             recipe.model.custom_objects, recipe.model.batchnorm_momentum)
+                             self.custom_objects, recipe.model.batchnorm_momentum)
         self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
         with RunDirectory(self.target, self._say) as run_dir:
             self.workdir = run_dir.path
@@ -81,7 +83,9 @@ class Runner:
 
         variants = self._export_and_benchmark(data, stage_records)
         if recipe.benchmark.check_tflite_runtime:
-            self._check_old_runtime(variants)
+            from pipeline import runtime_gate
+            runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,
+                                        self._say)
         report = report_lib.build(recipe, data, stage_records, variants,
                                   seconds=time.perf_counter() - self._start)
         report_lib.write(self.workdir, report)
@@ -93,10 +97,11 @@ class Runner:
         directory = f"{index:02d}_{spec.name}"
         start = time.perf_counter()
         with atomic_directory(os.path.join(self.workdir, directory)) as tmp:
-            previous = stage_records[-1]["metrics"] if stage_records else {}
+            previous = stage_records[-1]["claims"] if stage_records else None
             ctx = RunContext(workdir=self.workdir, seed=self.recipe.seed, stage_name=spec.name,
                              stage_dir=tmp, models=dict(models_by_stage), log=self._say,
-                             structure=dict(previous.get("structure") or {}))
+                             custom_objects=self.custom_objects,
+                             claims=structure.Claims.from_dict(previous))
             stage_energy = {}
             with energy.track(self.recipe.energy, spec.name, stage_energy):
                 result = spec.make().run(model, data, ctx)
@@ -113,6 +118,7 @@ class Runner:
                 "keras_cross_entropy": keras_ce,
                 "keras_perplexity": float(np.exp(keras_ce)),
                 "metrics": ctx.metrics,
+                "claims": ctx.output_claims.to_dict() if ctx.output_claims else None,
             }
             atomic_write_text(os.path.join(tmp, "metrics.json"), json.dumps(record, indent=2))
         stage_records.append(record)
@@ -130,26 +136,35 @@ class Runner:
         test_data = os.path.join(export_dir, "test_data")
         _save_split(test_data, data.test)
 
-        from export.convert import CALIBRATED, convert_in_child
+        from export.convert import convert_all_in_child
 
         by_name = {r["name"]: r for r in stage_records}
         jobs = recipe.export_jobs
         variants = []
-        for k, (stage, fmt) in enumerate(jobs, 1):
+        for stage, fmt in jobs:
             name = f"{stage}_{fmt}"
-            path = os.path.join(export_dir, name + ".tflite")
-            variant = {"name": name, "stage": stage, "format": fmt,
-                       "path": os.path.relpath(path, self.workdir)}
-            variants.append(variant)
-            self._say(f"[export {k}/{len(jobs)}] {name} ...")
-            model_path = os.path.join(self.workdir, by_name[stage]["model_path"])
-            error = convert_in_child(model_path, fmt, path,
-                                     representative if fmt in CALIBRATED else None,
-                                     custom_objects=recipe.model.custom_objects)
+            variants.append({"name": name, "stage": stage, "format": fmt,
+                             "path": os.path.join("export", name + ".tflite")})
+        self._say(f"converting {len(jobs)} variant(s) ({', '.join(v['name'] for v in variants)}) "
+                  "in one converter process; a crash fails only the variant it hit")
+
+        def converted(index, error):
+            self._say(f"[convert {index + 1}/{len(jobs)}] {variants[index]['name']}: "
+                      + (f"FAILED: {error}" if error else "done"))
+
+        # The converter calibrates the formats that need it on `representative`.
+        errors = convert_all_in_child(
+            [(os.path.join(self.workdir, by_name[v["stage"]]["model_path"]), v["format"],
+              os.path.join(self.workdir, v["path"])) for v in variants],
+            representative, custom_objects=custom_objects.modules(recipe.model.custom_objects),
+            on_done=converted)
+        for k, (variant, error) in enumerate(zip(variants, errors), 1):
+            name, path = variant["name"], os.path.join(self.workdir, variant["path"])
             if error is None:
+                self._say(f"[export {k}/{len(jobs)}] {name}: benchmarking ...")
                 error = self._benchmark(path, test_data, variant)
             if error is None:
-                self._verify_structure(path, by_name[stage], variant)
+                self._verify_structure(path, by_name[variant["stage"]], variant)
             if error:
                 variant["error"] = error
                 self._say(f"[export {k}/{len(jobs)}] {name} FAILED: {error}")
@@ -159,58 +174,23 @@ class Runner:
                           f"median {variant['latency_ms']['p50']:.3f} ms")
         return variants
 
-    def _check_old_runtime(self, variants):
-        """Loads each file in tflite-runtime 2.14; a setup failure is recorded, not fatal."""
-        from export import compat
-        self._say(f"runtime check: loading every file in {compat.RUNTIME} "
-                  f"(environment: {compat.DEFAULT_ENV})")
-        try:
-            python = compat.ensure_env()
-            name = compat.runtime_name(python)
-        except compat.CompatError as e:
-            self._say(f"runtime check skipped: {e}")
-            for v in variants:
-                v.setdefault("runtimes", {})[compat.RUNTIME] = {
-                    "loads": None, "reason": f"not checked: {e}", "median_ms": None,
-                    "delegated": None, "ops": None}
-            return
-        for v in variants:
-            if "error" in v:
-                continue
-            path = os.path.join(self.workdir, v["path"])
-            result = v.setdefault("runtimes", {})[name] = {**compat.check(python, path),
-                                                           "ops": compat.ops_text(path)}
-            self._say(f"  {v['name']} on {name}: "
-                      + ("loads" if result["loads"] else f"does NOT load: {result['reason']}"))
-
     def _verify_structure(self, tflite_path, stage_record, variant):
         """Measures the claimed layers' kernels in the file and checks the claims."""
-        from export.tflite_file import kernel_stats, kernels_by_layer
         metrics = stage_record["metrics"]
-        claims = metrics.get("structure") or {}
-        names = structure.claimed_layers(claims)
         if metrics.get("float_layers"):
             variant["float_layers"] = metrics["float_layers"]
-        if not names:
+        claims = structure.Claims.from_dict(stage_record["claims"])
+        if not claims:
             return
-        kernels = kernels_by_layer(tflite_path, names)
-        stats = {n: kernel_stats(t.values, axis=0) for n, t in kernels.items()}
-        variant["weights"] = {n: {"dtype": kernels[n].dtype, **st} for n, st in stats.items()}
-        sparse = sorted(claims.get("sparsity") or {})
-        if sparse:
-            variant["sparsity"] = structure.overall_sparsity(stats, sparse)
-        if claims.get("clusters"):
-            clustered = [n for n in claims["clusters"] if n in stats]
-            variant["max_unique_per_channel"] = max(
-                (stats[n]["max_unique_per_channel"] for n in clustered), default=None)
-            sizes = sum(stats[n]["size"] for n in clustered)
-            if sizes:
-                variant["entropy_bits_per_weight"] = sum(
-                    stats[n]["entropy_bits"] * stats[n]["size"] for n in clustered) / sizes
-        problems = structure.violations(claims, stats)
-        if problems:
-            variant["violations"] = problems
-            self._say(f"  {variant['name']}: claims do not hold in the file: {'; '.join(problems)}")
+        check = structure.verify_file(tflite_path, claims)
+        variant["weights"] = check.weights
+        for key in ("sparsity", "max_unique_per_channel", "entropy_bits_per_weight"):
+            if getattr(check, key) is not None:
+                variant[key] = getattr(check, key)
+        if check.problems:
+            variant["violations"] = check.problems
+            self._say(f"  {variant['name']}: claims do not hold in the file: "
+                      f"{'; '.join(check.problems)}")
 
     def _benchmark(self, tflite_path, test_data, variant):
         """Benchmarks in a child process (an untrusted file may crash the interpreter)."""
@@ -239,7 +219,7 @@ class Runner:
             input=figures["input"],
             throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
             gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
-            peak_rss_mb=figures["peak_rss_mb"],
+            peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"],
             benchmark_path=os.path.relpath(out_json, self.workdir))
         return None
 

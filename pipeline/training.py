@@ -4,8 +4,6 @@ import os
 import sys
 from typing import Literal, Optional
 
-import numpy as np
-
 from pipeline.lazy_backend import keras
 from pipeline.config import at_least, between
 from pipeline.errors import RecipeError
@@ -46,7 +44,7 @@ def resolve_teacher(name, ctx, where):
         return ctx.models[name]
     if os.path.isfile(name):
         from models import saved
-        return saved.load(name)
+        return saved.load(name, ctx.custom_objects)
     raise RecipeError(f"{where}.teacher: {name!r} is neither an earlier stage "
                       f"({', '.join(ctx.models) or 'none'}) nor a saved model file")
 

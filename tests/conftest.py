@@ -1,11 +1,28 @@
-"""Shared fixtures: small real data and a small trained model, built once per session."""
+"""Shared fixtures: small real data and a small trained model, built once per session.
+
+Tests write only under temporary directories: HOME and the caches that
+Keras, Matplotlib and greenlite's runtime gate would fill point into one
+made for this session (and inherited by every child process a test starts).
+"""
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_HOME = tempfile.mkdtemp(prefix="greenlite-tests-home-")
+for _name, _path in {"HOME": _HOME, "XDG_CACHE_HOME": os.path.join(_HOME, ".cache"),
+                     "MPLCONFIGDIR": os.path.join(_HOME, ".config", "matplotlib"),
+                     "KERAS_HOME": os.path.join(_HOME, ".keras")}.items():
+    os.environ[_name] = _path
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,8 +85,14 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
 
 
 def run_pipeline(recipe, workdir, *overrides):
-    """Runs `python -m pipeline` on recipes/<recipe>.yaml with `--set` overrides."""
+    """Runs `python -m pipeline` on recipes/<recipe>.yaml with `--set` overrides.
+
+    The tflite-runtime gate is off unless an override sets it: it needs the
+    package registry (tests/export/test_compat.py tests it where one is reachable).
+    """
     args = ["-m", "pipeline", f"--recipe=recipes/{recipe}.yaml", f"--workdir={workdir}"]
+    if not any(o.startswith("benchmark.check_tflite_runtime=") for o in overrides):
+        overrides += ("benchmark.check_tflite_runtime=false",)
     for override in overrides:
         args += ["--set", override]
     return run_cli(args)
@@ -86,21 +109,23 @@ def stage_config_error(stage_type, settings):
     raise AssertionError(f"{settings} was accepted")
 
 
-def run_stage(stage_type, settings, model, data, tmp_path, structure=None, name=None,
+def run_stage(stage_type, settings, model, data, tmp_path, claims=None, name=None,
               teachers=None, log=None):
     """Runs one stage as the runner would; returns (model, ctx).
 
-    `teachers` are the earlier stages' models by name.
+    `claims`: the previous stage's structure.Claims; `teachers`: the earlier
+    stages' models by name.
     """
     from pipeline import config as config_lib
     from pipeline import stages
     from pipeline.context import RunContext
+    from pipeline.structure import Claims
     name = name or stage_type
     cls = stages.get(stage_type)
     cfg = config_lib.build(cls.Config, settings, f"stages.{name}")
     ctx = RunContext(workdir=str(tmp_path), seed=0, stage_name=name,
                      stage_dir=str(tmp_path / name), log=log or (lambda line: None),
-                     structure=dict(structure or {}), models=dict(teachers or {}))
+                     claims=claims or Claims(), models=dict(teachers or {}))
     return cls(cfg).run(model, data, ctx), ctx
 
 

@@ -29,6 +29,16 @@ class Stage:
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()
 
+    @classmethod
+    def notes(cls, name, metrics):
+        """The report's note lines (inline Markdown) about a finished stage of this
+        type, from the `metrics` it recorded. Subclasses add their own."""
+        from pipeline.layers import describe_skipped
+        if metrics.get("skipped_layers"):
+            return [f"stage `{name}` skipped: "
+                    + "; ".join(describe_skipped(metrics["skipped_layers"]))]
+        return []
+
     def run(self, model, data, ctx):
         """Returns a new model derived from `model`.
 
@@ -51,3 +61,26 @@ def clone(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def rewrap(model, selected, wrap, seed):
+    """A clone of `model` (new layer objects, same weights) in which every layer
+    named in `selected` is replaced by `wrap(layer)`; seeded with `seed`.
+
+    tfmot wraps the very layer objects it is given, so they must be the
+    clone's, never the input model's (see `clone`).
+    """
+    keras.utils.set_random_seed(seed)
+    copy = clone(model)
+    return keras.models.clone_model(
+        copy, clone_function=lambda layer: wrap(layer) if layer.name in selected else layer)
+
+
+def wrap_fit_strip(model, selected, wrap, strip, data, cfg, ctx, callbacks=()):
+    """The sequence prune and cluster share: `rewrap` the selected layers, fit
+    the wrapped model with the stage's FitConfig, and return `strip(wrapped)`
+    (a plain Keras model, the training-only wrappers removed)."""
+    from pipeline.training import fit
+    wrapped = rewrap(model, selected, wrap, ctx.seed)
+    fit(wrapped, data, cfg, ctx, callbacks=callbacks)
+    return strip(wrapped)

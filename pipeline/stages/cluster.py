@@ -4,11 +4,11 @@ from typing import Literal, Optional
 
 from pipeline import layers as layers_lib
 from pipeline import structure
-from pipeline.lazy_backend import keras, tfmot
+from pipeline.lazy_backend import tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
-from pipeline.stages.base import Stage, clone
-from pipeline.training import FitConfig, fit
+from pipeline.stages.base import Stage, wrap_fit_strip
+from pipeline.training import FitConfig
 
 _INIT = {
     "kmeans_plus_plus": "KMEANS_PLUS_PLUS",
@@ -56,7 +56,7 @@ class Cluster(Stage):
         if not selected:
             raise RecipeError(f"{where}: no layer of the model can be clustered; skipped: "
                               + "; ".join(layers_lib.describe_skipped(skipped)))
-        sparsity = dict(ctx.structure.get("sparsity") or {})
+        sparsity = dict(ctx.claims.sparsity)
         preserve = bool(sparsity) if cfg.preserve_sparsity is None else cfg.preserve_sparsity
         if preserve and not sparsity:
             raise RecipeError(f"{where}.preserve_sparsity: true, but the input model is not "
@@ -67,12 +67,7 @@ class Cluster(Stage):
                 f"{'; '.join(layers_lib.describe_skipped(skipped)) or 'none'}")
 
         init = getattr(tfmot.clustering.keras.CentroidInitialization, _INIT[cfg.centroid_init])
-        keras.utils.set_random_seed(ctx.seed)
-        copy = clone(model)
-
         def wrap(layer):
-            if layer.name not in selected:
-                return layer
             try:
                 return tfmot.clustering.keras.cluster_weights(
                     layer, number_of_clusters=cfg.number_of_clusters,
@@ -82,21 +77,20 @@ class Cluster(Stage):
                 raise RecipeError(f"{where}: tfmot cannot cluster layer {layer.name!r}: "
                                   f"{str(e).splitlines()[0]}") from None
 
-        clustered = keras.models.clone_model(copy, clone_function=wrap)
-        fit(clustered, data, cfg, ctx)
-        result = tfmot.clustering.keras.strip_clustering(clustered)
+        result = wrap_fit_strip(model, selected, wrap, tfmot.clustering.keras.strip_clustering,
+                                data, cfg, ctx)
 
-        claims = {"clusters": {n: cfg.number_of_clusters for n in selected}}
-        if preserve:
-            claims["sparsity"] = sparsity
-        claims["preserve_zero"] = preserve
-        stats = structure.keras_stats(result, structure.claimed_layers(claims))
+        claims = structure.Claims(sparsity=sparsity if preserve else {},
+                                  clusters={n: cfg.number_of_clusters for n in selected},
+                                  preserve_zero=preserve)
+        stats = structure.keras_stats(result, claims.layers)
+        ctx.output_claims = claims
         ctx.metrics.update(
-            structure=claims, clustered_layers=selected, skipped_layers=skipped,
+            clustered_layers=selected, skipped_layers=skipped,
             number_of_clusters=cfg.number_of_clusters, preserve_sparsity=preserve,
             keras_max_unique_per_channel={n: stats[n]["max_unique_per_channel"]
                                           for n in selected if n in stats})
-        problems = structure.violations(claims, stats)
+        problems = claims.violations(stats)
         if problems:
             raise GreenliteError(f"{where}: clustering did not hold: {'; '.join(problems)}")
         return result

@@ -24,6 +24,17 @@ class Distill(Stage):
         student: str = "digits_cnn"
         student_options: dict = dataclasses.field(default_factory=dict)
 
+    @classmethod
+    def notes(cls, name, metrics):
+        d = metrics.get("distillation")
+        if not d:
+            return super().notes(name, metrics)
+        side = lambda who: (f"{who} `{d[who]['model']}`: Keras accuracy "
+                            f"{d[who]['keras_accuracy']:.4f}, {d[who]['params']:,} parameters, "
+                            f"{d[who]['float32_bytes']:,} bytes as float32")
+        return [f"stage `{name}` distilled (T={d['temperature']}, alpha={d['alpha']}): "
+                f"{side('teacher')}; {side('student')}"] + super().notes(name, metrics)
+
     def run(self, model, data, ctx):
         import models
         cfg = self.config
@@ -35,7 +46,7 @@ class Distill(Stage):
                                    cfg.student_options)
         elif os.path.isfile(cfg.student):
             from models import saved
-            student = saved.load(cfg.student)
+            student = saved.load(cfg.student, ctx.custom_objects)
         else:
             raise RecipeError(f"{where}.student: {cfg.student!r} is neither a zoo model "
                               f"({', '.join(sorted(models.MODELS))}) nor a saved model file")

@@ -45,6 +45,15 @@ class LowRank(Stage):
                 return 0.9 if self.rank_energy is None else self.rank_energy
             return None
 
+    @classmethod
+    def notes(cls, name, metrics):
+        return [f"stage `{name}` factorized `{layer}` ({f['kind']}): rank {f['rank']} of "
+                f"{f['full_rank']}, parameters {f['params_before']:,} -> {f['params_after']:,}, "
+                f"MACs {f['macs_before']:,} -> {f['macs_after']:,}, relative reconstruction "
+                f"error {f['reconstruction_error']:.3f}"
+                for layer, f in (metrics.get("factorized_layers") or {}).items()
+                ] + super().notes(name, metrics)
+
     def run(self, model, data, ctx):
         cfg = self.config
         where = f"stages.{ctx.stage_name}"

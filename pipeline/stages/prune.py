@@ -4,11 +4,11 @@ from typing import Literal, Optional
 
 from pipeline import layers as layers_lib
 from pipeline import schedules, structure
-from pipeline.lazy_backend import keras, tfmot
+from pipeline.lazy_backend import tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
-from pipeline.stages.base import Stage, clone
-from pipeline.training import FitConfig, fit
+from pipeline.stages.base import Stage, wrap_fit_strip
+from pipeline.training import FitConfig
 
 
 class Prune(Stage):
@@ -80,12 +80,7 @@ class Prune(Stage):
                 f"of {steps.total_steps}); skipped: "
                 f"{'; '.join(layers_lib.describe_skipped(skipped)) or 'none'}")
 
-        keras.utils.set_random_seed(ctx.seed)
-        copy = clone(model)  # tfmot wraps the layer objects it is given: wrap ours, not the input's
-
         def wrap(layer):
-            if layer.name not in selected:
-                return layer
             try:
                 return tfmot.sparsity.keras.prune_low_magnitude(
                     layer, pruning_schedule=schedule,
@@ -94,23 +89,24 @@ class Prune(Stage):
                 raise RecipeError(f"{where}: tfmot cannot prune layer {layer.name!r}: "
                                   f"{str(e).splitlines()[0]}") from None
 
-        pruned = keras.models.clone_model(copy, clone_function=wrap)
-        fit(pruned, data, cfg, ctx, callbacks=[
-            tfmot.sparsity.keras.UpdatePruningStep(),
-            tfmot.sparsity.keras.PruningSummaries(log_dir=ctx.tensorboard_dir)])
-        result = tfmot.sparsity.keras.strip_pruning(pruned)
+        result = wrap_fit_strip(model, selected, wrap, tfmot.sparsity.keras.strip_pruning,
+                                data, cfg, ctx, callbacks=[
+                                    tfmot.sparsity.keras.UpdatePruningStep(),
+                                    tfmot.sparsity.keras.PruningSummaries(
+                                        log_dir=ctx.tensorboard_dir)])
 
-        claims = dict(ctx.structure)
-        claims["sparsity"] = {**claims.get("sparsity", {}), **{n: cfg.target for n in selected}}
-        claims.pop("clusters", None)  # fine-tuning moved the clustered weights
-        # Every claimed layer: this stage's and those an earlier stage pruned.
-        stats = structure.keras_stats(result, claims["sparsity"])
+        # Every sparse layer: this stage's and those an earlier stage pruned. The
+        # clusters are dropped: fine-tuning moved the clustered weights.
+        claims = structure.Claims(sparsity={**ctx.claims.sparsity,
+                                            **{n: cfg.target for n in selected}})
+        stats = structure.keras_stats(result, claims.sparsity)
+        ctx.output_claims = claims
         ctx.metrics.update(
-            structure=claims, schedule=dataclasses.asdict(steps), pruned_layers=selected,
+            schedule=dataclasses.asdict(steps), pruned_layers=selected,
             skipped_layers=skipped, target_sparsity=cfg.target,
             keras_sparsity={n: stats[n]["sparsity"] for n in selected if n in stats},
             keras_overall_sparsity=structure.overall_sparsity(stats, selected))
-        short = structure.violations({"sparsity": claims["sparsity"]}, stats)
+        short = claims.violations(stats)
         if short:
             raise GreenliteError(
                 f"{where}: pruning fell short of {cfg.target:.2f} in {len(short)} layer(s): "

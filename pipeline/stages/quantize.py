@@ -8,7 +8,7 @@ from pipeline import structure
 from pipeline.lazy_backend import keras, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
-from pipeline.stages.base import Stage, clone
+from pipeline.stages.base import Stage, rewrap
 from pipeline.training import FitConfig, fit
 
 # Kernels sparser than this count as pruned for `preserve: sparsity`.
@@ -51,6 +51,15 @@ class Quantize(Stage):
             if self.low_bit_layers and self.weights == "int8":
                 raise ValueError("low_bit_layers: only with weights: ternary or binary")
 
+    @classmethod
+    def notes(cls, name, metrics):
+        out = super().notes(name, metrics)
+        if metrics.get("masks_reapplied"):
+            out.append(f"stage `{name}`: tfmot's sparsity-preserving QAT lost the zeros of "
+                       + ", ".join(f"`{n}`" for n in metrics["masks_reapplied"])
+                       + "; their pruning masks were re-applied after training")
+        return out
+
     def run(self, model, data, ctx):
         from pipeline import lowbit
         cfg = self.config
@@ -67,20 +76,16 @@ class Quantize(Stage):
         low_bit = self._low_bit_layers(model, annotate, where)
         if low_bit:
             levels = 3 if cfg.weights == "ternary" else 2
-            claims["clusters"] = {**(claims.get("clusters") or {}), **{n: levels for n in low_bit}}
+            claims = claims.replace(clusters={**claims.clusters, **{n: levels for n in low_bit}})
         scheme = self._scheme()
         ctx.log(f"quantize: QAT on {len(annotate)} layer(s), scheme "
                 f"{type(scheme).__name__}; float: "
                 f"{'; '.join(layers_lib.describe_skipped(float_layers)) or 'none'}")
 
-        keras.utils.set_random_seed(ctx.seed)
-        copy = clone(model)
-        clustered = set(claims.get("clusters") or {}) - set(low_bit)
+        clustered = set(claims.clusters) - set(low_bit)
         default_configs = layers_lib.default_8bit_registry()
 
         def annotate_layer(layer):
-            if layer.name not in annotate:
-                return layer
             config = None
             if layer.name in low_bit:
                 config = lowbit.LowBitWeightsConfig(
@@ -93,7 +98,7 @@ class Quantize(Stage):
                 config = default_configs.get_quantize_config(layer)
             return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=config)
 
-        annotated = keras.models.clone_model(copy, clone_function=annotate_layer)
+        annotated = rewrap(model, set(annotate), annotate_layer, ctx.seed)
         with tfmot.quantization.keras.quantize_scope(lowbit.CUSTOM_OBJECTS):
             qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
         fit(qat, data, cfg, ctx)
@@ -104,18 +109,19 @@ class Quantize(Stage):
         if low_bit:
             lowbit.bake(qat, low_bit, cfg.weights)
 
-        restored = _reapply_lost_zeros(model, qat, claims.get("sparsity") or {})
+        restored = _reapply_lost_zeros(model, qat, claims.sparsity)
         if restored:
             ctx.log(f"quantize: tfmot's sparsity-preserving QAT lost the zeros of "
                     f"{len(restored)} layer(s) ({', '.join(restored[:5])}"
                     f"{', ...' if len(restored) > 5 else ''}); their pruning masks were "
                     "re-applied after training")
-        stats = structure.keras_stats(qat, structure.claimed_layers(claims))
-        ctx.metrics.update(structure=claims, quantized_layers=annotate, float_layers=float_layers,
+        stats = structure.keras_stats(qat, claims.layers)
+        ctx.output_claims = claims
+        ctx.metrics.update(quantized_layers=annotate, float_layers=float_layers,
                            masks_reapplied=restored,
                            scheme=type(scheme).__name__, weights=cfg.weights,
                            low_bit_layers=sorted(low_bit))
-        problems = structure.violations(claims, stats)
+        problems = claims.violations(stats)
         if problems:
             raise GreenliteError(f"{where}: QAT did not preserve the structure: "
                                  f"{'; '.join(problems)}")
@@ -151,7 +157,7 @@ class Quantize(Stage):
     def _claims_to_preserve(self, model, ctx, where):
         """The input's claims this QAT keeps, after checking the input has that structure."""
         preserve = self.config.preserve
-        claims = {}
+        claims = structure.Claims()
         kernels = [l.name for l in model.layers if layers_lib.kernel(l) is not None]
         stats = structure.keras_stats(model, kernels)
         if preserve in ("sparsity", "both"):
@@ -161,13 +167,13 @@ class Quantize(Stage):
                     f"{where}.preserve: {preserve!r}, but no kernel of the input model is sparse "
                     f"(all below {MIN_SPARSITY:.0%} zeros); prune before, or use preserve: none")
             # Keep the earlier stage's targets where it set them, else what is there now.
-            targets = ctx.structure.get("sparsity") or {}
-            claims["sparsity"] = {n: targets.get(n, round(s - structure.TOLERANCE / 2, 4))
-                                  for n, s in sparse.items()}
+            targets = ctx.claims.sparsity
+            claims = claims.replace(sparsity={
+                n: targets.get(n, round(s - structure.TOLERANCE / 2, 4)) for n, s in sparse.items()})
         if preserve in ("clusters", "both"):
             # An earlier cluster stage says which layers it clustered; a model
             # without such claims (a user's) is measured instead.
-            clustered = dict(ctx.structure.get("clusters") or {}) or {
+            clustered = dict(ctx.claims.clusters) or {
                 n: s["max_unique_per_channel"] for n, s in stats.items()
                 if s["unique"] <= min(MAX_CLUSTERS, s["size"] // 16)}
             if not clustered:
@@ -175,8 +181,7 @@ class Quantize(Stage):
                     f"{where}.preserve: {preserve!r}, but no kernel of the input model is "
                     f"clustered (none has at most {MAX_CLUSTERS} unique values, and at most 1/16 "
                     "as many as weights); cluster before, or use preserve: none")
-            claims["clusters"] = clustered
-            claims["preserve_zero"] = bool(ctx.structure.get("preserve_zero"))
+            claims = claims.replace(clusters=clustered, preserve_zero=ctx.claims.preserve_zero)
         return claims
 
 

@@ -1,7 +1,5 @@
 """The benchmark answers every input with a result or one line: token-id models, malformed files."""
-import json
 import os
-import sys
 
 import numpy as np
 import pytest

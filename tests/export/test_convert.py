@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from export.convert import FORMATS, convert, convert_in_child
+from export.convert import FORMATS, convert, convert_all_in_child, convert_in_child
 from pipeline.errors import ExportError
 
 
@@ -65,4 +65,41 @@ def test_child_conversion_writes_the_file_or_reports_why(tmp_path, trained_model
 
     missing = tmp_path / "missing.tflite"
     error = convert_in_child(str(tmp_path / "nope.h5"), "float32", str(missing))
-    assert error and not missing.exists()
+    assert error == (f"--model: cannot load {str(tmp_path / 'nope.h5')!r}: No file or "
+                     f"directory found at {tmp_path / 'nope.h5'}")
+    assert not missing.exists()
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_text("not a model")
+    error = convert_in_child(str(garbage), "float32", str(missing))
+    assert error.startswith(f"--model: cannot load {str(garbage)!r}: ") and not missing.exists()
+
+
+def test_one_converter_process_for_many_jobs_and_a_crash_fails_only_its_job(
+        tmp_path, trained_model, digits):
+    from models import saved, user
+    from pipeline.backend import keras
+    from tests.pipeline.test_run_compression import ABORTING_LAYER
+    module = tmp_path / "fragile.py"
+    module.write_text(ABORTING_LAYER)
+    fragile = user.custom_objects_from(str(module))["Fragile"]
+    inputs = keras.Input((8, 8, 1))
+    crashing = keras.Model(inputs, keras.layers.Dense(10)(fragile()(keras.layers.Flatten()(inputs))))
+    for name in ("good", "bad"):
+        (tmp_path / name).mkdir()
+    good = saved.save(trained_model, str(tmp_path / "good"))
+    bad = saved.save(crashing, str(tmp_path / "bad"))
+    representative = tmp_path / "representative.npy"
+    np.save(representative, digits.representative(50, 0))
+    out = tmp_path / "out"
+    out.mkdir()
+    jobs = [(good, "float32", str(out / "a.tflite")), (bad, "float32", str(out / "b.tflite")),
+            (good, "int8", str(out / "c.tflite"))]
+    seen = []
+    errors = convert_all_in_child(jobs, str(representative), custom_objects=[str(module)],
+                                  on_done=lambda index, error: seen.append((index, error)))
+    assert errors == [None, "the converter process crashed (SIGABRT)", None]
+    assert seen == list(enumerate(errors))
+    assert sorted(os.listdir(out)) == ["a.tflite", "c.tflite"]  # no job list or partial file left
+    from ai_edge_litert.interpreter import Interpreter
+    detail = Interpreter(model_path=str(out / "c.tflite")).get_input_details()[0]
+    assert detail["dtype"] == np.int8  # calibrated: the int8 job got the representative data

@@ -69,7 +69,7 @@ def test_custom_layers_come_from_the_declared_module(tmp_path):
     with pytest.raises(ModelError, match="declare the module that defines 'Scale' in "
                                          "model.custom_objects"):
         models.build(path, (8, 8, 1), 10)
-    model = models.build(path, (8, 8, 1), 10, custom_objects=str(module))
+    model = models.build(path, (8, 8, 1), 10, custom_objects=objects)
     assert model.get_layer("scale").factor == 3.0
 
 
@@ -145,7 +145,7 @@ def subclassed(tmp_path):
 
 def test_a_subclassed_model_trains_exports_and_quantizes_after_training(subclassed, tmp_path):
     path, module = subclassed
-    model = models.build(path, (8, 8, 1), 10, custom_objects=module)
+    model = models.build(path, (8, 8, 1), 10, custom_objects=user.custom_objects_from(module))
     assert model._is_graph_network and type(model.layers[-1]).__name__ == "MyNet"
     workdir = tmp_path / "run"
     result = run_pipeline("default", workdir, f"model.name={path}", f"model.custom_objects={module}",

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import models
+from models import user
 from benchmarks import architectures
 from export import benchmark
 from export.convert import convert
@@ -58,11 +59,11 @@ def _through_every_stage(name, data, tmp_path):
     path = tmp_path / f"{name}.keras"
     architectures.save(name, path, (32, 32, 3), data.num_classes, custom)
     model = models.build(str(path), (32, 32, 3), data.num_classes,
-                         custom_objects=str(custom) if custom else None)
+                         custom_objects=user.custom_objects_from(str(custom)) if custom else None)
     tuned, _ = run_stage("train", FIT, model, data, tmp_path, name="finetune")
     pruned, prune_ctx = run_stage("prune", {**FIT, "target_sparsity": 0.75}, tuned, data, tmp_path)
     qat, quantize_ctx = run_stage("quantize", {**FIT, "preserve": "sparsity"}, pruned, data,
-                                  tmp_path, structure=prune_ctx.metrics["structure"])
+                                  tmp_path, claims=prune_ctx.output_claims)
     int8 = tmp_path / f"{name}_int8.tflite"
     atomic_write_bytes(int8, convert(qat, "int8", data.representative(32, 0)))
     return model, prune_ctx.metrics, quantize_ctx.metrics, str(int8)

@@ -32,7 +32,7 @@ def test_account_fills_variants():
         {"name": "train_float32", "stage": "train", "format": "float32", "latency_ms": {"p50": 250.0}},
         {"name": "prune_int8", "stage": "prune", "format": "int8", "latency_ms": {"p50": 160.0}},
     ]
-    summary = energy.account(cfg, stages, variants, num_threads=1)
+    summary = energy.account(cfg, stages, variants, num_threads=1, baseline=variants[0])
     assert summary["grid_intensity_g_per_kwh"] == 500.0
     assert summary["training_emissions_kg"] == pytest.approx(0.01005)
     # 4 W x 0.25 s = 1 J; 4 W x 0.16 s = 0.64 J: the hand-made case above.
@@ -53,9 +53,6 @@ def test_codecarbon_tracks_a_short_block_without_network(monkeypatch):
     assert out["seconds"] > 0
     assert out["energy_kwh"] > 0 and out["emissions_kg"] > 0
     assert out["country_iso_code"] == "FRA"
-    # No RAPL on these machines: the figures must say they are estimates.
-    assert out["mode"] in ("estimated", "measured")
-    assert ("not measured" in out["method"]) == (out["mode"] == "estimated")
     # France's grid is low-carbon: CodeCarbon's mix gives well under 200 g/kWh.
     assert out["grid_intensity_g_per_kwh"] < 200
 
@@ -81,3 +78,46 @@ def test_unknown_country_code(tmp_path):
     with pytest.raises(RecipeError, match="energy: country_iso_code: got 'XYZ'; expected an "
                                           "ISO 3166 alpha-3 code CodeCarbon knows"):
         recipe.load(str(path))
+
+
+class _FakeCPU:
+    """Stands in for CodeCarbon's hardware.CPU (matched by class name)."""
+
+    def __init__(self, mode, tdp, generic):
+        self._mode, self._tdp, self._is_generic_tdp = mode, tdp, generic
+
+
+_FakeCPU.__name__ = "CPU"
+
+
+class _FakeTracker:
+    def __init__(self, mode, tdp=15, generic=False):
+        import types
+        self._hardware = [_FakeCPU(mode, tdp, generic)]
+        self.final_emissions_data = types.SimpleNamespace(
+            energy_consumed=2e-4, emissions=1e-4, cpu_energy=1.5e-4, ram_energy=0.5e-4,
+            cpu_power=10.0, ram_power=3.0, country_iso_code="USA", region=None,
+            cpu_count=4, cpu_model="Some CPU")
+
+
+@pytest.mark.parametrize("mode, generic, training_label", [
+    ("intel_rapl", False, "measured"),      # a machine with RAPL
+    ("cpu_load", False, "estimated"),       # no RAPL, CPU in CodeCarbon's database
+    ("cpu_load", True, "estimated"),        # no RAPL, unknown CPU: generic TDP
+])
+def test_energy_labels_follow_how_codecarbon_got_the_power(mode, generic, training_label):
+    figures = energy.summarize(_FakeTracker(mode, tdp=16 if generic else 15, generic=generic))
+    assert figures["mode"] == training_label
+    assert ("not measured" in figures["method"]) == (training_label == "estimated")
+    assert figures["cpu_tdp_generic"] is generic
+    stages = [{"name": "train", "energy": figures}]
+    variants = [{"name": "train_float32", "stage": "train", "format": "float32",
+                 "latency_ms": {"p50": 2.0}}]
+    summary = energy.account(energy.EnergyConfig(), stages, variants, num_threads=1,
+                             baseline=variants[0])
+    # Joules per inference are a TDP share x latency, even where RAPL measured training.
+    assert summary["mode"] == training_label and summary["inference_mode"] == "estimated"
+    assert summary["inference_method"].startswith("an estimate, not a measurement")
+    assert ("generic default" in summary["inference_method"]) is generic
+    tdp = 16 if generic else 15
+    assert variants[0]["joules_per_inference"] == pytest.approx(tdp / 4 * 0.002)

@@ -1,4 +1,4 @@
-"""pareto.png: the front, and a real PNG of the expected size."""
+"""pareto.png: the front, what each panel plots and labels, and a real PNG."""
 import struct
 
 from pipeline import plots
@@ -20,3 +20,26 @@ def test_png_is_real_and_sized():
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
     assert (width, height) == (plots.FIGSIZE[0] * plots.DPI, plots.FIGSIZE[1] * plots.DPI)
+
+
+def test_each_panel_plots_every_variant_and_labels_only_its_front():
+    import matplotlib.pyplot as plt
+    variants = [
+        {"name": "f32", "gzip_bytes": 400 * 1024, "accuracy": 0.97, "latency_ms": {"p50": 0.08}},
+        {"name": "f16", "gzip_bytes": 300 * 1024, "accuracy": 0.97, "latency_ms": {"p50": 0.09}},
+        {"name": "i8", "gzip_bytes": 100 * 1024, "accuracy": 0.95, "latency_ms": {"p50": 0.05}},
+        {"name": "bad", "gzip_bytes": 200 * 1024, "accuracy": 0.90, "latency_ms": {"p50": 0.20}},
+        {"name": "broken", "error": "converter crashed"},
+    ]
+    fig = plots.pareto_figure(variants, "t")
+    size_panel, latency_panel = fig.axes
+    # Size: i8 (smallest) then f16 (as accurate as f32, smaller); latency: i8 then f32.
+    expected = {size_panel: (["i8", "f16"], [100, 300, 400, 200]),
+                latency_panel: (["i8", "f32"], [0.05, 0.08, 0.09, 0.20])}
+    for ax, (front, xs) in expected.items():
+        assert sorted(t.get_text() for t in ax.texts) == sorted(front)
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[:4] == ["f32", "f16", "i8", "bad"] and "broken" not in legend
+        plotted = sorted(float(c.get_offsets()[0][0]) for c in ax.collections[:4])
+        assert plotted == sorted(xs)
+    plt.close(fig)

@@ -29,7 +29,10 @@ def test_default_recipe_end_to_end(default_run):
         path = workdir / v["path"]
         assert v["path"] == os.path.join("export", f"train_{v['format']}.tflite")
         assert v["size_bytes"] == path.stat().st_size and 0 < v["gzip_bytes"] < v["size_bytes"]
-        assert abs(v["accuracy"] - report["baseline"]["accuracy"]) < 0.03
+        # Every format within 1 point of the float32 file; for int8 this is the
+        # calibration's promise (calibrated on one example it loses ~6 points).
+        assert abs(v["accuracy"] - variants["float32"]["accuracy"]) <= 0.01, v["format"]
+        assert v["num_threads"] == 1
         lat = v["latency_ms"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["mean"] > 0
     assert variants["int8"]["size_bytes"] < 0.3 * variants["float32"]["size_bytes"]
@@ -48,11 +51,14 @@ def test_default_recipe_end_to_end(default_run):
     assert "data:image/png;base64," in page and "train_int8" in page
     e = report["energy"]
     assert e["tracked"] and e["training_energy_kwh"] > 0 and e["training_emissions_kg"] > 0
-    assert e["mode"] == "estimated" and "not measured" in e["training_method"]
+    assert e["inference_mode"] == "estimated"  # whatever the machine: see test_energy.py
     stage = report["stages"][0]["energy"]
     assert stage["energy_kwh"] > 0 and stage["emissions_kg"] > 0
-    assert variants["int8"]["joules_per_inference"] < variants["float32"]["joules_per_inference"]
-    assert variants["int8"]["payback_inferences"] == 0  # no compression stage to repay
+    for v in variants.values():  # the TDP share of one thread for the median latency
+        assert v["joules_per_inference"] == pytest.approx(
+            stage["cpu_tdp_w"] / stage["cpu_count"] * v["latency_ms"]["p50"] / 1000)
+        assert v["extra_emissions_kg"] == 0  # no compression stage to repay
+    assert "| train_int8 | int8 |" in md and "| — |" in md.split("| train_int8 |")[1].split("\n")[0]
 
 
 @pytest.mark.parametrize("args, message", [

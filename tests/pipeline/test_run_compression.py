@@ -27,12 +27,84 @@ def test_prune_qat_report_holds_the_measured_structure(prune_qat_run):
     assert int8["weights"]["dense1"]["dtype"] == "int8"
     assert int8["gzip_ratio_vs_baseline"] > 5
     assert variants["train_float32"]["gzip_ratio_vs_baseline"] == 1
-    assert "violations" not in int8
     stages = {s["name"]: s for s in report["stages"]}
-    assert stages["prune"]["metrics"]["schedule"]["frequency"] >= 1
+    steps = stages["prune"]["metrics"]["schedule"]
+    # The schedule fires within the steps trained (else tfmot prunes nothing).
+    assert steps["begin_step"] + steps["frequency"] <= steps["end_step"] <= steps["total_steps"]
     assert stages["quantize"]["metrics"]["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
     md = (prune_qat_run / "report.md").read_text()
     assert "| quantize_int8 | int8 |" in md and "| gzip smaller |" in md
+
+
+def test_every_structure_figure_in_the_report_is_read_from_its_file(prune_qat_run):
+    from export.tflite_file import kernel_stats, kernels_by_layer
+    report = json.loads((prune_qat_run / "report.json").read_text())
+    checked = 0
+    for v in report["variants"]:
+        claims = next(s["claims"] for s in report["stages"] if s["name"] == v["stage"])
+        if not claims:
+            assert "weights" not in v and "sparsity" not in v
+            continue
+        kernels = kernels_by_layer(str(prune_qat_run / v["path"]), sorted(claims["sparsity"]))
+        assert sorted(kernels) == sorted(v["weights"]) == sorted(claims["sparsity"])
+        zeros = sizes = 0
+        for name, tensor in kernels.items():
+            stats = kernel_stats(tensor.values)
+            assert v["weights"][name] == {"dtype": tensor.dtype, **stats}, (v["name"], name)
+            zeros += int((tensor.values == 0).sum())
+            sizes += tensor.values.size
+        assert v["sparsity"] == pytest.approx(zeros / sizes, abs=1e-12), v["name"]
+        assert "violations" not in v
+        checked += 1
+    assert checked == 2  # prune_float32 and quantize_int8
+
+
+LYING_STAGE = """
+import runpy
+import sys
+
+import numpy as np
+
+from pipeline.stages import prune
+
+
+def prune_then_fill_one_kernel(self, model, data, ctx):
+    # The stage prunes and claims its sparsity, then (a bug) loses it in one layer.
+    result = original(self, model, data, ctx)
+    kernel = result.get_layer("dense1").kernel
+    kernel.assign(np.where(kernel.numpy() == 0, 1e-3, kernel.numpy()))
+    return result
+
+
+original = prune.Prune.run
+prune.Prune.run = prune_then_fill_one_kernel
+sys.argv = ["pipeline"] + sys.argv[1:]
+runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_claim_the_file_does_not_hold_fails_the_run_after_the_report(tmp_path):
+    from tests.conftest import run_cli
+    workdir = tmp_path / "run"
+    recipe = tmp_path / "lying.yaml"
+    recipe.write_text(
+        "model: {name: digits_cnn, options: {width: 0.25, dense_units: 32}}\n"
+        "stages:\n  train: {epochs: 2, allow_chance: true}\n"
+        "  prune: {target_sparsity: 0.5, epochs: 2, layers: [conv2, dense1]}\n"
+        "export: {formats_by_stage: {prune: [float32]}}\n"
+        "benchmark: {num_runs: 2, warmup_runs: 0, check_tflite_runtime: false}\n"
+        "energy: {track: false}\n")
+    result = run_cli(["-c", LYING_STAGE, f"--recipe={recipe}", f"--workdir={workdir}"])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert ("greenlite: error: an exported file lost the structure its stages claim (see "
+            "report.md): prune_float32: dense1: sparsity 0.0000 is more than 1 point below "
+            "the target 0.50") in result.stderr
+    report = json.loads((workdir / "report.json").read_text())
+    v = next(v for v in report["variants"] if v["name"] == "prune_float32")
+    assert v["weights"]["dense1"]["sparsity"] == 0.0  # the file's figure, not the claim
+    assert v["sparsity"] < 0.5
+    assert "**`prune_float32` fails its structure check**: dense1: sparsity 0.0000" in (
+        workdir / "report.md").read_text()
 
 
 def test_a_failing_stage_leaves_earlier_artifacts_untouched(prune_qat_run):

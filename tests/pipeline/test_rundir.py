@@ -36,7 +36,7 @@ def test_kill_9_during_export_leaves_no_process_and_reruns_replace_the_run_whole
         + [a for o in FAST + ["export.formats=[float32, float16, int8]"] for a in ("--set", o)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in run.stdout:
-        if "[export 1/3]" in line:
+        if "converting 3 variant(s)" in line:
             break
     time.sleep(1.0)  # the converter child is running now
     staging = [f for f in os.listdir(tmp_path) if f.startswith(".tmp-killed-")]

@@ -14,7 +14,7 @@ def test_clusters_hold_in_keras_and_in_exported_files(trained_model, digits, tmp
                            trained_model, digits, tmp_path)
     assert ctx.metrics["clustered_layers"] == ["conv2", "dense1"]
     assert all(u <= 6 for u in ctx.metrics["keras_max_unique_per_channel"].values())
-    assert ctx.metrics["structure"]["clusters"] == {"conv2": 6, "dense1": 6}
+    assert ctx.output_claims.clusters == {"conv2": 6, "dense1": 6}
     for fmt in ("float32", "int8"):
         path = export_file(model, fmt, digits, tmp_path / f"c_{fmt}.tflite")
         for name, tensor in kernels_by_layer(path, ["conv2", "dense1"]).items():

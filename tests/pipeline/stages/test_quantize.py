@@ -5,6 +5,7 @@ import pytest
 from export.tflite_file import kernel_stats, kernels_by_layer
 from pipeline.backend import keras
 from pipeline.errors import RecipeError
+from pipeline.structure import Claims
 from tests.conftest import export_file, run_stage, stage_config_error, tflite_accuracy
 
 FAST = {"epochs": 1, "batch_size": 64}
@@ -45,7 +46,7 @@ def test_pqat_keeps_the_zeros_in_the_int8_file(trained_model, digits, tmp_path):
     pruned, pctx = run_stage("prune", {"epochs": 3, "batch_size": 64, "target_sparsity": 0.6,
                                        "layers": ["conv2", "dense1"]}, trained_model, digits, tmp_path)
     qat, ctx = run_stage("quantize", {**FAST, "preserve": "sparsity"}, pruned, digits, tmp_path,
-                         structure=pctx.metrics["structure"])
+                         claims=pctx.output_claims)
     assert ctx.metrics["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
     path = export_file(qat, "int8", digits, tmp_path / "pqat.tflite")
     for name, tensor in kernels_by_layer(path, ["conv2", "dense1"]).items():
@@ -58,10 +59,10 @@ def test_pcqat_keeps_zeros_and_clusters(trained_model, digits, tmp_path):
     pruned, pctx = run_stage("prune", {"epochs": 3, "batch_size": 64, "target_sparsity": 0.6,
                                        "layers": ["dense1"]}, trained_model, digits, tmp_path)
     clustered, cctx = run_stage("cluster", {**FAST, "number_of_clusters": 4, "layers": ["dense1"]},
-                                pruned, digits, tmp_path, structure=pctx.metrics["structure"])
+                                pruned, digits, tmp_path, claims=pctx.output_claims)
     assert cctx.metrics["preserve_sparsity"] is True
     qat, _ = run_stage("quantize", {**FAST, "preserve": "both"}, clustered, digits, tmp_path,
-                       structure=cctx.metrics["structure"])
+                       claims=cctx.output_claims)
     path = export_file(qat, "int8", digits, tmp_path / "pcqat.tflite")
     stats = kernel_stats(kernels_by_layer(path, ["dense1"])["dense1"].values)
     assert stats["sparsity"] >= 0.59
@@ -97,7 +98,7 @@ def test_low_bit_weights_are_exactly_that_in_the_int8_file(trained_model, digits
                                       "low_bit_layers": ["conv2", "dense1"]},
                          trained_model, digits, tmp_path)
     assert ctx.metrics["low_bit_layers"] == ["conv2", "dense1"]
-    assert ctx.metrics["structure"]["clusters"] == {"conv2": levels, "dense1": levels}
+    assert ctx.output_claims.clusters == {"conv2": levels, "dense1": levels}
     path = export_file(qat, "int8", digits, tmp_path / f"{mode}.tflite")
     kernels = kernels_by_layer(path, ["conv1", "conv2", "dense1"])
     for name in ("conv2", "dense1"):
@@ -116,9 +117,10 @@ def test_low_bit_weights_are_exactly_that_in_the_int8_file(trained_model, digits
 def test_low_bit_model_round_trips_through_save_and_load(trained_model, digits, tmp_path):
     import numpy as np
     from models import saved
+    from pipeline import lowbit
     qat, _ = run_stage("quantize", {**FAST, "weights": "ternary", "low_bit_layers": ["dense1"]},
                        trained_model, digits, tmp_path)
-    loaded = saved.load(saved.save(qat, str(tmp_path)))
+    loaded = saved.load(saved.save(qat, str(tmp_path)), lowbit.CUSTOM_OBJECTS)
     np.testing.assert_allclose(loaded.predict(digits.test.x[:16], verbose=0),
                                qat.predict(digits.test.x[:16], verbose=0), atol=1e-5)
 
@@ -150,7 +152,7 @@ def test_pqat_leaves_tf_ops_float_instead_of_failing(digits, tmp_path):
     # "get_quantize_config() called on an unsupported layer" without the guard.
     model = _sparse_model_with_a_tf_op()
     _, ctx = run_stage("quantize", {**FAST, "preserve": "sparsity", "allow_chance": True}, model,
-                       digits, tmp_path, structure={"sparsity": {"conv": 0.5}})
+                       digits, tmp_path, claims=Claims(sparsity={"conv": 0.5}))
     assert any(why.startswith("TFOpLambda:") for why in ctx.metrics["float_layers"].values())
 
 

@@ -1,0 +1,122 @@
+"""Does a test fail when a promise is broken? Each change below, made in a scratch copy.
+
+    python benchmarks/mutation_check.py [--only=name,...] [--scratch=/tmp/greenlite-mutations]
+
+For each named change to the product code it copies the working tree, makes
+the change (an exact text replacement, so a stale entry fails loudly instead of
+testing nothing), runs the tests that should catch it, and prints one row:
+the change, and the tests that failed (none: the promise is unguarded).
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name: (file, text, replacement, tests that should fail)
+MUTATIONS = {
+    "violations never reports a shortfall": (
+        "pipeline/structure.py", "        return problems\n\n\n@dataclasses.dataclass",
+        "        return []\n\n\n@dataclasses.dataclass", ["tests/pipeline/test_structure.py"]),
+    "report shows the claimed sparsity, not the file's": (
+        "pipeline/structure.py",
+        "sparsity=overall_sparsity(stats, claims.sparsity) if claims.sparsity else None,",
+        "sparsity=min(claims.sparsity.values()) if claims.sparsity else None,",
+        ["tests/pipeline/test_structure.py", "tests/pipeline/test_run_compression.py"]),
+    "int8 calibrated on a single example": (
+        "pipeline/run.py", "data.representative(recipe.data.representative_samples, recipe.seed)",
+        "data.representative(1, recipe.seed)",
+        ["tests/pipeline/test_run.py::test_default_recipe_end_to_end"]),
+    "atomic_write_bytes writes in place": (
+        "pipeline/files.py",
+        "    os.makedirs(directory, exist_ok=True)\n    fd, tmp",
+        "    os.makedirs(directory, exist_ok=True)\n    with open(path, 'wb') as f:\n"
+        "        f.write(data)\n    return\n    fd, tmp", ["tests/pipeline/test_files.py"]),
+    "energy always labelled measured": (
+        "pipeline/energy.py", "    measured = mode in MEASURED_MODES",
+        "    measured = True", ["tests/pipeline/test_energy.py"]),
+    "joules per inference labelled measured with RAPL": (
+        "pipeline/energy.py", '        f"an estimate, not a measurement: median latency',
+        '        f"{first[\'mode\']}: median latency', ["tests/pipeline/test_energy.py"]),
+    "zero-point ignored": (
+        "export/benchmark.py", "np.round(x / scale + zero_point)", "np.round(x / scale)",
+        ["tests/export/test_benchmark.py"]),
+    "schedule frequency doubled": (
+        "pipeline/schedules.py", "    return Steps(begin, end, freq,",
+        "    return Steps(begin, end, 2 * freq,",
+        ["tests/pipeline/test_schedules.py"]),
+    "Lambda refusal removed": (
+        "models/user.py", "    if lambdas and not trust_model_code:", "    if False:",
+        ["tests/models/test_user.py"]),
+    "payback sign flipped": (
+        "pipeline/energy.py", "saving_kg = (baseline_joules - variant_joules)",
+        "saving_kg = (variant_joules - baseline_joules)", ["tests/pipeline/test_energy.py"]),
+    "gzip size = raw size": (
+        "export/benchmark.py", '"gzip_bytes": len(gzip.compress(content, compresslevel=9)),',
+        '"gzip_bytes": len(content),',
+        ["tests/export/test_benchmark.py"]),
+    "TensorFlow imported by the benchmark": (
+        "export/benchmark.py", "\nimport numpy as np\n", "\nimport numpy as np\nimport tensorflow\n",
+        ["tests/export/test_benchmark.py"]),
+    "QAT ignores its teacher": (
+        "pipeline/training.py", "    if teacher is None and cfg.teacher:", "    if False:",
+        ["tests/pipeline/test_distillation.py::test_qat_learns_from_its_teacher"]),
+    "pareto.png labels every point": (
+        "pipeline/plots.py", "        for i in front:  #", "        for i in range(len(points)):  #",
+        ["tests/pipeline/test_plots.py"]),
+    "convert error names no file": (
+        "export/convert.py", 'f"--model: cannot load {model_path!r}: {_first_line(e)}"',
+        'f"{_first_line(e)}"', ["tests/export/test_convert.py::test_child_conversion_writes_the_file_or_reports_why"]),
+    "prune keeps no zeros it claims (Keras)": (
+        "pipeline/stages/prune.py", "        short = claims.violations(stats)", "        short = []",
+        ["tests/pipeline/test_run_compression.py::test_a_claim_the_file_does_not_hold_fails_the_run_after_the_report"]),
+}
+
+
+def copy_tree(destination):
+    """The working tree as git sees it (tracked and untracked, not ignored)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    shutil.rmtree(destination, ignore_errors=True)
+    for name in files:
+        if os.path.isfile(os.path.join(ROOT, name)):
+            os.makedirs(os.path.dirname(os.path.join(destination, name)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), os.path.join(destination, name))
+
+
+def check(name, scratch):
+    path, text, replacement, tests = MUTATIONS[name]
+    copy_tree(scratch)
+    with open(os.path.join(scratch, path)) as f:
+        source = f.read()
+    if source.count(text) != 1:
+        return f"STALE: {text!r} occurs {source.count(text)} times in {path}"
+    with open(os.path.join(scratch, path), "w") as f:
+        f.write(source.replace(text, replacement))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-o", "addopts=--import-mode=importlib", "-rf"] + tests,
+                            cwd=scratch, capture_output=True, text=True)
+    failed = sorted({line.split()[1].split(" - ")[0] for line in result.stdout.splitlines()
+                     if line.startswith(("FAILED ", "ERROR "))})
+    return ", ".join(failed) if failed else "NONE (unguarded)"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated names (default: all)")
+    parser.add_argument("--scratch", default="/tmp/greenlite-mutations")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(MUTATIONS)
+    print("| change to the product code | failing tests | seconds |")
+    print("|---|---|---:|")
+    for name in names:
+        start = time.perf_counter()
+        outcome = check(name, args.scratch)
+        print(f"| {name} | {outcome} | {time.perf_counter() - start:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

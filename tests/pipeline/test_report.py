@@ -1,0 +1,79 @@
+"""report.html shows the report's words without raw Markdown; payback reads "—" when nothing was compressed."""
+from pipeline import report
+
+
+def test_inline_markdown_becomes_html():
+    text = "**`quantize_int8` fails** its check; *gzip smaller*: a < b"
+    assert report.inline_html(text) == (
+        "<strong><code>quantize_int8</code> fails</strong> its check; <em>gzip smaller</em>: "
+        "a &lt; b")
+
+
+def test_payback_of_an_uncompressed_variant_is_a_dash():
+    assert report._payback({"joules_per_inference": 1e-5, "payback_inferences": 0,
+                            "extra_emissions_kg": 0.0}) == "—"
+    assert report._payback({"joules_per_inference": 1e-5, "payback_inferences": 1500.0,
+                            "extra_emissions_kg": 1e-6}) == "1,500"
+    assert report._payback({"joules_per_inference": 1e-5, "payback_inferences": None,
+                            "extra_emissions_kg": 1e-6}) == "never (no saving)"
+
+
+def _report():
+    latency = {"p50": 2.0, "p90": 3.0, "p99": 4.0, "mean": 2.5}
+    return {
+        "recipe": {"name": "t"}, "seconds": 1.0,
+        "data": {"description": "d", "train": 1, "val": 1, "test": 1, "task": "classification",
+                 "input_shape": [8, 8, 1]},
+        "baseline": {"stage": "train", "keras_accuracy": 0.95, "params": 10},
+        "stages": [
+            {"name": "train", "type": "train", "seconds": 1.0, "params": 10,
+             "keras_accuracy": 0.95, "metrics": {}, "energy": {}},
+            {"name": "quantize", "type": "quantize", "seconds": 1.0, "params": 10,
+             "keras_accuracy": 0.94, "energy": {},
+             "metrics": {"masks_reapplied": ["conv"], "skipped_layers": {"pool": "has no weights"}}},
+        ],
+        "variants": [
+            {"name": "train_float32", "stage": "train", "format": "float32", "size_bytes": 400,
+             "gzip_bytes": 360, "gzip_ratio_vs_baseline": 1.0, "accuracy": 0.95,
+             "latency_ms": latency},
+            {"name": "quantize_int8", "stage": "quantize", "format": "int8", "size_bytes": 100,
+             "gzip_bytes": 40, "gzip_ratio_vs_baseline": 9.0, "accuracy": 0.9312,
+             "sparsity": 0.75, "latency_ms": latency,
+             "violations": ["conv: sparsity 0.5000 is more than 1 point below the target 0.75"]},
+            {"name": "quantize_int16x8", "stage": "quantize", "format": "int16x8",
+             "error": "the converter process crashed (SIGABRT)"},
+        ],
+        "energy": {"tracked": False, "reason": "energy.track is false in the recipe"},
+    }
+
+
+def test_every_row_has_a_cell_under_each_header():
+    for title, _, headers, rows in report.tables(_report()):
+        assert rows and all(len(row) == len(headers) for row in rows), title
+
+
+def test_variant_cells():
+    (_, _, _, _), (_, _, headers, rows) = report.tables(_report())
+    int8 = dict(zip(headers, rows[1]))
+    assert int8["size (bytes)"] == "100" and int8["gzip (bytes)"] == "40"
+    # No float32 file of its own stage: no size ratio; the gzip ratio is against the baseline's.
+    assert int8["size vs stage float32"] == "" and int8["gzip smaller"] == "9.0x"
+    assert int8["vs baseline (points)"] == "-1.88" and int8["sparsity"] == "0.7500"
+    failed = dict(zip(headers, rows[2]))
+    assert failed["size (bytes)"] == "failed: the converter process crashed (SIGABRT)"
+
+
+def test_notes_come_from_the_variants_and_from_each_stage_type():
+    lines = report.notes(_report())
+    assert lines == [
+        "**`quantize_int8` fails its structure check**: conv: sparsity 0.5000 is more than "
+        "1 point below the target 0.75",
+        "stage `quantize` skipped: 1 layer, has no weights (pool)",
+        "stage `quantize`: tfmot's sparsity-preserving QAT lost the zeros of `conv`; their "
+        "pruning masks were re-applied after training",
+    ]
+    md = report.to_markdown(_report())
+    assert "| quantize_int8 | int8 | 100 | 40 |" in md
+    assert "- **`quantize_int8` fails its structure check**" in md
+    page = report.to_html(_report(), b"")
+    assert "<strong><code>quantize_int8</code> fails its structure check</strong>" in page
