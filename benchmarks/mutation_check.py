@@ -30,6 +30,10 @@ MUTATIONS = {
         "pipeline/run.py", "data.representative(recipe.data.representative_samples, recipe.seed)",
         "data.representative(1, recipe.seed)",
         ["tests/pipeline/test_run.py::test_default_recipe_end_to_end"]),
+    "converter calibrates on its first example": (
+        "export/convert.py", "        for example in representative:",
+        "        for example in representative[:1]:",
+        ["tests/export/test_convert.py::test_int8_calibration_uses_every_representative_example"]),
     "atomic_write_bytes writes in place": (
         "pipeline/files.py",
         "    os.makedirs(directory, exist_ok=True)\n    fd, tmp",
@@ -72,7 +76,7 @@ MUTATIONS = {
         'f"{_first_line(e)}"', ["tests/export/test_convert.py::test_child_conversion_writes_the_file_or_reports_why"]),
     "prune keeps no zeros it claims (Keras)": (
         "pipeline/stages/prune.py", "        short = claims.violations(stats)", "        short = []",
-        ["tests/pipeline/test_run_compression.py::test_a_claim_the_file_does_not_hold_fails_the_run_after_the_report"]),
+        ["tests/pipeline/stages/test_prune.py::test_a_shortfall_in_keras_stops_the_stage"]),
 }
 
 
@@ -97,7 +101,7 @@ def check(name, scratch):
     with open(os.path.join(scratch, path), "w") as f:
         f.write(source.replace(text, replacement))
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "-o", "addopts=--import-mode=importlib", "-rf"] + tests,
+                             "-o", "addopts=--import-mode=importlib", "-rfE"] + tests,
                             cwd=scratch, capture_output=True, text=True)
     failed = sorted({line.split()[1].split(" - ")[0] for line in result.stdout.splitlines()
                      if line.startswith(("FAILED ", "ERROR "))})

@@ -25,6 +25,17 @@ def pytest_unconfigure(config):
     shutil.rmtree(_HOME, ignore_errors=True)
 
 
+# Modules whose end-to-end runs take minutes go first, so that with several
+# test processes (pytest-xdist) the last minutes are not one long module alone.
+_SLOW_MODULES = ("test_run_edge_recipes.py", "test_rundir.py", "test_run_compression.py",
+                 "test_user.py", "test_run.py", "test_distillation.py", "test_quantize.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def deterministic_ops():
     """Fixtures train models once per session: deterministic kernels keep them identical

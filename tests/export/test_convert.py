@@ -64,14 +64,14 @@ def test_child_conversion_writes_the_file_or_reports_why(tmp_path, trained_model
     assert out.read_bytes()[4:8] == b"TFL3"
 
     missing = tmp_path / "missing.tflite"
-    error = convert_in_child(str(tmp_path / "nope.h5"), "float32", str(missing))
-    assert error == (f"--model: cannot load {str(tmp_path / 'nope.h5')!r}: No file or "
-                     f"directory found at {tmp_path / 'nope.h5'}")
-    assert not missing.exists()
     garbage = tmp_path / "garbage.h5"
     garbage.write_text("not a model")
-    error = convert_in_child(str(garbage), "float32", str(missing))
-    assert error.startswith(f"--model: cannot load {str(garbage)!r}: ") and not missing.exists()
+    errors = convert_all_in_child([(str(tmp_path / "nope.h5"), "float32", str(missing)),
+                                   (str(garbage), "float32", str(missing))])
+    assert errors[0] == (f"--model: cannot load {str(tmp_path / 'nope.h5')!r}: No file or "
+                         f"directory found at {tmp_path / 'nope.h5'}")
+    assert errors[1].startswith(f"--model: cannot load {str(garbage)!r}: ")
+    assert not missing.exists()
 
 
 def test_one_converter_process_for_many_jobs_and_a_crash_fails_only_its_job(
@@ -103,3 +103,34 @@ def test_one_converter_process_for_many_jobs_and_a_crash_fails_only_its_job(
     from ai_edge_litert.interpreter import Interpreter
     detail = Interpreter(model_path=str(out / "c.tflite")).get_input_details()[0]
     assert detail["dtype"] == np.int8  # calibrated: the int8 job got the representative data
+
+
+def test_int8_calibration_uses_every_representative_example():
+    """Inputs whose range differs from example to example (scales 0.1 .. 10): the
+    int8 input scale must cover them all. Calibrated on the first example only,
+    the larger inputs clip and the outputs go wrong."""
+    from pipeline.backend import keras
+    rng = np.random.default_rng(0)
+    scales = np.geomspace(0.1, 10, 64).astype(np.float32)
+    x = (rng.uniform(-1, 1, (64, 16)) * scales[:, None]).astype(np.float32)
+    inputs = keras.Input((16,))
+    keras.utils.set_random_seed(0)
+    model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+    expected = model.predict(x, verbose=0)
+
+    def int8_error(representative):
+        interpreter = Interpreter(model_content=convert(model, "int8", representative))
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
+        worst = 0.0
+        for example, want in zip(x, expected):
+            q = np.clip(np.round(example / s_in + z_in), -128, 127).astype(np.int8)
+            interpreter.set_tensor(inp["index"], q[None])
+            interpreter.invoke()
+            got = (interpreter.get_tensor(out["index"]).astype(np.float32) - z_out) * s_out
+            worst = max(worst, float(np.abs(got - want).max()))
+        return worst / float(np.abs(expected).max())  # relative to the output range
+
+    assert int8_error(x) < 0.05         # every example: within 5 % of the output range
+    assert int8_error(x[:1]) > 0.5      # the smallest example alone: the rest clip

@@ -46,7 +46,10 @@ def test_mobilenet_v2_rejects_tiny_inputs():
         models.build("mobilenet_v2", (8, 8, 1), 10)
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+# MobileNetV2 trains, converts to float32 and int8 and runs in the interpreter
+# end to end in tests/pipeline/test_run_edge_recipes.py (mobilenet_v2_images);
+# converting it here again would cost another ~70 s of the suite.
+@pytest.mark.parametrize("name", sorted(set(models.MODELS) - {"mobilenet_v2"}))
 def test_zoo_model_trains_exports_and_runs_in_the_interpreter(name, tmp_path):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter

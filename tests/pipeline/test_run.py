@@ -36,6 +36,9 @@ def test_default_recipe_end_to_end(default_run):
         lat = v["latency_ms"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["mean"] > 0
     assert variants["int8"]["size_bytes"] < 0.3 * variants["float32"]["size_bytes"]
+    # int8 is calibrated on the recipe's representative_samples training inputs.
+    import numpy as np
+    assert np.load(workdir / "export" / "representative.npy").shape == (200, 8, 8, 1)
     # What an app must feed: the preprocessing, and the int8 file's quantization.
     assert "divided by 16" in report["data"]["preprocessing"]
     assert variants["int8"]["input"]["dtype"] == "int8" and variants["int8"]["input"]["scale"] > 0

@@ -8,11 +8,14 @@ from tests.conftest import run_pipeline
 
 
 @pytest.mark.parametrize("recipe, data_flag, make, overrides", [
-    ("kws_ds_cnn", "data.path", lambda d: synthetic.keyword_features(str(d / "kws.npz"), per_class=60),
-     ["train.epochs=6", "quantize.epochs=1", "model.options.filters=16",
+    ("kws_ds_cnn", "data.path", lambda d: synthetic.keyword_features(str(d / "kws.npz"), per_class=40),
+     ["train.epochs=3", "quantize.epochs=1", "model.options.filters=16",
       "train.allow_chance=true", "quantize.allow_chance=true"]),
     ("mobilenet_v2_images", "data.path", lambda d: synthetic.shape_images(str(d / "shapes"), per_class=12, size=32),
-     ["train.epochs=1", "data.image_size=[32, 32]", "train.allow_chance=true"]),
+     # int8 only: each MobileNetV2 conversion costs ~30 s here; float32 is
+     # compared with int8 in the kws case.
+     ["train.epochs=1", "data.image_size=[32, 32]", "train.allow_chance=true",
+      "export.formats=[int8]"]),
 ])
 def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, overrides):
     # A few epochs on tiny data can end at chance: this test is about the mechanics.
@@ -23,9 +26,9 @@ def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, override
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((workdir / "report.json").read_text())
     formats = {v["format"]: v for v in report["variants"]}
-    assert {"float32", "int8"} <= set(formats)
-    assert all("error" not in v for v in report["variants"])
-    assert formats["int8"]["size_bytes"] < formats["float32"]["size_bytes"]
+    assert "int8" in formats and all("error" not in v for v in report["variants"])
+    if "float32" in formats:
+        assert formats["int8"]["size_bytes"] < 0.35 * formats["float32"]["size_bytes"]
     # The image folder streams; its whole test split is scored in every file.
     assert report["data"]["streamed"] == (recipe == "mobilenet_v2_images")
     assert all(v["num_examples"] == report["data"]["test"] for v in report["variants"])

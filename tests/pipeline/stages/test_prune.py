@@ -89,3 +89,22 @@ def test_bad_selection_and_schedules(trained_model, digits, tmp_path, settings, 
 ])
 def test_bad_prune_config(settings, message):
     assert message in stage_config_error("prune", settings)
+
+
+def test_a_shortfall_in_keras_stops_the_stage(trained_model, digits, tmp_path, monkeypatch):
+    # A stripped model that lost one kernel's zeros (as a tfmot bug would).
+    from pipeline.errors import GreenliteError
+    from pipeline.lazy_backend import tfmot
+    strip = tfmot.sparsity.keras.strip_pruning
+
+    def strip_and_refill(model):
+        result = strip(model)
+        kernel = result.get_layer("dense1").kernel
+        kernel.assign(np.where(kernel.numpy() == 0, 1e-3, kernel.numpy()))
+        return result
+
+    monkeypatch.setattr(tfmot.sparsity.keras, "strip_pruning", strip_and_refill)
+    with pytest.raises(GreenliteError, match=r"stages.prune: pruning fell short of 0.50 in 1 "
+                                             r"layer\(s\): dense1: sparsity 0.0000 is more than"):
+        run_stage("prune", {**FAST, "epochs": 2, "target_sparsity": 0.5}, trained_model, digits,
+                  tmp_path)
