@@ -9,7 +9,7 @@ from tests.conftest import run_pipeline
 
 @pytest.mark.parametrize("recipe, data_flag, make, overrides", [
     ("kws_ds_cnn", "data.path", lambda d: synthetic.keyword_features(str(d / "kws.npz"), per_class=40),
-     ["train.epochs=3", "quantize.epochs=1", "model.options.filters=16",
+     ["train.epochs=3", "quantize.epochs=1", "model.options.filters=16", "model.options.blocks=2",
       "train.allow_chance=true", "quantize.allow_chance=true"]),
     ("mobilenet_v2_images", "data.path", lambda d: synthetic.shape_images(str(d / "shapes"), per_class=12, size=32),
      # int8 only: each MobileNetV2 conversion costs ~30 s here; float32 is
