@@ -84,10 +84,14 @@ def main():
                   flush=True)
             continue
         reasons = sorted({why.split(":")[0] for why in r["float"].values()})
+        num = lambda value, spec: "—" if value is None else format(value, spec)
+        gap = (None if r["int8"] is None or r["float32"] is None
+               else 100 * (r["int8"] - r["float32"]))
         print(f"| {name} | {r['params']:,} | {r['seconds']:.0f} | {' > '.join(r['stages'])} | "
               f"{r['skipped']} | {len(r['float'])} ({', '.join(reasons) or '-'}) | "
-              f"{r['sparsity']:.4f} | {r['keras']:.4f} | {r['float32']:.4f} | {r['int8']:.4f} | "
-              f"{100 * (r['int8'] - r['float32']):+.2f} |", flush=True)
+              f"{num(r['sparsity'], '.4f')} | {num(r['keras'], '.4f')} | "
+              f"{num(r['float32'], '.4f')} | {num(r['int8'], '.4f')} | {num(gap, '+.2f')} |"
+              + (f" export failed: {r['error']}" if r.get("error") else ""), flush=True)
 
 
 if __name__ == "__main__":
