@@ -54,9 +54,13 @@ def unsupported_reason(layer, technique, model=None):
         if isinstance(layer, keras.layers.BatchNormalization):
             # tfmot's layout transforms fold a BatchNormalization into the
             # convolution or Dense layer before it; anywhere else it has no config.
-            producers = _producer_classes(model, layer.name) if model is not None else set()
-            if producers and producers <= set(_FOLDS_BATCHNORM):
-                return None
+            producers = _producers(model, layer.name) if model is not None else {}
+            if producers and set(producers.values()) <= set(_FOLDS_BATCHNORM):
+                # The fold needs the convolution's output to go to this layer only.
+                if all(_consumer_count(model, p) == 1 for p in producers):
+                    return None
+                return (f"{kind}: its convolution's output also feeds other layers, so "
+                        "tfmot's 8-bit scheme cannot fold it")
             return (f"{kind}: not after a convolution or Dense layer, so tfmot's 8-bit scheme "
                     "cannot fold it")
         return f"{kind}: not supported by tfmot's 8-bit scheme"
@@ -76,30 +80,39 @@ _FOLDS_BATCHNORM = ("Conv2D", "DepthwiseConv2D", "Dense")
 _CONFIGS = weakref.WeakKeyDictionary()
 
 
-def _producer_classes(model, name):
-    """Class names of the layers feeding layer `name` in `model`.
+def _graph(model):
+    """[(layer name, class name, [inbound layer names])] from the model's own config.
 
-    Read from the model's own config: layer objects are shared between a
-    model, its clones and tfmot's wrapped copies, so a layer's inbound nodes
-    also point into those other graphs.
+    Read from the config: layer objects are shared between a model, its
+    clones and tfmot's wrapped copies, so a layer's inbound nodes also point
+    into those other graphs. A Sequential model's layers each take the one before.
     """
     if model not in _CONFIGS:
-        _CONFIGS[model] = model.get_config()
-    entries = _CONFIGS[model].get("layers", [])
-    by_name = {l.name: l for l in model.layers}
-    if entries and "inbound_nodes" not in entries[0]:  # Sequential: the layer before
-        names = [e["config"].get("name") for e in entries]
-        index = names.index(name) if name in names else 0
-        return {entries[index - 1]["class_name"]} if index > 0 else set()
-    found = set()
-    for entry in entries:
-        if entry["config"].get("name") != name:
-            continue
-        for node in entry.get("inbound_nodes", []):
-            for inbound in node:
-                if isinstance(inbound, (list, tuple)) and inbound and inbound[0] in by_name:
-                    found.add(type(by_name[inbound[0]]).__name__)
-    return found
+        config = model.get_config()
+        entries = config.get("layers", [])
+        graph = []
+        for k, entry in enumerate(entries):
+            name = entry["config"].get("name")
+            if "inbound_nodes" not in entry:  # Sequential
+                inbound = [entries[k - 1]["config"].get("name")] if k > 0 else []
+            else:
+                inbound = [i[0] for node in entry.get("inbound_nodes", []) for i in node
+                           if isinstance(i, (list, tuple)) and i]
+            graph.append((name, entry["class_name"], inbound))
+        _CONFIGS[model] = graph
+    return _CONFIGS[model]
+
+
+def _producers(model, name):
+    """{name: class name} of the layers feeding layer `name` in `model`."""
+    classes = {n: type(l).__name__ for n, l in ((l.name, l) for l in model.layers)}
+    return {i: classes[i] for n, _, inbound in _graph(model) if n == name
+            for i in inbound if i in classes}
+
+
+def _consumer_count(model, name):
+    """How many times layer `name`'s output is an input of another layer."""
+    return sum(inbound.count(name) for _, _, inbound in _graph(model))
 
 
 def supports(layer, technique, model=None):

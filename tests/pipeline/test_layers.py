@@ -57,3 +57,28 @@ def test_skipped_layers_are_grouped_by_reason():
         "17 layers, DepthwiseConv2D: tfmot prunes none of its weights (block_0_depthwise, "
         "block_1_depthwise, block_2_depthwise, ... and 14 more)",
         "1 layer, not selected (logits)"]
+
+
+def _dense_block():
+    """A DenseNet-style block: the first convolution feeds a BatchNorm *and* a Concatenate."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c0")(inputs)
+    y = keras.layers.BatchNormalization(name="shared_bn")(x)
+    y = keras.layers.Conv2D(8, 3, padding="same", name="c1")(keras.layers.ReLU()(y))
+    x = keras.layers.Concatenate(name="concat")([x, y])
+    x = keras.layers.BatchNormalization(name="concat_bn")(x)
+    x = keras.layers.Conv2D(8, 1, name="c2")(keras.layers.ReLU()(x))
+    x = keras.layers.BatchNormalization(name="folded_bn")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(x)))
+
+
+def test_batchnorm_after_a_shared_convolution_stays_float():
+    # tfmot folds a BatchNorm only into a convolution whose output goes nowhere
+    # else; annotated anyway, quantize_apply raised "is not supported".
+    model = _dense_block()
+    reason = lambda name: layers_lib.unsupported_reason(model.get_layer(name),
+                                                        layers_lib.QUANTIZE, model)
+    assert reason("shared_bn") == ("BatchNormalization: its convolution's output also feeds "
+                                   "other layers, so tfmot's 8-bit scheme cannot fold it")
+    assert reason("concat_bn").startswith("BatchNormalization: not after a convolution")
+    assert reason("folded_bn") is None

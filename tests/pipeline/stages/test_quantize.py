@@ -165,3 +165,14 @@ def test_lost_zeros_are_masked_again():
     old, new = before.get_layer("conv").kernel.numpy(), after.get_layer("conv").kernel.numpy()
     assert np.array_equal(new == 0, old == 0)
     assert np.allclose(new[old != 0], old[old != 0] + 0.01)
+
+
+def test_qat_of_a_dense_block_exports_to_int8(digits, tmp_path):
+    from tests.pipeline.test_layers import _dense_block
+    model, ctx = run_stage("quantize", {**FAST, "allow_chance": True}, _dense_block(), digits,
+                           tmp_path)
+    assert sorted(n for n, why in ctx.metrics["float_layers"].items()
+                  if why.startswith("BatchNormalization")) == ["concat_bn", "shared_bn"]
+    path = export_file(model, "int8", digits, tmp_path / "dense_block_int8.tflite")
+    from ai_edge_litert.interpreter import Interpreter
+    assert Interpreter(model_path=path).get_input_details()[0]["dtype"] == np.int8
