@@ -103,7 +103,7 @@ def summarize(tracker):
     cpu = next((h for h in getattr(tracker, "_hardware", []) if type(h).__name__ == "CPU"), None)
     mode = getattr(cpu, "_mode", "unknown")
     tdp = getattr(cpu, "_tdp", None)
-    generic = bool(getattr(cpu, "_is_generic_tdp", False))
+    generic = bool(getattr(cpu, "_is_generic_tdp", False)) or not in_cpu_database(d.cpu_model)
     measured = mode in MEASURED_MODES
     if measured:
         method = f"CPU power measured ({mode})"
@@ -125,6 +125,21 @@ def summarize(tracker):
         "cpu_tdp_source": tdp_source, "cpu_count": d.cpu_count,
         "cpu_model": d.cpu_model, "method": method,
     }
+
+
+@functools.lru_cache(maxsize=8)
+def in_cpu_database(cpu_model):
+    """Whether CodeCarbon's CPU power table knows `cpu_model`.
+
+    CodeCarbon flags a generic TDP only when it cannot count threads; a CPU
+    missing from its table silently gets 4 W per thread (this AMD EPYC), so
+    the table is asked directly (a private lookup; codecarbon is pinned <4).
+    """
+    try:
+        from codecarbon.core.cpu import TDP
+        return TDP.__new__(TDP)._get_cpu_power_from_registry(cpu_model) is not None
+    except Exception:  # pylint: disable=broad-except
+        return False  # unknown: say the TDP is generic rather than claim a table value
 
 
 def joules_per_inference(latency_ms, num_threads, cpu_tdp_w, cpu_count):

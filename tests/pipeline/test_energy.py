@@ -105,7 +105,9 @@ class _FakeTracker:
     ("cpu_load", False, "estimated"),       # no RAPL, CPU in CodeCarbon's database
     ("cpu_load", True, "estimated"),        # no RAPL, unknown CPU: generic TDP
 ])
-def test_energy_labels_follow_how_codecarbon_got_the_power(mode, generic, training_label):
+def test_energy_labels_follow_how_codecarbon_got_the_power(mode, generic, training_label,
+                                                          monkeypatch):
+    monkeypatch.setattr(energy, "in_cpu_database", lambda model: not generic)
     figures = energy.summarize(_FakeTracker(mode, tdp=16 if generic else 15, generic=generic))
     assert figures["mode"] == training_label
     assert ("not measured" in figures["method"]) == (training_label == "estimated")
@@ -121,3 +123,11 @@ def test_energy_labels_follow_how_codecarbon_got_the_power(mode, generic, traini
     assert ("generic default" in summary["inference_method"]) is generic
     tdp = 16 if generic else 15
     assert variants[0]["joules_per_inference"] == pytest.approx(tdp / 4 * 0.002)
+
+
+def test_a_cpu_missing_from_codecarbons_table_is_a_generic_tdp():
+    # CodeCarbon gives such a CPU 4 W per thread without flagging it as generic.
+    assert energy.in_cpu_database("Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz")
+    assert not energy.in_cpu_database("AMD EPYC")
+    figures = energy.summarize(_FakeTracker("cpu_load", tdp=8, generic=False))  # "Some CPU"
+    assert figures["cpu_tdp_generic"] is True and "generic default" in figures["cpu_tdp_source"]
