@@ -181,7 +181,7 @@ def run_jobs(jobs, representative_path, custom_object_specs, progress=None):
 
     import numpy as np
 
-    from pipeline.errors import ExportError, GreenliteError
+    from pipeline.errors import GreenliteError
     from pipeline.files import atomic_write_bytes
     loaded, errors = {}, []
     representative = np.load(representative_path) if representative_path else None
@@ -197,8 +197,6 @@ def run_jobs(jobs, representative_path, custom_object_specs, progress=None):
             atomic_write_bytes(output, flatbuffer)
         except GreenliteError as e:
             error = str(e)
-            if isinstance(e, ExportError) and model_path not in loaded:
-                loaded[model_path] = e
         errors.append(error)
         if progress:
             with open(progress, "a") as f:
