@@ -77,6 +77,17 @@ MUTATIONS = {
     "prune keeps no zeros it claims (Keras)": (
         "pipeline/stages/prune.py", "        short = claims.violations(stats)", "        short = []",
         ["tests/pipeline/stages/test_prune.py::test_a_shortfall_in_keras_stops_the_stage"]),
+    "runtime gate trusts any file that runs": (
+        "export/compat.py", '"max_abs_diff": diff, "agrees": not problems,',
+        '"max_abs_diff": diff, "agrees": True,',
+        ["tests/export/test_compat.py::test_a_file_that_runs_but_disagrees_is_marked_wrong"]),
+    "converter keeps tf_keras' -1e9 attention mask": (
+        "export/convert.py", "        model, _ = bound_attention_masks(model)\n", "",
+        ["tests/pipeline/test_attention.py::test_full_int8_of_a_users_language_model_holds"]),
+    "average pool gets its own output scale in QAT": (
+        "pipeline/stages/quantize.py",
+        'SAME_SCALE_LAYERS = ("AveragePooling1D", "AveragePooling2D")', "SAME_SCALE_LAYERS = ()",
+        ["tests/pipeline/stages/test_quantize.py::test_qat_of_a_dense_block_exports_to_int8"]),
 }
 
 

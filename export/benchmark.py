@@ -297,7 +297,7 @@ def peak_rss_mb():
 
 
 def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
-              use_xnnpack=True):
+              use_xnnpack=True, keep_outputs=0):
     """Measures one .tflite file.
 
     Args:
@@ -307,6 +307,9 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
       num_runs: timed invocations (>= 1).
       warmup_runs: untimed invocations after the first one (>= 0).
       use_xnnpack: False runs the builtin kernels only.
+      keep_outputs: with `data`, also return the (dequantized, float32)
+        outputs of the first this many examples as result["outputs"], to
+        compare runtimes on the same inputs.
     Returns:
       A dict of figures (see the keys below); times are in milliseconds.
     """
@@ -398,7 +401,11 @@ def benchmark(model_path, data=None, num_threads=1, num_runs=50, warmup_runs=5,
         "num_examples": 0,
     }
     if data is not None:
-        result["accuracy"], result["cross_entropy"] = evaluate(interpreter, x, y)
+        kept = []
+        result["accuracy"], result["cross_entropy"] = evaluate(interpreter, x, y, kept,
+                                                               keep_outputs)
+        if keep_outputs:
+            result["outputs"] = np.concatenate(kept).astype(np.float32)
         result["perplexity"] = float(np.exp(result["cross_entropy"]))
         result["num_examples"] = int(len(x))
     result["peak_rss_mb"] = peak_rss_mb()
@@ -445,13 +452,14 @@ def outputs_probabilities(interpreter, first_output=None):
     return producers == ["SOFTMAX"]
 
 
-def evaluate(interpreter, x, y):
+def evaluate(interpreter, x, y, kept=None, keep=0):
     """Top-1 accuracy and mean cross-entropy (nats) of the interpreter's model over (x, y).
 
     y holds one class per example (classifiers) or one per position (language
     models, where the model outputs logits at every position); accuracy and
     cross-entropy are then per token. A model ending in a softmax is scored
-    on its probabilities. Runs one example at a time.
+    on its probabilities. Runs one example at a time. The outputs of the
+    first `keep` examples are appended to `kept`.
     """
     detail = interpreter.get_input_details()[0]
     output = interpreter.get_output_details()[0]
@@ -463,6 +471,8 @@ def evaluate(interpreter, x, y):
         interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
         interpreter.invoke()
         outputs = dequantize_output(interpreter.get_tensor(output["index"]), output)
+        if i < keep:
+            kept.append(outputs)
         if probabilities is None:
             probabilities = outputs_probabilities(interpreter, outputs)
         hits, nats, n = score(outputs, y[i], probabilities)
@@ -531,12 +541,21 @@ def comparison_table(results):
 def write_json(path, value):
     """Writes JSON through a temporary file and a rename (this file stands alone,
     so it does not import greenlite's pipeline.files)."""
+    _write_atomically(path, "w", lambda f: json.dump(value, f, indent=2))
+
+
+def write_npy(path, array):
+    """Writes a .npy file through a temporary file and a rename."""
+    _write_atomically(path, "wb", lambda f: np.save(f, array))
+
+
+def _write_atomically(path, mode, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f, indent=2)
+        with os.fdopen(fd, mode) as f:
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -566,14 +585,20 @@ def main(argv=None):
                         help="true (default): LiteRT's default XNNPACK delegate; false: builtin kernels")
     parser.add_argument("--json", help="also write the figures to this JSON file "
                                        "(one object, or a list for several models)")
+    parser.add_argument("--outputs", help="with --data and one --model: write the float "
+                        "outputs of the first --keep_outputs examples to this .npy file")
+    parser.add_argument("--keep_outputs", type=int, default=64)
     args = parser.parse_args(argv)
     results = []
     try:
         data = load_eval_data(args.data) if args.data else None
+        if args.outputs and (data is None or len(args.model) != 1):
+            raise BenchmarkError("--outputs: needs --data and exactly one --model")
+        keep = args.keep_outputs if args.outputs else 0
         for model in args.model:
             try:
                 results.append(benchmark(model, data, args.num_threads, args.num_runs,
-                                         args.warmup_runs, args.use_xnnpack))
+                                         args.warmup_runs, args.use_xnnpack, keep))
             except BenchmarkError:
                 raise
             except Exception as e:  # pylint: disable=broad-except
@@ -583,6 +608,8 @@ def main(argv=None):
     except BenchmarkError as e:
         print(f"benchmark: error: {e}", file=sys.stderr)
         return 2
+    if args.outputs:
+        write_npy(args.outputs, results[0].pop("outputs"))
     print("\n\n".join(format_result(r) for r in results))
     if len(results) > 1:
         print("\n" + comparison_table(results))

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 from export import child, tflite_file
 
 RUNTIME = "tflite-runtime==2.14.0"
@@ -64,28 +66,83 @@ def runtime_name(python):
     return f"tflite-runtime {result.stdout.strip() or '?'}"
 
 
-def check(python, tflite_path, num_runs=20, num_threads=1):
+# A file that runs in the other runtime "agrees" with LiteRT when its metric on
+# the same test split is within these bounds; outside them it loads but is wrong.
+MAX_ACCURACY_POINTS = 1.0
+MAX_PERPLEXITY_PERCENT = 2.0
+
+
+def check(python, tflite_path, num_runs=20, num_threads=1, data=None, reference_python=None):
     """Loads and runs one file in the other environment, with `num_threads`
     interpreter threads (the recipe's benchmark setting, so its median is
     comparable with LiteRT's).
 
+    With `data` (a test split: .npz, or a directory with x.npy and y.npy) the
+    file is also scored there and in LiteRT (`reference_python`, default this
+    Python) on the same inputs, since a runtime can load a file, run it and
+    be wrong: the result then adds "accuracy", "perplexity" (that runtime's),
+    "reference" (LiteRT's figures), "max_abs_diff" (of the outputs of the
+    first examples) and "agrees".
+
     Returns {"loads": bool, "reason": None or why not, "median_ms", "delegated",
-    "num_threads"}.
+    "num_threads"} and, with `data`, the figures above.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.json")
-        _, error = child.run([BENCHMARK, f"--model={tflite_path}", f"--num_runs={num_runs}",
-                              f"--num_threads={num_threads}",
-                              "--warmup_runs=2", f"--json={out}"], timeout=600,
-                             what="the runtime", python=python)
+        figures, error = _run_benchmark(python, tflite_path, tmp, "other", num_runs,
+                                        num_threads, data)
         if error:
             return {"loads": False, "reason": error.removeprefix(
                 f"--model: {tflite_path!r} is not a valid TFLite model: "),
                     "median_ms": None, "delegated": None, "num_threads": num_threads}
-        with open(out) as f:
-            figures = json.load(f)
-    return {"loads": True, "reason": None, "median_ms": figures["latency_ms"]["p50"],
-            "delegated": figures["delegated"], "num_threads": figures["num_threads"]}
+        result = {"loads": True, "reason": None, "median_ms": figures["latency_ms"]["p50"],
+                  "delegated": figures["delegated"], "num_threads": figures["num_threads"]}
+        if data is None:
+            return result
+        reference, error = _run_benchmark(reference_python or sys.executable, tflite_path, tmp,
+                                          "reference", 1, num_threads, data)
+        if error:
+            return {**result, "agrees": None, "reason": f"LiteRT could not score it: {error}"}
+        other_outputs = np.load(os.path.join(tmp, "other.npy"))
+        reference_outputs = np.load(os.path.join(tmp, "reference.npy"))
+    return {**result, **agreement(figures, reference, other_outputs, reference_outputs)}
+
+
+def agreement(figures, reference, outputs, reference_outputs):
+    """Whether a runtime's figures and outputs agree with LiteRT's on the same inputs.
+
+    `figures`/`reference`: benchmark results (accuracy, perplexity); the
+    outputs: arrays of the same examples. Returns {"accuracy", "perplexity",
+    "reference": {"accuracy", "perplexity"}, "max_abs_diff", "agrees",
+    "reason"} where reason says how they disagree.
+    """
+    diff = float(np.max(np.abs(outputs.astype(np.float64) - reference_outputs)))
+    problems = []
+    points = 100 * abs(figures["accuracy"] - reference["accuracy"])
+    if points > MAX_ACCURACY_POINTS:
+        problems.append(f"accuracy {figures['accuracy']:.4f} against LiteRT's "
+                        f"{reference['accuracy']:.4f}")
+    ppl, ref_ppl = figures.get("perplexity"), reference.get("perplexity")
+    if ppl is not None and ref_ppl and 100 * abs(ppl / ref_ppl - 1) > MAX_PERPLEXITY_PERCENT:
+        problems.append(f"perplexity {ppl:.4g} against LiteRT's {ref_ppl:.4g}")
+    return {"accuracy": figures["accuracy"], "perplexity": ppl,
+            "reference": {"accuracy": reference["accuracy"], "perplexity": ref_ppl},
+            "max_abs_diff": diff, "agrees": not problems,
+            "reason": ("loads but wrong: " + "; ".join(problems)
+                       + f" (max output difference {diff:.4g})") if problems else None}
+
+
+def _run_benchmark(python, tflite_path, tmp, name, num_runs, num_threads, data):
+    """Runs export/benchmark.py on one file with `python`; returns (figures, error)."""
+    out = os.path.join(tmp, name + ".json")
+    args = [BENCHMARK, f"--model={tflite_path}", f"--num_runs={num_runs}",
+            f"--num_threads={num_threads}", "--warmup_runs=2", f"--json={out}"]
+    if data is not None:
+        args += [f"--data={data}", f"--outputs={os.path.join(tmp, name + '.npy')}"]
+    _, error = child.run(args, timeout=1800, what="the runtime", python=python)
+    if error:
+        return None, error
+    with open(out) as f:
+        return json.load(f), None
 
 
 def ops_text(path):
@@ -129,11 +186,21 @@ def main(argv=None):
 
 def print_table(name, rows):
     """Prints [(file, check result)] as a Markdown table."""
-    print(f"| file | loads on {name} | why not / median ms there | operators (highest version) |")
-    print("|---|---|---|---|")
+    print(f"| file | loads on {name} | metric there / LiteRT | max output difference | "
+          "why not / median ms there | operators (highest version) |")
+    print("|---|---|---|---:|---|---|")
     for file, r in rows:
         detail = r["reason"] if not r["loads"] else f"{r['median_ms']:.4f} ms ({r['delegated']} XNNPACK)"
-        print(f"| {os.path.basename(file)} | {'yes' if r['loads'] else 'NO'} | {detail} | {r['ops']} |")
+        loads = "NO" if not r["loads"] else ("yes, but WRONG" if r.get("agrees") is False
+                                             else "yes")
+        metric = diff = ""
+        if r.get("max_abs_diff") is not None:
+            key = "perplexity" if r.get("perplexity") else "accuracy"
+            metric = f"{key} {r[key]:.4f} / {r['reference'][key]:.4f}"
+            diff = f"{r['max_abs_diff']:.3g}"
+            if r.get("agrees") is False:
+                detail = r["reason"]
+        print(f"| {os.path.basename(file)} | {loads} | {metric} | {diff} | {detail} | {r['ops']} |")
 
 
 if __name__ == "__main__":

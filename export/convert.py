@@ -7,6 +7,14 @@
                  TFLITE_BUILTINS_INT8 only, calibrated on representative data
   int16x8        int16 activations, int8 weights (more precise than int8 for
                  attention and layer norm); calibrated; float input and output
+  int4_weights   4-bit weights per channel, dequantized to float before each
+                 op (weight-only; ai-edge-quantizer on the float32 file)
+  int4_dynamic   4-bit weights per channel, activations quantized on the fly
+                 (dynamic range; ai-edge-quantizer on the float32 file)
+
+Before a calibrated conversion, Keras attention layers that mask with -1e9
+are rewritten to a bounded mask (pipeline/attention.py): the -1e9 would set
+the calibrated range of the attention scores and round every real score to 0.
 
 Run as a program it converts one saved model in its own process, which is how
 the runner isolates the converter: a converter abort (SIGABRT in MLIR passes
@@ -19,7 +27,10 @@ import argparse
 import os
 import sys
 
-FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8")
+FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8", "int4_weights",
+           "int4_dynamic")
+# Made by ai-edge-quantizer from the float32 file (the TFLite converter has no int4).
+AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic")
 # The formats whose conversion is calibrated on representative data.
 CALIBRATED = ("int8", "int16x8")
 
@@ -41,6 +52,11 @@ def convert(model, fmt, representative=None):
         raise ExportError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt in CALIBRATED and (representative is None or len(representative) == 0):
         raise ExportError(f"{fmt} needs representative data for calibration")
+    if fmt in CALIBRATED:
+        from pipeline.attention import bound_attention_masks
+        model, _ = bound_attention_masks(model)
+    if fmt in AI_EDGE_QUANTIZER:
+        return _ai_edge_quantize(convert(model, "float32"), fmt)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -64,6 +80,21 @@ def convert(model, fmt, representative=None):
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError and friends
         raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
+
+
+def _ai_edge_quantize(float_flatbuffer, fmt):
+    """`float_flatbuffer` quantized by ai-edge-quantizer's recipe for `fmt`."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from pipeline.errors import ExportError
+    make = {"int4_weights": recipe.weight_only_wi4_afp32,
+            "int4_dynamic": recipe.dynamic_wi4_afp32}[fmt]
+    try:
+        q = quantizer.Quantizer(bytearray(float_flatbuffer), make())
+        return bytes(q.quantize(enable_progress_report=False).quantized_model)
+    except Exception as e:  # pylint: disable=broad-except
+        # ai-edge-quantizer raises ValueError/RuntimeError/KeyError for ops it rejects.
+        raise ExportError(f"{fmt}: ai-edge-quantizer failed: {_first_line(e)}") from None
 
 
 def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900,

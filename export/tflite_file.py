@@ -16,11 +16,22 @@ import numpy as np
 # TensorType enum values of the TFLite schema → numpy dtypes.
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64,
            7: np.int16, 9: np.int8}
+INT4 = 17  # two values a byte, low nibble first; read into int8 arrays
+
+
+def unpack_int4(data, count):
+    """`count` signed 4-bit values from packed bytes (low nibble first), as int8."""
+    packed = np.frombuffer(bytes(data), dtype=np.uint8)
+    values = np.empty(packed.size * 2, dtype=np.int8)
+    values[0::2], values[1::2] = packed & 0x0F, packed >> 4
+    values[values >= 8] -= 16
+    return values[:count]
 
 
 @dataclasses.dataclass
 class WeightTensor:
-    """A constant tensor of rank >= 2 (a kernel), as stored in the file."""
+    """A constant tensor of rank >= 2 (a kernel), as stored in the file (int4
+    values unpacked into an int8 array; `dtype` says "int4")."""
     name: str
     dtype: str
     shape: tuple
@@ -52,15 +63,20 @@ def weight_tensors(path):
     for tensor in model.subgraphs[0].tensors:
         buffer = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
         shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else ()))
-        if buffer is None or len(buffer) == 0 or len(shape) < 2 or tensor.type not in _DTYPES:
+        if (buffer is None or len(buffer) == 0 or len(shape) < 2
+                or tensor.type not in _DTYPES and tensor.type != INT4):
             continue
-        dtype = _DTYPES[tensor.type]
-        values = np.frombuffer(np.asarray(buffer, dtype=np.uint8).tobytes(), dtype=dtype)
+        raw = np.asarray(buffer, dtype=np.uint8).tobytes()
+        if tensor.type == INT4:
+            dtype, values = "int4", unpack_int4(raw, int(np.prod(shape)))
+        else:
+            dtype = np.dtype(_DTYPES[tensor.type]).name
+            values = np.frombuffer(raw, dtype=dtype)
         q = tensor.quantization
         scale = None if q is None or q.scale is None else np.asarray(q.scale)
         out.append(WeightTensor(
             name=tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name),
-            dtype=np.dtype(dtype).name, shape=shape, values=values.reshape(shape), scale=scale,
+            dtype=dtype, shape=shape, values=values.reshape(shape), scale=scale,
             quantized_dimension=int(q.quantizedDimension) if q is not None else 0))
     return out
 

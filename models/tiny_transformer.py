@@ -3,7 +3,12 @@
 Token and learned position embeddings, `layers` pre-norm blocks of causal
 multi-head self-attention and an MLP, a final layer norm and logits over the
 vocabulary at every position (input (L,) int token ids -> (L, vocabulary)).
+Attention masks with a bounded constant (pipeline/attention.py) so the model
+survives full-int8 conversion.
 """
+import functools
+
+from pipeline.attention import MASK_VALUE, BoundedMaskAttention
 from pipeline.backend import keras, tf
 
 
@@ -20,7 +25,8 @@ class PositionEmbedding(keras.layers.Layer):
         return x + tf.cast(self.positions, x.dtype)[tf.newaxis]
 
 
-def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, dropout=0.0):
+def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, dropout=0.0,
+          mask_value=MASK_VALUE):
     """Returns an uncompiled functional causal Transformer ending in logits.
 
     Args:
@@ -31,6 +37,8 @@ def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, 
       layers: Transformer blocks.
       mlp_width: hidden width of each block's MLP.
       dropout: dropout after attention and MLP.
+      mask_value: what attention adds at masked (future) positions; None
+        keeps tf_keras' MultiHeadAttention and its -1e9, which int8 cannot hold.
     """
     if len(input_shape) != 1 or width % heads or layers < 1:
         raise ValueError("expected input_shape (length,), width divisible by heads, layers >= 1")
@@ -39,8 +47,10 @@ def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, 
     x = PositionEmbedding(name="position_embedding")(x)
     for i in range(1, layers + 1):
         h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ln1")(x)
-        h = keras.layers.MultiHeadAttention(heads, width // heads, dropout=dropout,
-                                            name=f"block{i}_attention")(h, h, use_causal_mask=True)
+        attention = (keras.layers.MultiHeadAttention if mask_value is None else
+                     functools.partial(BoundedMaskAttention, mask_value=mask_value))
+        h = attention(heads, width // heads, dropout=dropout,
+                      name=f"block{i}_attention")(h, h, use_causal_mask=True)
         x = keras.layers.Add(name=f"block{i}_add1")([x, h])
         h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ln2")(x)
         h = keras.layers.Dense(mlp_width, activation="gelu", name=f"block{i}_mlp1")(h)

@@ -4,8 +4,9 @@
 dict (`resolve`) or, to the converter's process, the module names to import
 (`modules`).
 """
-# greenlite's own serializable classes (ternary/binary weight quantizers).
-GREENLITE_MODULES = ("pipeline.lowbit",)
+# greenlite's own serializable classes (ternary/binary weight quantizers,
+# bounded-mask attention).
+GREENLITE_MODULES = ("pipeline.lowbit", "pipeline.attention")
 
 
 def modules(user_spec=None):

@@ -26,6 +26,7 @@ FACTORIZABLE = ("Dense", "Conv2D")
 OVERRIDES = {
     # tfmot's 8-bit scheme has no QuantizeConfig for these; stated for the report.
     "MultiHeadAttention": {QUANTIZE: "tfmot's 8-bit scheme has no QuantizeConfig for attention"},
+    "BoundedMaskAttention": {QUANTIZE: "tfmot's 8-bit scheme has no QuantizeConfig for attention"},
     "LayerNormalization": {QUANTIZE: "tfmot's 8-bit scheme has no QuantizeConfig for it"},
 }
 

@@ -50,8 +50,9 @@ class ModelConfig:
 @dataclasses.dataclass
 class ExportConfig:
     """Which stages' models are converted, and to which TFLite formats."""
+    # int16x8 (kernels are missing for some ops) and int4 are asked for by name.
     formats: list[Literal[FORMATS]] = dataclasses.field(default_factory=lambda: [
-        f for f in FORMATS if f != "int16x8"])  # int16x8 kernels are missing for some ops
+        "float32", "float16", "dynamic_range", "int8"])
     # Stage names; by default the last stage's model is exported.
     stages: Optional[list[str]] = None
     # {stage: [formats]}: exports exactly these, instead of stages x formats,

@@ -27,7 +27,11 @@ report.json schema (version 1), stable for tools and dashboards:
                      max_unique_per_channel, entropy_bits}}, violations[];
                      float_layers{layer: reason} for QAT stages,
                      runtimes{"tflite-runtime 2.14.0": {loads, reason, median_ms,
-                     delegated, ops}} once the runtime gate has run}
+                     delegated, ops, and with test data: accuracy, perplexity,
+                     reference{accuracy, perplexity} (LiteRT's), max_abs_diff,
+                     agrees}} once the runtime gate has run,
+                     attention_mask_bounded{layers, mask_value} when the
+                     converter bounded a -1e9 attention mask}
                     or  {name, stage, format, path, error}
     energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
                      grid_intensity_source, mode (of the training figures: "measured"
@@ -186,6 +190,12 @@ def notes(report):
         if v.get("float_layers"):
             out.append(f"`{v['name']}` keeps these layers in float: "
                        + "; ".join(describe_skipped(v["float_layers"])))
+        if v.get("attention_mask_bounded"):
+            bounded = v["attention_mask_bounded"]
+            out.append(f"`{v['name']}`: before conversion, the attention mask of "
+                       + ", ".join(f"`{n}`" for n in bounded["layers"])
+                       + f" was bounded to {bounded['mask_value']:g} (tf_keras adds -1e9, "
+                       "which int8 calibration cannot hold)")
         for problem in v.get("violations", []):
             out.append(f"**`{v['name']}` fails its structure check**: {problem}")
         for runtime, result in v.get("runtimes", {}).items():
@@ -194,6 +204,9 @@ def notes(report):
             elif not result["loads"]:
                 out.append(f"**`{v['name']}` does not load on {runtime}**: {result['reason']} "
                            f"(operators: {result['ops']})")
+            elif result.get("agrees") is False:
+                out.append(f"**`{v['name']}` runs on {runtime} but is wrong**: "
+                           f"{result['reason'].removeprefix('loads but wrong: ')}")
     from pipeline import stages
     for s in report["stages"]:
         out += stages.get(s["type"]).notes(s["name"], s["metrics"])
@@ -286,8 +299,12 @@ def _unique(v):
 def _runtime(result):
     if result is None or result["loads"] is None:
         return "not checked"
+    if result["loads"] and result.get("agrees") is False:
+        return "runs, WRONG (see notes)"
     if result["loads"]:
-        return f"yes ({result['median_ms']:.4f} ms, {result['delegated']} XNNPACK)"
+        agrees = (f", agrees: max output diff {result['max_abs_diff']:.3g}"
+                  if result.get("agrees") else "")
+        return f"yes ({result['median_ms']:.4f} ms, {result['delegated']} XNNPACK{agrees})"
     return "NO (see notes)"
 
 

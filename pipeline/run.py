@@ -85,7 +85,8 @@ class Runner:
         if recipe.benchmark.check_tflite_runtime:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,
-                                        self._say)
+                                        self._say,
+                                        data=os.path.join(self.workdir, "export", "test_data"))
         report = report_lib.build(recipe, data, stage_records, variants,
                                   seconds=time.perf_counter() - self._start)
         report_lib.write(self.workdir, report)
@@ -103,6 +104,7 @@ class Runner:
                              custom_objects=self.custom_objects,
                              claims=structure.Claims.from_dict(previous))
             stage_energy = {}
+            from pipeline.attention import unbounded_attention_layers
             with energy.track(self.recipe.energy, spec.name, stage_energy):
                 result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
@@ -119,6 +121,8 @@ class Runner:
                 "keras_perplexity": float(np.exp(keras_ce)),
                 "metrics": ctx.metrics,
                 "claims": ctx.output_claims.to_dict() if ctx.output_claims else None,
+                # Rewritten to a bounded mask before calibrated conversion (export/convert.py).
+                "unbounded_attention": unbounded_attention_layers(result),
             }
             atomic_write_text(os.path.join(tmp, "metrics.json"), json.dumps(record, indent=2))
         stage_records.append(record)
@@ -136,7 +140,8 @@ class Runner:
         test_data = os.path.join(export_dir, "test_data")
         _save_split(test_data, data.test)
 
-        from export.convert import convert_all_in_child
+        from export.convert import CALIBRATED, convert_all_in_child
+        from pipeline.attention import MASK_VALUE
 
         by_name = {r["name"]: r for r in stage_records}
         jobs = recipe.export_jobs
@@ -165,6 +170,10 @@ class Runner:
                 error = self._benchmark(path, test_data, variant)
             if error is None:
                 self._verify_structure(path, by_name[variant["stage"]], variant)
+                rewritten = by_name[variant["stage"]].get("unbounded_attention")
+                if rewritten and variant["format"] in CALIBRATED:
+                    variant["attention_mask_bounded"] = {"layers": rewritten,
+                                                         "mask_value": MASK_VALUE}
             if error:
                 variant["error"] = error
                 self._say(f"[export {k}/{len(jobs)}] {name} FAILED: {error}")

@@ -1,4 +1,8 @@
-"""The runtime gate applied to a run: every variant loaded in tflite-runtime 2.14.
+"""The runtime gate applied to a run: every variant loaded, run and scored in tflite-runtime 2.14.
+
+Each file is scored there on the run's test split and its outputs compared
+with LiteRT's on the same inputs: a file that loads and runs but disagrees
+is marked "loads but wrong" with the figures.
 
 The runner calls `check_variants` when the recipe sets
 benchmark.check_tflite_runtime; afterwards, a finished run is checked (its
@@ -16,12 +20,13 @@ import sys
 from export import compat
 
 
-def check_variants(workdir, variants, num_threads, log=print, env_dir=compat.DEFAULT_ENV):
+def check_variants(workdir, variants, num_threads, log=print, env_dir=compat.DEFAULT_ENV,
+                   data=None):
     """Adds `runtimes[<runtime>]` to each converted variant (mutated in place).
 
     A runtime environment that cannot be set up (offline, a Python without a
     tflite-runtime wheel) is recorded as "not checked" with the reason: the
-    run goes on.
+    run goes on. `data`: the test split (export/test_data) to score each file on.
     """
     log(f"runtime check: loading every file in {compat.RUNTIME} (environment: {env_dir})")
     try:
@@ -39,10 +44,24 @@ def check_variants(workdir, variants, num_threads, log=print, env_dir=compat.DEF
             continue
         path = os.path.join(workdir, v["path"])
         result = v.setdefault("runtimes", {})[name] = {
-            **compat.check(python, path, num_threads=num_threads), "ops": compat.ops_text(path)}
-        log(f"  {v['name']} on {name}: "
-            + ("loads" if result["loads"] else f"does NOT load: {result['reason']}"))
+            **compat.check(python, path, num_threads=num_threads, data=data),
+            "ops": compat.ops_text(path)}
+        log(f"  {v['name']} on {name}: {verdict(result)}")
     return name
+
+
+def verdict(result):
+    """'loads and agrees', 'loads but WRONG: ...', 'does NOT load: ...' for one check."""
+    if not result["loads"]:
+        return f"does NOT load: {result['reason']}"
+    if result.get("agrees") is False:
+        return result["reason"].replace("loads but wrong", "loads but WRONG", 1)
+    if result.get("agrees"):
+        metric = (f"perplexity {result['perplexity']:.4g}" if result.get("perplexity")
+                  else f"accuracy {result['accuracy']:.4f}")
+        return (f"loads and agrees with LiteRT ({metric}, max output difference "
+                f"{result['max_abs_diff']:.3g})")
+    return "loads" + (f" ({result['reason']})" if result.get("reason") else "")
 
 
 def check_run(workdir, python):
@@ -57,12 +76,15 @@ def check_run(workdir, python):
         report = json.load(f)
     name = compat.runtime_name(python)
     threads = report.get("recipe", {}).get("benchmark", {}).get("num_threads", 1)
+    data = os.path.join(workdir, "export", "test_data")
+    data = data if os.path.isdir(data) else None
     for v in report["variants"]:
         if "error" in v:
             continue
         tflite = os.path.join(workdir, v["path"])
-        v.setdefault("runtimes", {})[name] = {**compat.check(python, tflite, num_threads=threads),
-                                              "ops": compat.ops_text(tflite)}
+        v.setdefault("runtimes", {})[name] = {
+            **compat.check(python, tflite, num_threads=threads, data=data),
+            "ops": compat.ops_text(tflite)}
     report_lib.write(workdir, report)
     return name, [(v["name"], v["runtimes"][name]) for v in report["variants"] if "runtimes" in v]
 

@@ -13,6 +13,13 @@ from pipeline.training import FitConfig, fit
 
 # Kernels sparser than this count as pruned for `preserve: sparsity`.
 MIN_SPARSITY = 0.05
+# TFLite's int8 average pool needs the same scale on its input and output
+# (tensorflow#49133), but tfmot's default scheme gives these layers an output
+# quantizer of their own, so the converter failed with "violate the same
+# scale constraint" (DenseNet's transitions). They get no quantizer of their
+# own, as tfmot already does for MaxPooling2D: the converter gives the output
+# the input's scale.
+SAME_SCALE_LAYERS = ("AveragePooling1D", "AveragePooling2D")
 # Without an earlier cluster stage, kernels with at most this many unique
 # values (and at most 1/16 as many as weights) count as clustered.
 MAX_CLUSTERS = 256
@@ -84,10 +91,14 @@ class Quantize(Stage):
 
         clustered = set(claims.clusters) - set(low_bit)
         default_configs = layers_lib.default_8bit_registry()
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+            default_8bit_quantize_configs as default_8bit_configs)
 
         def annotate_layer(layer):
             config = None
-            if layer.name in low_bit:
+            if type(layer).__name__ in SAME_SCALE_LAYERS:
+                config = default_8bit_configs.NoOpQuantizeConfig()
+            elif layer.name in low_bit:
                 config = lowbit.LowBitWeightsConfig(
                     cfg.weights, preserve_sparsity=cfg.preserve in ("sparsity", "both"))
             elif clustered and layer.weights and layer.name not in clustered:

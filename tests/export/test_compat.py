@@ -1,7 +1,9 @@
 """The runtime gate, for real: a separate environment with numpy<2 and tflite-runtime 2.14."""
 import json
 import os
+import sys
 
+import numpy as np
 import pytest
 
 from export import compat
@@ -38,6 +40,55 @@ def test_which_files_load_on_tflite_runtime_2_14(runtime_python, exported):
     assert not r["loads"]
     assert "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'" in r["reason"]
     assert "FULLY_CONNECTED v12" in compat.ops_text(exported["dynamic_range"])
+
+
+def test_the_gate_scores_each_file_there_and_compares_it_with_litert(runtime_python, exported):
+    r = compat.check(runtime_python, exported["int8"], num_runs=1, data=exported["data"])
+    assert r["loads"] and r["agrees"] is True and r["reason"] is None
+    assert abs(r["accuracy"] - r["reference"]["accuracy"]) <= 0.01
+    assert 0.5 < r["accuracy"] <= 1 and 0 <= r["max_abs_diff"] < 1
+
+
+def _wrong_runtime(tmp_path, other_file):
+    """A "runtime" that loads and runs every file it is given, but computes another
+    model (`other_file`): what a runtime with a broken kernel looks like from outside."""
+    script = tmp_path / "wrong-python"
+    script.write_text(f"""#!/bin/bash
+args=()
+for a in "$@"; do
+  case "$a" in --model=*) args+=("--model={other_file}");; *) args+=("$a");; esac
+done
+exec {sys.executable} "${{args[@]}}"
+""")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_file_that_runs_but_disagrees_is_marked_wrong(exported, small_model, tmp_path):
+    from export.convert import convert
+    untrained = tmp_path / "untrained.tflite"
+    untrained.write_bytes(convert(small_model, "int8", np.zeros((1, 8, 8, 1), np.float32)))
+    wrong = _wrong_runtime(tmp_path, untrained)
+    r = compat.check(wrong, exported["int8"], num_runs=1, data=exported["data"])
+    assert r["loads"] and r["agrees"] is False
+    assert r["reason"].startswith("loads but wrong: accuracy ")
+    assert r["max_abs_diff"] > 0
+    assert runtime_gate.verdict(r).startswith("loads but WRONG: accuracy")
+    # The same file in the same runtime agrees with itself.
+    same = compat.check(sys.executable, exported["int8"], num_runs=1, data=exported["data"])
+    assert same["agrees"] is True and same["max_abs_diff"] == 0
+
+
+def test_agreement_on_perplexity():
+    outputs = np.zeros((2, 4), np.float32)
+    ok = compat.agreement({"accuracy": 0.5, "perplexity": 10.1}, {"accuracy": 0.5, "perplexity": 10.0},
+                          outputs, outputs)
+    assert ok["agrees"] and ok["max_abs_diff"] == 0
+    bad = compat.agreement({"accuracy": 0.5, "perplexity": 214.9}, {"accuracy": 0.5, "perplexity": 5.34},
+                           outputs + 3, outputs)
+    assert not bad["agrees"] and bad["max_abs_diff"] == 3
+    assert bad["reason"] == ("loads but wrong: perplexity 214.9 against LiteRT's 5.34 "
+                             "(max output difference 3)")
 
 
 def test_the_report_records_the_result(runtime_python, exported, tmp_path):

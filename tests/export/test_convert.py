@@ -28,7 +28,8 @@ def test_format_runs_in_the_interpreter(exported, fmt, trained_model, digits):
     assert got.shape == (1, 10)
     if fmt != "int8":
         expected = trained_model.predict(digits.test.x[:1], verbose=0)
-        np.testing.assert_allclose(got, expected, atol=0.1 if fmt == "float32" else 0.5)
+        atol = {"float32": 0.1, "int4_weights": 2.0, "int4_dynamic": 2.0}.get(fmt, 0.5)
+        np.testing.assert_allclose(got, expected, atol=atol)
 
 
 def test_sizes_shrink_as_expected(exported):
@@ -36,6 +37,28 @@ def test_sizes_shrink_as_expected(exported):
     assert size["float16"] < 0.6 * size["float32"]
     assert size["dynamic_range"] < 0.4 * size["float32"]
     assert size["int8"] < 0.4 * size["float32"]
+    assert size["int4_weights"] < 0.25 * size["float32"]  # 0.22 here: a 42 KB model
+
+
+@pytest.mark.parametrize("fmt", ["int4_weights", "int4_dynamic"])
+def test_int4_files_hold_4_bit_weights(exported, fmt, trained_model, digits):
+    from export import benchmark
+    from export.tflite_file import weight_tensors
+    kernels = {w.name: w for w in weight_tensors(exported[fmt])}
+    assert kernels and all(w.dtype == "int4" for w in kernels.values())
+    for w in kernels.values():
+        assert -8 <= w.values.min() and w.values.max() <= 7 and len(np.unique(w.values)) > 8
+    scored = benchmark.benchmark(exported[fmt], (digits.test.x, digits.test.y), num_runs=1,
+                                 warmup_runs=0)
+    float32 = benchmark.benchmark(exported["float32"], (digits.test.x, digits.test.y),
+                                  num_runs=1, warmup_runs=0)
+    assert scored["accuracy"] > float32["accuracy"] - 0.05
+
+
+def test_unpack_int4_is_low_nibble_first_and_signed():
+    from export.tflite_file import unpack_int4
+    np.testing.assert_array_equal(unpack_int4(bytes([0x71, 0x8F]), 4), [1, 7, -1, -8])
+    np.testing.assert_array_equal(unpack_int4(bytes([0x21]), 1), [1])
 
 
 def test_int8_only_uses_integer_builtins(exported):

@@ -60,7 +60,8 @@ def test_skipped_layers_are_grouped_by_reason():
 
 
 def _dense_block():
-    """A DenseNet-style block: the first convolution feeds a BatchNorm *and* a Concatenate."""
+    """A DenseNet-style block and transition: the first convolution feeds a BatchNorm *and*
+    a Concatenate; the transition ends in an AveragePooling2D."""
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(8, 3, padding="same", name="c0")(inputs)
     y = keras.layers.BatchNormalization(name="shared_bn")(x)
@@ -69,6 +70,12 @@ def _dense_block():
     x = keras.layers.BatchNormalization(name="concat_bn")(x)
     x = keras.layers.Conv2D(8, 1, name="c2")(keras.layers.ReLU()(x))
     x = keras.layers.BatchNormalization(name="folded_bn")(x)
+    # A transition (convolution, average pool) into the next block, as DenseNet121 has.
+    x = keras.layers.Conv2D(8, 1, name="transition")(keras.layers.ReLU()(x))
+    x = keras.layers.AveragePooling2D(2, name="pool")(x)
+    y = keras.layers.BatchNormalization(name="pool_bn")(x)
+    y = keras.layers.Conv2D(8, 3, padding="same", name="c3")(keras.layers.ReLU()(y))
+    x = keras.layers.Concatenate(name="concat2")([x, y])
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(x)))
 
 
