@@ -29,7 +29,7 @@ def main():
     from export import benchmark
     from export.convert import convert
     from pipeline import training
-    from pipeline.attention import BoundedMaskAttention
+    from pipeline.attention import with_mask_value
     from pipeline.backend import keras
     from pipeline.data import load
     from pipeline.files import atomic_write_bytes
@@ -50,24 +50,15 @@ def main():
           f"{data.description}")
     representative = data.representative(recipe.data.representative_samples, recipe.seed)
 
-    def with_mask(value):
-        def clone(layer):
-            if isinstance(layer, keras.layers.MultiHeadAttention):
-                return BoundedMaskAttention.from_config({**layer.get_config(), "mask_value": value})
-            return layer.__class__.from_config(layer.get_config())
-        copy = keras.models.clone_model(model, clone_function=clone)
-        for source, target in zip(model.layers, copy.layers):
-            target.set_weights(source.get_weights())
-        return copy
-
     print("| mask constant | Keras float perplexity | int8 TFLite perplexity | int8 / float |")
     print("|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for value in (float(v) for v in args.values.split(",")):
-            variant = with_mask(value)
+            variant = with_mask_value(model, value)
             _, cross_entropy = training.evaluate(variant, data.test)
             path = os.path.join(tmp, "int8.tflite")
-            atomic_write_bytes(path, convert(variant, "int8", representative))
+            atomic_write_bytes(path, convert(variant, "int8", representative,
+                                             bound_attention=False))
             scored = benchmark.benchmark(path, (data.test.x, data.test.y), num_runs=1,
                                          warmup_runs=0)
             keras_ppl = float(np.exp(cross_entropy))

@@ -35,7 +35,7 @@ AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic")
 CALIBRATED = ("int8", "int16x8")
 
 
-def convert(model, fmt, representative=None):
+def convert(model, fmt, representative=None, bound_attention=True):
     """Returns the TFLite flatbuffer of `model` in format `fmt`.
 
     Args:
@@ -44,6 +44,8 @@ def convert(model, fmt, representative=None):
       representative: array of example inputs (first axis: examples): the
         calibration data of the CALIBRATED formats (required there), unused
         by the others.
+      bound_attention: False keeps an attention mask int8 cannot hold (for
+        measuring what the rewrite is worth).
     """
     from pipeline.backend import tf
     from pipeline.errors import ExportError
@@ -52,7 +54,7 @@ def convert(model, fmt, representative=None):
         raise ExportError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt in CALIBRATED and (representative is None or len(representative) == 0):
         raise ExportError(f"{fmt} needs representative data for calibration")
-    if fmt in CALIBRATED:
+    if fmt in CALIBRATED and bound_attention:
         from pipeline.attention import bound_attention_masks
         model, _ = bound_attention_masks(model)
     if fmt in AI_EDGE_QUANTIZER:
@@ -65,7 +67,7 @@ def convert(model, fmt, representative=None):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif fmt == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _samples(representative)
+        converter.representative_dataset = representative_dataset(representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if model.inputs[0].dtype.is_floating:
             # Integer inputs (token ids) stay as they are: only float inputs are quantized.
@@ -73,7 +75,7 @@ def convert(model, fmt, representative=None):
         converter.inference_output_type = tf.int8
     elif fmt == "int16x8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _samples(representative)
+        converter.representative_dataset = representative_dataset(representative)
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     try:
@@ -110,7 +112,7 @@ def convert_in_child(model_path, fmt, output, representative_path=None, timeout=
 
 
 def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_objects=None,
-                         on_done=None):
+                         on_done=None, bound_attention=True):
     """Converts [(model_path, fmt, output)] in one child process, in order; returns
     [None or the failure reason] per job.
 
@@ -118,7 +120,8 @@ def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_obj
     each job still isolated: a crash or a timeout fails the job it hit (the
     child records each finished job in a progress file before the next), and a
     fresh child goes on with the rest. `timeout` is per job. `on_done(index,
-    error)` is called as each job's result is known.
+    error)` is called as each job's result is known. `bound_attention`: see
+    `convert`.
     """
     import json
     import tempfile
@@ -139,6 +142,8 @@ def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_obj
             if os.path.exists(progress):
                 os.unlink(progress)
             args = ["-m", "export.convert", f"--jobs={jobs_file}", f"--progress={progress}"]
+            if not bound_attention:
+                args.append("--keep_attention_masks")
             if representative_path:
                 args.append(f"--representative={representative_path}")
             for spec in custom_objects or ():
@@ -165,7 +170,8 @@ def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_obj
     return results
 
 
-def _samples(representative):
+def representative_dataset(representative):
+    """A converter representative_dataset generator over the examples of `representative`."""
     def generate():
         for example in representative:
             # Keep the dtype: float inputs as float32, token ids as int32.
@@ -188,6 +194,8 @@ def main(argv=None):
     parser.add_argument("--progress", help="with --jobs: a file to which each finished job "
                                            "appends one JSON line {job, error}")
     parser.add_argument("--representative", help=".npy of example inputs (calibrated formats)")
+    parser.add_argument("--keep_attention_masks", action="store_true",
+                        help="do not bound a -1e9 attention mask before calibrated conversion")
     parser.add_argument("--custom_objects", action="append", default=[],
                         help="a module or .py file defining custom objects of the model "
                              "(repeatable)")
@@ -200,13 +208,15 @@ def main(argv=None):
         jobs = [(args.model, args.format, args.output)]
     else:
         parser.error("give --model, --format and --output, or --jobs")
-    errors = run_jobs(jobs, args.representative, args.custom_objects, args.progress)
+    errors = run_jobs(jobs, args.representative, args.custom_objects, args.progress,
+                      bound_attention=not args.keep_attention_masks)
     for error in filter(None, errors):
         print(f"greenlite: error: {error}", file=sys.stderr)
     return 2 if any(errors) else 0
 
 
-def run_jobs(jobs, representative_path, custom_object_specs, progress=None):
+def run_jobs(jobs, representative_path, custom_object_specs, progress=None,
+             bound_attention=True):
     """Converts each job in this process, loading each model once; returns the errors."""
     import json
 
@@ -224,7 +234,7 @@ def run_jobs(jobs, representative_path, custom_object_specs, progress=None):
             if isinstance(loaded[model_path], GreenliteError):
                 raise loaded[model_path]
             flatbuffer = convert(loaded[model_path], fmt,
-                                 representative if fmt in CALIBRATED else None)
+                                 representative if fmt in CALIBRATED else None, bound_attention)
             atomic_write_bytes(output, flatbuffer)
         except GreenliteError as e:
             error = str(e)

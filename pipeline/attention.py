@@ -44,30 +44,43 @@ class BoundedMaskAttention(keras.layers.MultiHeadAttention):
         return {**super().get_config(), "mask_value": self.mask_value}
 
 
-def unbounded_attention_layers(model):
-    """Names of `model`'s plain MultiHeadAttention layers (they mask with -1e9)."""
+def unbounded_attention_layers(model, mask_value=MASK_VALUE):
+    """Names of `model`'s attention layers that mask with a constant more negative than
+    `mask_value`: tf_keras' MultiHeadAttention (-1e9), and bounded ones set lower."""
     return [l.name for l in model.layers
-            if type(l) is keras.layers.MultiHeadAttention]  # subclasses may mask their own way
+            if type(l) is keras.layers.MultiHeadAttention  # subclasses may mask their own way
+            or isinstance(l, BoundedMaskAttention) and l.mask_value < mask_value]
 
 
 def bound_attention_masks(model, mask_value=MASK_VALUE):
-    """A copy of `model` whose plain MultiHeadAttention layers mask with `mask_value`.
+    """A copy of `model` whose attention layers mask with `mask_value` where they
+    masked with a more negative constant (`unbounded_attention_layers`).
 
     Returns (model, names of the layers rewritten); `model` itself when it has
     none. Weights are copied layer by layer, so the float outputs differ only
     where a masked position's weight exp(mask_value) is not already zero.
     """
-    names = set(unbounded_attention_layers(model))
+    names = set(unbounded_attention_layers(model, mask_value))
     if not names:
         return model, []
+    return _with_masks(model, names, mask_value), sorted(names)
 
+
+def with_mask_value(model, mask_value):
+    """A copy of `model` whose attention layers all mask with `mask_value` (-1e9
+    included): for measuring the choice of constant."""
+    return _with_masks(model, {l.name for l in model.layers
+                               if isinstance(l, keras.layers.MultiHeadAttention)}, mask_value)
+
+
+def _with_masks(model, names, mask_value):
     def clone(layer):
+        config = layer.get_config()
         if layer.name in names:
-            return BoundedMaskAttention.from_config({**layer.get_config(),
-                                                     "mask_value": mask_value})
-        return layer.__class__.from_config(layer.get_config())
+            return BoundedMaskAttention.from_config({**config, "mask_value": mask_value})
+        return layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=clone)
     for source, target in zip(model.layers, copy.layers):
         target.set_weights(source.get_weights())
-    return copy, sorted(names)
+    return copy

@@ -4,9 +4,10 @@
 dict (`resolve`) or, to the converter's process, the module names to import
 (`modules`).
 """
-# greenlite's own serializable classes (ternary/binary weight quantizers,
-# bounded-mask attention).
-GREENLITE_MODULES = ("pipeline.lowbit", "pipeline.attention")
+# greenlite's own serializable classes: ternary/binary weight quantizers,
+# bounded-mask attention, and the zoo's custom layers (the Transformer's
+# position embedding).
+GREENLITE_MODULES = ("pipeline.lowbit", "pipeline.attention", "models.tiny_transformer")
 
 
 def modules(user_spec=None):

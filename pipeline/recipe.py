@@ -58,6 +58,9 @@ class ExportConfig:
     # {stage: [formats]}: exports exactly these, instead of stages x formats,
     # e.g. {train: [float32], quantize: [int8]}.
     formats_by_stage: Optional[dict] = None
+    # Before int8/int16x8 conversion, attention that masks with tf_keras' -1e9
+    # gets a bounded mask (pipeline/attention.py); false keeps the -1e9.
+    bound_attention: bool = True
 
     def validate(self):
         if not self.formats:

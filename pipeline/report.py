@@ -148,6 +148,21 @@ def _variant_columns(report):
     return columns
 
 
+def variant_figures(figures):
+    """A variant's fields from export/benchmark.py's figures for its file."""
+    return dict(
+        size_bytes=figures["size_bytes"], gzip_bytes=figures["gzip_bytes"],
+        accuracy=figures["accuracy"], num_examples=figures["num_examples"],
+        interpreter=figures["interpreter"],
+        cross_entropy=figures["cross_entropy"], perplexity=figures["perplexity"],
+        latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
+        init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
+        input=figures["input"],
+        throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
+        gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
+        peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"])
+
+
 def tables(report):
     """[(title, text, headers, rows)]: what report.md and report.html show."""
     lm = report["data"].get("task") == "language_model"
@@ -180,7 +195,51 @@ def tables(report):
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),
-    ]
+    ] + _doctor_table(report)
+
+
+def _doctor_table(report):
+    """The quantization doctor's findings (export/doctor.py), if it examined a variant."""
+    rows = []
+    for v in report["variants"]:
+        record = v.get("doctor")
+        if not record:
+            continue
+        for o in record["outliers"]:
+            rows.append([v["name"], "range outlier", o["tensor"], o["layer"], o["op"],
+                         f"calibrated [{o['range'][0]:.3g}, {o['range'][1]:.3g}], float "
+                         f"99.9th percentile {o['float_p999']:.3g}"])
+        for w in record["worst"][:5]:
+            rows.append([v["name"], "error", w["tensor"], w["layer"], w["op"],
+                         f"RMSE/scale {w['rmse_over_scale']:.3g}"])
+        before = record["before"]
+        budget = record["budget"]
+        fix = record.get("fix")
+        summary = (f"accuracy {before['accuracy']:.4f}, perplexity {before['perplexity']:.4g} "
+                   f"({before['drop_points']:+.2f} points, {before['rise_percent']:+.1f} % "
+                   f"against Keras); budget {budget['kind']} {budget['value']:g}")
+        rows.append([v["name"], "file", "", "", "", summary])
+        if isinstance(fix, dict):
+            for change in fix["changes"]:
+                rows.append([fix["variant"], "fix", "", "", "", change])
+            for op in fix["float_ops"]:
+                rows.append([fix["variant"], "kept float", op["tensor"], op["layer"], op["op"],
+                             f"{op['bytes']:+,} bytes, {op['latency_ms']:+.3f} ms p50"])
+            after = fix["after"]
+            rows.append([fix["variant"], "result", "", "", "",
+                         f"accuracy {after['accuracy']:.4f}, perplexity {after['perplexity']:.4g}"
+                         f" ({after['drop_points']:+.2f} points, {after['rise_percent']:+.1f} %): "
+                         + ("within budget" if fix["within_budget"] else "**outside budget**")])
+        elif fix:
+            rows.append([v["name"], "fix", "", "", "", fix])
+    if not rows:
+        return []
+    return [("Quantization doctor",
+             "From `python -m export.doctor`: range outliers (a calibrated range of at least "
+             "1e4, or 100x the float values' 99.9th percentile) and the largest per-tensor "
+             "errors against float (RMSE / scale; rounding alone gives 0.29), with the Keras "
+             "layer of each tensor; a file outside its budget is fixed into a new variant.",
+             ["variant", "finding", "tensor", "Keras layer", "op", "figures"], rows)]
 
 
 def notes(report):

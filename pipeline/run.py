@@ -162,7 +162,7 @@ class Runner:
             [(os.path.join(self.workdir, by_name[v["stage"]]["model_path"]), v["format"],
               os.path.join(self.workdir, v["path"])) for v in variants],
             representative, custom_objects=custom_objects.modules(recipe.model.custom_objects),
-            on_done=converted)
+            on_done=converted, bound_attention=recipe.export.bound_attention)
         for k, (variant, error) in enumerate(zip(variants, errors), 1):
             name, path = variant["name"], os.path.join(self.workdir, variant["path"])
             if error is None:
@@ -171,7 +171,7 @@ class Runner:
             if error is None:
                 self._verify_structure(path, by_name[variant["stage"]], variant)
                 rewritten = by_name[variant["stage"]].get("unbounded_attention")
-                if rewritten and variant["format"] in CALIBRATED:
+                if rewritten and variant["format"] in CALIBRATED and recipe.export.bound_attention:
                     variant["attention_mask_bounded"] = {"layers": rewritten,
                                                          "mask_value": MASK_VALUE}
             if error:
@@ -218,18 +218,8 @@ class Runner:
             return f"benchmark failed: {error}"
         with open(out_json) as f:
             figures = json.load(f)
-        variant.update(
-            size_bytes=figures["size_bytes"], gzip_bytes=figures["gzip_bytes"],
-            accuracy=figures["accuracy"], num_examples=figures["num_examples"],
-            interpreter=figures["interpreter"],
-            cross_entropy=figures["cross_entropy"], perplexity=figures["perplexity"],
-            latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
-            init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
-            input=figures["input"],
-            throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
-            gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
-            peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"],
-            benchmark_path=os.path.relpath(out_json, self.workdir))
+        variant.update(report_lib.variant_figures(figures),
+                       benchmark_path=os.path.relpath(out_json, self.workdir))
         return None
 
 

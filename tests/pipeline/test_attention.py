@@ -7,7 +7,7 @@ from export import benchmark
 from export.convert import convert
 from models import saved
 from pipeline import custom_objects, training
-from pipeline.attention import BoundedMaskAttention, bound_attention_masks
+from pipeline.attention import BoundedMaskAttention, bound_attention_masks, with_mask_value
 from pipeline.backend import keras
 from pipeline.data import DataConfig, load
 
@@ -38,8 +38,10 @@ def test_the_rewrite_keeps_the_float_outputs(user_lm, text):
     x = text.test.x[:8]
     np.testing.assert_allclose(bounded.predict(x, verbose=0), user_lm.predict(x, verbose=0),
                                atol=1e-5)
-    # Nothing to rewrite: the model itself comes back.
+    # Nothing to rewrite: the model itself comes back; a bounded layer set
+    # lower than the bound is rewritten too.
     assert bound_attention_masks(bounded) == (bounded, [])
+    assert bound_attention_masks(with_mask_value(user_lm, -1e4))[1] == ["block1_attention"]
 
 
 def test_bounded_attention_survives_save_and_load(text, tmp_path):
@@ -64,16 +66,14 @@ def test_full_int8_of_a_users_language_model_holds(user_lm, text, tmp_path):
     keras_ppl = float(np.exp(keras_ce))
     representative = text.representative(64, 0)
 
-    def int8_perplexity(model, name):
+    def int8_perplexity(model, name, bound_attention=True):
         path = tmp_path / name
-        path.write_bytes(convert(model, "int8", representative))
+        path.write_bytes(convert(model, "int8", representative, bound_attention))
         return benchmark.benchmark(str(path), (text.test.x, text.test.y), num_runs=1,
                                    warmup_runs=0)["perplexity"]
 
     rewritten = int8_perplexity(user_lm, "rewritten.tflite")
-    # The same weights with the -1e9 kept (a subclass the rewrite leaves alone).
-    unbounded, _ = bound_attention_masks(user_lm, mask_value=-1e9)
-    kept = int8_perplexity(unbounded, "unbounded.tflite")
+    kept = int8_perplexity(user_lm, "unbounded.tflite", bound_attention=False)
     # Measured: Keras 11.1, rewritten 11.2, -1e9 kept 19.0.
     assert rewritten < 1.05 * keras_ppl, (rewritten, keras_ppl)
     assert kept > 1.4 * keras_ppl, (kept, keras_ppl)

@@ -1,0 +1,293 @@
+"""Quantization doctor: finds the tensors that break a run's int8 file, and fixes what it can.
+
+    python -m export.doctor --workdir=runs/text_lm [--variant=train_int8]
+        [--max_drop_points=2 | --max_rise_percent=5] [--max_float_ops=8]
+
+For a calibrated variant (int8, int16x8) of a finished run it reports:
+  - range outliers: tensors whose calibrated range is huge (|min| or |max| at
+    least 1e4) or far beyond the float values they hold (100x their 99.9th
+    percentile), with the Keras layer that produced each: one such tensor
+    sets a scale that rounds every ordinary value to zero;
+  - per-layer error of the quantized model against float on the run's
+    representative inputs (RMSE / scale: 0.29 is the error of rounding
+    alone), worst first, from TensorFlow's QuantizationDebugger;
+and, when the file misses its budget on the test split (accuracy points
+below the Keras float model, or perplexity percent above it), it fixes it:
+first the known fixes (a -1e9 attention mask bounded, pipeline/attention.py),
+then the worst ops kept in float one at a time (the debugger's selective
+quantization) until the file is within budget or `--max_float_ops` is spent.
+The result is a new variant `<variant>_mixed` in the run's report, with the
+ops kept float and what each cost in bytes and latency. The run directory
+is changed only by atomic writes of the new file and the report.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+# A calibrated range this wide, or this many times the float values' 99.9th
+# percentile, is an outlier.
+MAX_ABS_RANGE = 1e4
+MAX_RANGE_OVER_P999 = 100.0
+CALIBRATED = ("int8", "int16x8")
+
+
+class DoctorError(Exception):
+    """Bad input: one line, non-zero exit, nothing written."""
+
+
+def keras_layer(tensor_name, layer_names):
+    """The Keras layer a TFLite tensor comes from ('model/block1_attention/add' ->
+    'block1_attention'), or '?' when the name does not say."""
+    for part in tensor_name.split(";")[0].split("/"):
+        if part in layer_names:
+            return part
+    return "?"
+
+
+def _debugger(model, representative, denylisted=(), metrics=True, fully_quantize=False):
+    from pipeline.backend import tf
+    from export.convert import representative_dataset
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset(representative)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_direct_compare_metrics={
+            "float_p999": lambda f, q, s, zp: float(np.percentile(np.abs(f), 99.9)),
+            "float_abs_max": lambda f, q, s, zp: float(np.max(np.abs(f))),
+        } if metrics else None,
+        denylisted_nodes=list(denylisted) or None, fully_quantize=fully_quantize)
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative_dataset(representative), debug_options=options)
+
+
+def diagnose(model, representative, top=10):
+    """{"outliers": [...], "worst": [...]} for `model` calibrated on `representative`.
+
+    Each entry: {tensor, layer, op, scale, range (calibrated [min, max]),
+    float_p999, rmse_over_scale}.
+    """
+    import csv
+    import io
+    debugger = _debugger(model, representative)
+    debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    names = {l.name for l in model.layers}
+    rows = []
+    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+        scale, zero_point = float(row["scale"]), int(float(row["zero_point"]))
+        if scale <= 0:
+            continue
+        low, high = (-128 - zero_point) * scale, (127 - zero_point) * scale
+        p999 = float(row["float_p999"])
+        rows.append({"tensor": row["tensor_name"], "layer": keras_layer(row["tensor_name"], names),
+                     "op": row["op_name"], "scale": scale, "range": [low, high],
+                     "float_p999": p999,
+                     "rmse_over_scale": float(np.sqrt(float(row["mean_squared_error"])) / scale)})
+    outliers = [r for r in rows if max(abs(r["range"][0]), abs(r["range"][1])) >= MAX_ABS_RANGE
+                or max(abs(r["range"][0]), abs(r["range"][1])) > MAX_RANGE_OVER_P999 * max(
+                    r["float_p999"], 1e-12)]
+    worst = sorted(rows, key=lambda r: -r["rmse_over_scale"])[:top]
+    return {"outliers": outliers, "worst": worst}
+
+
+def mixed_model(model, representative, float_tensors):
+    """The int8 flatbuffer with the ops producing `float_tensors` kept in float
+    (int8 input and output when the model's input is float, as int8 export has)."""
+    return bytes(_debugger(model, representative, float_tensors, metrics=False,
+                           fully_quantize=model.inputs[0].dtype.is_floating
+                           ).get_nondebug_quantized_model())
+
+
+def _score(path, test, bench):
+    from export import benchmark
+    return benchmark.benchmark(path, test, num_threads=bench.get("num_threads", 1),
+                               num_runs=bench.get("num_runs", 20),
+                               warmup_runs=bench.get("warmup_runs", 2))
+
+
+def _within(figures, budget, keras):
+    if budget["kind"] == "max_drop_points":
+        return 100 * (keras["accuracy"] - figures["accuracy"]) <= budget["value"]
+    return 100 * (figures["perplexity"] / keras["perplexity"] - 1) <= budget["value"]
+
+
+def _miss(figures, keras):
+    return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"],
+            "drop_points": 100 * (keras["accuracy"] - figures["accuracy"]),
+            "rise_percent": 100 * (figures["perplexity"] / keras["perplexity"] - 1)}
+
+
+def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
+    """Diagnoses (and, when it misses `budget`, fixes) a run's calibrated variant;
+    returns the doctor record written into the report."""
+    from models import saved
+    from pipeline import custom_objects
+    from pipeline import report as report_lib
+    from pipeline.attention import MASK_VALUE, bound_attention_masks
+    from pipeline.files import atomic_write_bytes
+
+    report, variant, stage = _find(workdir, variant_name)
+    export_dir = os.path.join(workdir, "export")
+    representative = np.load(os.path.join(export_dir, "representative.npy"))
+    test = (np.load(os.path.join(export_dir, "test_data", "x.npy")),
+            np.load(os.path.join(export_dir, "test_data", "y.npy")))
+    keras = {"accuracy": stage["keras_accuracy"], "perplexity": stage["keras_perplexity"]}
+    bench = report["recipe"].get("benchmark", {})
+    if budget is None:
+        budget = ({"kind": "max_rise_percent", "value": 5.0} if report["data"].get("task") ==
+                  "language_model" else {"kind": "max_drop_points", "value": 2.0})
+    objects = custom_objects.resolve(report["recipe"].get("model", {}).get("custom_objects"))
+    model = saved.load(os.path.join(workdir, stage["model_path"]), objects)
+
+    log(f"doctor: {variant['name']}: calibrating with the quantization debugger ...")
+    record = {"budget": budget, "keras": keras, **diagnose(model, representative)}
+    for r in record["outliers"]:
+        log(f"  range outlier: {r['tensor']} (layer {r['layer']}, {r['op']}): calibrated "
+            f"[{r['range'][0]:.3g}, {r['range'][1]:.3g}], float values' 99.9th percentile "
+            f"{r['float_p999']:.3g}")
+    for r in record["worst"][:5]:
+        log(f"  error: {r['tensor']} (layer {r['layer']}, {r['op']}): RMSE/scale "
+            f"{r['rmse_over_scale']:.3g}")
+    path = os.path.join(workdir, variant["path"])
+    before = _score(path, test, bench)
+    record["before"] = _miss(before, keras)
+    log(f"  {variant['name']}: accuracy {before['accuracy']:.4f}, perplexity "
+        f"{before['perplexity']:.4g} against Keras {keras['accuracy']:.4f} / "
+        f"{keras['perplexity']:.4g}")
+    if variant["format"] != "int8" or _within(before, budget, keras):
+        record["fix"] = None if variant["format"] == "int8" else (
+            "automatic fixes are made for int8 variants only")
+        return _save(workdir, report, variant, record, report_lib)
+
+    fixed_name = variant["name"] + "_mixed"
+    fixed = {"name": fixed_name, "stage": variant["stage"], "format": "int8_mixed",
+             "path": os.path.join("export", fixed_name + ".tflite"), "changes": [],
+             "float_ops": []}
+    # Known fix first: attention that masks with -1e9 gets the bounded constant.
+    model, bounded = bound_attention_masks(model)
+    if bounded:
+        fixed["changes"].append(f"attention mask bounded to {MASK_VALUE:g} in "
+                                f"{', '.join(bounded)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = os.path.join(tmp, "candidate.tflite")
+        flatbuffer = mixed_model(model, representative, [])
+        atomic_write_bytes(candidate, flatbuffer)
+        figures = _score(candidate, test, bench)
+        log(f"  after {'; '.join(fixed['changes']) or 'recalibration'}: accuracy "
+            f"{figures['accuracy']:.4f}, perplexity {figures['perplexity']:.4g}")
+        kept = []
+        while not _within(figures, budget, keras) and len(kept) < max_float_ops:
+            ranking = [r for r in diagnose(model, representative, top=50)["worst"]
+                       if r["tensor"] not in kept]
+            if not ranking:
+                break
+            worst = ranking[0]
+            kept.append(worst["tensor"])
+            previous = figures
+            flatbuffer = mixed_model(model, representative, kept)
+            atomic_write_bytes(candidate, flatbuffer)
+            figures = _score(candidate, test, bench)
+            fixed["float_ops"].append({
+                "tensor": worst["tensor"], "layer": worst["layer"], "op": worst["op"],
+                "rmse_over_scale": worst["rmse_over_scale"],
+                "bytes": len(flatbuffer) - previous["size_bytes"],
+                "latency_ms": figures["latency_ms"]["p50"] - previous["latency_ms"]["p50"],
+                "after": _miss(figures, keras)})
+            log(f"  kept {worst['tensor']} ({worst['op']}, layer {worst['layer']}) in float: "
+                f"accuracy {figures['accuracy']:.4f}, perplexity {figures['perplexity']:.4g}")
+        atomic_write_bytes(os.path.join(workdir, fixed["path"]), flatbuffer)
+    fixed.update(report_lib.variant_figures(figures),
+                 within_budget=_within(figures, budget, keras))
+    record["fix"] = {"variant": fixed_name, "changes": fixed["changes"],
+                     "float_ops": fixed["float_ops"], "after": _miss(figures, keras),
+                     "within_budget": fixed["within_budget"]}
+    report["variants"] = [v for v in report["variants"] if v["name"] != fixed_name] + [fixed]
+    log(f"  {fixed_name}: {'within' if fixed['within_budget'] else 'STILL OUTSIDE'} the budget "
+        f"({budget['kind']} {budget['value']:g}); {len(fixed['float_ops'])} op(s) kept float")
+    return _save(workdir, report, variant, record, report_lib)
+
+
+def _find(workdir, name):
+    path = os.path.join(workdir, "report.json")
+    if not os.path.isfile(path):
+        raise DoctorError(f"--workdir: {workdir!r} holds no report.json; run the pipeline first")
+    with open(path) as f:
+        report = json.load(f)
+    calibrated = [v for v in report["variants"] if v.get("format") in CALIBRATED
+                  and "error" not in v]
+    by_name = {v["name"]: v for v in report["variants"]}
+    if name is None:
+        if not calibrated:
+            raise DoctorError(f"--workdir: the run has no int8 or int16x8 variant; its variants: "
+                              f"{', '.join(by_name)}")
+        variant = calibrated[-1]
+    elif name not in by_name:
+        raise DoctorError(f"--variant: no variant {name!r}; the run's variants: "
+                          f"{', '.join(by_name)}")
+    else:
+        variant = by_name[name]
+        if variant.get("format") not in CALIBRATED:
+            raise DoctorError(f"--variant: {name!r} is {variant.get('format')}; the doctor "
+                              f"examines calibrated variants ({', '.join(CALIBRATED)}): "
+                              f"{', '.join(v['name'] for v in calibrated) or 'none here'}")
+        if "error" in variant:
+            raise DoctorError(f"--variant: {name!r} was not exported: {variant['error']}")
+    stage = {s["name"]: s for s in report["stages"]}[variant["stage"]]
+    return report, variant, stage
+
+
+def _save(workdir, report, variant, record, report_lib):
+    for v in report["variants"]:
+        if v["name"] == variant["name"]:
+            v["doctor"] = record
+    report_lib.write(workdir, report)
+    return record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="a finished run directory")
+    parser.add_argument("--variant", help="a calibrated variant (default: the last int8 one)")
+    parser.add_argument("--max_drop_points", type=float,
+                        help="budget: accuracy points the file may lose against Keras float")
+    parser.add_argument("--max_rise_percent", type=float,
+                        help="budget: percent the file's perplexity may rise above Keras float")
+    parser.add_argument("--max_float_ops", type=int, default=8,
+                        help="at most this many ops kept in float by the fix")
+    args = parser.parse_args(argv)
+    try:
+        budget = _budget(args)
+        from pipeline.errors import GreenliteError
+        try:
+            treat(args.workdir, args.variant, budget, args.max_float_ops)
+        except GreenliteError as e:
+            raise DoctorError(str(e)) from None
+    except DoctorError as e:
+        print(f"doctor: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _budget(args):
+    given = [(k, v) for k, v in (("max_drop_points", args.max_drop_points),
+                                 ("max_rise_percent", args.max_rise_percent)) if v is not None]
+    if len(given) > 1:
+        raise DoctorError("give one budget: --max_drop_points (accuracy) or --max_rise_percent "
+                          "(perplexity), not both")
+    if args.max_float_ops < 0:
+        raise DoctorError(f"--max_float_ops: got {args.max_float_ops}; allowed: 0 or more")
+    if not given:
+        return None
+    kind, value = given[0]
+    if not value >= 0:
+        raise DoctorError(f"--{kind}: got {value}; allowed: a number >= 0")
+    return {"kind": kind, "value": value}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

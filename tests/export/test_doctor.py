@@ -1,0 +1,71 @@
+"""The quantization doctor on a run whose int8 language model was exported with tf_keras' -1e9 mask."""
+import json
+import os
+
+import pytest
+
+from export import doctor
+from tests.conftest import run_pipeline
+
+
+@pytest.fixture(scope="module")
+def broken_lm_run(tmp_path_factory):
+    """A tiny causal LM with tf_keras' own attention, exported to int8 without the
+    bounded-mask rewrite: the int8 file's perplexity is far above float."""
+    workdir = str(tmp_path_factory.mktemp("runs") / "lm")
+    result = run_pipeline(
+        "text_lm", workdir,
+        "model.options={width: 32, heads: 2, layers: 1, mlp_width: 64, mask_value: null}",
+        "data.max_bytes=60000", "data.sequence_length=32", "data.representative_samples=64",
+        "stages.train.epochs=6", "export.formats=[float32, int8]",
+        "export.bound_attention=false", "benchmark.num_runs=2", "benchmark.warmup_runs=0")
+    assert result.returncode == 0, result.stderr
+    return workdir
+
+
+def _report(workdir):
+    with open(os.path.join(workdir, "report.json")) as f:
+        return json.load(f)
+
+
+def test_the_doctor_names_the_mask_and_fixes_it(broken_lm_run):
+    before = {v["name"]: v for v in _report(broken_lm_run)["variants"]}["train_int8"]
+    record = doctor.treat(broken_lm_run, "train_int8", {"kind": "max_rise_percent", "value": 5},
+                          log=lambda line: None)
+    # The mask-add is the range outlier, attributed to the attention layer.
+    assert record["outliers"] and all(o["layer"] == "block1_attention"
+                                      for o in record["outliers"])
+    assert max(abs(v) for o in record["outliers"] for v in o["range"]) >= 1e8
+    assert record["before"]["rise_percent"] > 5
+    fix = record["fix"]
+    assert fix["changes"] == ["attention mask bounded to -100 in block1_attention"]
+    assert fix["within_budget"] and fix["after"]["rise_percent"] <= 5
+    report = _report(broken_lm_run)
+    variants = {v["name"]: v for v in report["variants"]}
+    mixed = variants["train_int8_mixed"]
+    assert mixed["format"] == "int8_mixed" and mixed["perplexity"] < before["perplexity"]
+    assert os.path.isfile(os.path.join(broken_lm_run, mixed["path"]))
+    assert variants["train_int8"]["doctor"]["fix"]["variant"] == "train_int8_mixed"
+    markdown = open(os.path.join(broken_lm_run, "report.md")).read()
+    assert "## Quantization doctor" in markdown and "block1_attention" in markdown
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant=train_float32"], "--variant: 'train_float32' is float32; the doctor examines "
+                                  "calibrated variants (int8, int16x8): train_int8"),
+    (["--variant=nope"], "--variant: no variant 'nope'; the run's variants: train_float32, "),
+    (["--max_drop_points=1", "--max_rise_percent=5"], "give one budget"),
+    (["--max_rise_percent=-1"], "--max_rise_percent: got -1.0; allowed: a number >= 0"),
+])
+def test_bad_input_is_one_line_and_the_run_is_untouched(broken_lm_run, capsys, args, message):
+    files = {f: os.path.getmtime(os.path.join(broken_lm_run, f))
+             for f in ("report.json", "report.md")}
+    assert doctor.main([f"--workdir={broken_lm_run}"] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("doctor: error: ") and message in err and err.count("\n") == 1
+    assert files == {f: os.path.getmtime(os.path.join(broken_lm_run, f)) for f in files}
+
+
+def test_a_directory_without_a_run(tmp_path, capsys):
+    assert doctor.main([f"--workdir={tmp_path}"]) == 2
+    assert "holds no report.json; run the pipeline first" in capsys.readouterr().err
