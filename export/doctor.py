@@ -122,26 +122,54 @@ def _miss(figures, keras):
             "rise_percent": 100 * (figures["perplexity"] / keras["perplexity"] - 1)}
 
 
+def default_budget(task, max_drop_points=2.0, max_rise_percent=5.0):
+    """The budget that fits the task: perplexity for language models, else accuracy."""
+    if task == "language_model":
+        return {"kind": "max_rise_percent", "value": max_rise_percent}
+    return {"kind": "max_drop_points", "value": max_drop_points}
+
+
 def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
-    """Diagnoses (and, when it misses `budget`, fixes) a run's calibrated variant;
-    returns the doctor record written into the report."""
+    """Examines a finished run's calibrated variant and writes the result (and a
+    fixed variant, if one was made) into its report; returns the doctor record."""
+    from pipeline import report as report_lib
+    report, variant, stage = _find(workdir, variant_name)
+    budget = budget or default_budget(report["data"].get("task"))
+    record, fixed = examine(workdir, variant, stage, report["recipe"], budget, max_float_ops, log)
+    variant["doctor"] = record
+    if fixed:
+        report["variants"] = [v for v in report["variants"] if v["name"] != fixed["name"]]
+        report["variants"].append(fixed)
+    report_lib.write(workdir, report)
+    return record
+
+
+def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print):
+    """Diagnoses a calibrated variant of the run in `workdir` and, when its file
+    misses `budget` against the Keras float model of its stage, fixes it.
+
+    Args:
+      variant, stage: the variant's and its stage's records (report.json).
+      recipe: the run's recipe as report.json holds it (benchmark settings,
+        the model's custom objects).
+      budget: {"kind": "max_drop_points" or "max_rise_percent", "value"}.
+    Returns:
+      (record, fixed variant record or None). Only the fixed variant's
+      .tflite file is written (atomically).
+    """
     from models import saved
     from pipeline import custom_objects
     from pipeline import report as report_lib
     from pipeline.attention import MASK_VALUE, bound_attention_masks
     from pipeline.files import atomic_write_bytes
 
-    report, variant, stage = _find(workdir, variant_name)
     export_dir = os.path.join(workdir, "export")
     representative = np.load(os.path.join(export_dir, "representative.npy"))
     test = (np.load(os.path.join(export_dir, "test_data", "x.npy")),
             np.load(os.path.join(export_dir, "test_data", "y.npy")))
     keras = {"accuracy": stage["keras_accuracy"], "perplexity": stage["keras_perplexity"]}
-    bench = report["recipe"].get("benchmark", {})
-    if budget is None:
-        budget = ({"kind": "max_rise_percent", "value": 5.0} if report["data"].get("task") ==
-                  "language_model" else {"kind": "max_drop_points", "value": 2.0})
-    objects = custom_objects.resolve(report["recipe"].get("model", {}).get("custom_objects"))
+    bench = recipe.get("benchmark", {})
+    objects = custom_objects.resolve(recipe.get("model", {}).get("custom_objects"))
     model = saved.load(os.path.join(workdir, stage["model_path"]), objects)
 
     log(f"doctor: {variant['name']}: calibrating with the quantization debugger ...")
@@ -150,19 +178,18 @@ def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
         log(f"  range outlier: {r['tensor']} (layer {r['layer']}, {r['op']}): calibrated "
             f"[{r['range'][0]:.3g}, {r['range'][1]:.3g}], float values' 99.9th percentile "
             f"{r['float_p999']:.3g}")
-    for r in record["worst"][:5]:
+    for r in record["worst"][:3]:
         log(f"  error: {r['tensor']} (layer {r['layer']}, {r['op']}): RMSE/scale "
             f"{r['rmse_over_scale']:.3g}")
-    path = os.path.join(workdir, variant["path"])
-    before = _score(path, test, bench)
-    record["before"] = _miss(before, keras)
-    log(f"  {variant['name']}: accuracy {before['accuracy']:.4f}, perplexity "
-        f"{before['perplexity']:.4g} against Keras {keras['accuracy']:.4f} / "
-        f"{keras['perplexity']:.4g}")
-    if variant["format"] != "int8" or _within(before, budget, keras):
-        record["fix"] = None if variant["format"] == "int8" else (
-            "automatic fixes are made for int8 variants only")
-        return _save(workdir, report, variant, record, report_lib)
+    record["before"] = _miss(variant, keras)
+    within = _within(variant, budget, keras)
+    log(f"  {variant['name']}: accuracy {variant['accuracy']:.4f}, perplexity "
+        f"{variant['perplexity']:.4g} against Keras {keras['accuracy']:.4f} / "
+        f"{keras['perplexity']:.4g}: {'within' if within else 'outside'} the budget "
+        f"({budget['kind']} {budget['value']:g})")
+    if within or variant["format"] != "int8":
+        record["fix"] = None if within else "automatic fixes are made for int8 variants only"
+        return record, None
 
     fixed_name = variant["name"] + "_mixed"
     fixed = {"name": fixed_name, "stage": variant["stage"], "format": "int8_mixed",
@@ -206,10 +233,9 @@ def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
     record["fix"] = {"variant": fixed_name, "changes": fixed["changes"],
                      "float_ops": fixed["float_ops"], "after": _miss(figures, keras),
                      "within_budget": fixed["within_budget"]}
-    report["variants"] = [v for v in report["variants"] if v["name"] != fixed_name] + [fixed]
     log(f"  {fixed_name}: {'within' if fixed['within_budget'] else 'STILL OUTSIDE'} the budget "
         f"({budget['kind']} {budget['value']:g}); {len(fixed['float_ops'])} op(s) kept float")
-    return _save(workdir, report, variant, record, report_lib)
+    return record, fixed
 
 
 def _find(workdir, name):
@@ -239,14 +265,6 @@ def _find(workdir, name):
             raise DoctorError(f"--variant: {name!r} was not exported: {variant['error']}")
     stage = {s["name"]: s for s in report["stages"]}[variant["stage"]]
     return report, variant, stage
-
-
-def _save(workdir, report, variant, record, report_lib):
-    for v in report["variants"]:
-        if v["name"] == variant["name"]:
-            v["doctor"] = record
-    report_lib.write(workdir, report)
-    return record
 
 
 def main(argv=None):

@@ -61,6 +61,13 @@ class ExportConfig:
     # Before int8/int16x8 conversion, attention that masks with tf_keras' -1e9
     # gets a bounded mask (pipeline/attention.py); false keeps the -1e9.
     bound_attention: bool = True
+    # The quantization doctor (export/doctor.py) examines every int8/int16x8
+    # variant and fixes an int8 file outside its budget against the Keras
+    # float model: accuracy points for classifiers, perplexity percent for
+    # language models.
+    doctor: bool = True
+    max_drop_points: float = dataclasses.field(default=2.0, metadata=at_least(0))
+    max_rise_percent: float = dataclasses.field(default=5.0, metadata=at_least(0))
 
     def validate(self):
         if not self.formats:

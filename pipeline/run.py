@@ -82,6 +82,8 @@ class Runner:
             models_by_stage[spec.name] = model
 
         variants = self._export_and_benchmark(data, stage_records)
+        if recipe.export.doctor:
+            self._examine_quantized(data, stage_records, variants)
         if recipe.benchmark.check_tflite_runtime:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,
@@ -182,6 +184,23 @@ class Runner:
                           f"TFLite accuracy {variant['accuracy']:.4f}, "
                           f"median {variant['latency_ms']['p50']:.3f} ms")
         return variants
+
+    def _examine_quantized(self, data, stage_records, variants):
+        """The quantization doctor on every calibrated variant; a fixed file joins the variants."""
+        from export import doctor
+        from export.convert import CALIBRATED
+        recipe = self.recipe
+        budget = doctor.default_budget(data.task, recipe.export.max_drop_points,
+                                       recipe.export.max_rise_percent)
+        by_name = {r["name"]: r for r in stage_records}
+        for variant in list(variants):
+            if variant["format"] not in CALIBRATED or "error" in variant:
+                continue
+            record, fixed = doctor.examine(self.workdir, variant, by_name[variant["stage"]],
+                                           recipe.to_dict(), budget, log=self._say)
+            variant["doctor"] = record
+            if fixed:
+                variants.append(fixed)
 
     def _verify_structure(self, tflite_path, stage_record, variant):
         """Measures the claimed layers' kernels in the file and checks the claims."""

@@ -100,10 +100,13 @@ def run_pipeline(recipe, workdir, *overrides):
 
     The tflite-runtime gate is off unless an override sets it: it needs the
     package registry (tests/export/test_compat.py tests it where one is reachable).
+    So is the quantization doctor (seconds per int8 variant; tests/export/test_doctor.py).
     """
     args = ["-m", "pipeline", f"--recipe=recipes/{recipe}.yaml", f"--workdir={workdir}"]
     if not any(o.startswith("benchmark.check_tflite_runtime=") for o in overrides):
         overrides += ("benchmark.check_tflite_runtime=false",)
+    if not any(o.startswith("export.doctor=") for o in overrides):
+        overrides += ("export.doctor=false",)
     for override in overrides:
         args += ["--set", override]
     return run_cli(args)
