@@ -11,6 +11,8 @@
                  op (weight-only; ai-edge-quantizer on the float32 file)
   int4_dynamic   4-bit weights per channel, activations quantized on the fly
                  (dynamic range; ai-edge-quantizer on the float32 file)
+  int4_blockwise as int4_dynamic, with a scale per block of 32 weights
+                 (Dense layers; convolutions stay float)
 
 Before a calibrated conversion, Keras attention layers that mask with -1e9
 are rewritten to a bounded mask (pipeline/attention.py): the -1e9 would set
@@ -28,9 +30,9 @@ import os
 import sys
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8", "int4_weights",
-           "int4_dynamic")
+           "int4_dynamic", "int4_blockwise")
 # Made by ai-edge-quantizer from the float32 file (the TFLite converter has no int4).
-AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic")
+AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic", "int4_blockwise")
 # The formats whose conversion is calibrated on representative data.
 CALIBRATED = ("int8", "int16x8")
 
@@ -84,15 +86,24 @@ def convert(model, fmt, representative=None, bound_attention=True):
         raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
 
 
+# ai-edge-quantizer settings of each int4 format: (mode, weight granularity).
+_INT4 = {"int4_weights": ("weight_only", "CHANNELWISE"),
+         "int4_dynamic": ("dynamic", "CHANNELWISE"),
+         "int4_blockwise": ("dynamic", "BLOCKWISE_32")}
+
+
 def _ai_edge_quantize(float_flatbuffer, fmt):
-    """`float_flatbuffer` quantized by ai-edge-quantizer's recipe for `fmt`."""
-    from ai_edge_quantizer import quantizer, recipe
+    """`float_flatbuffer` with 4-bit weights, by ai-edge-quantizer, as `fmt` says."""
+    from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
     from pipeline.errors import ExportError
-    make = {"int4_weights": recipe.weight_only_wi4_afp32,
-            "int4_dynamic": recipe.dynamic_wi4_afp32}[fmt]
+    mode, granularity = _INT4[fmt]
+    manager = recipe_manager.RecipeManager()
+    add = manager.add_dynamic_config if mode == "dynamic" else manager.add_weight_only_config
+    add(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=4,
+        granularity=getattr(qtyping.QuantGranularity, granularity))
     try:
-        q = quantizer.Quantizer(bytearray(float_flatbuffer), make())
+        q = quantizer.Quantizer(bytearray(float_flatbuffer), manager.get_quantization_recipe())
         return bytes(q.quantize(enable_progress_report=False).quantized_model)
     except Exception as e:  # pylint: disable=broad-except
         # ai-edge-quantizer raises ValueError/RuntimeError/KeyError for ops it rejects.
