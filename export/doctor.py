@@ -21,10 +21,12 @@ ops kept float and what each cost in bytes and latency. The run directory
 is changed only by atomic writes of the new file and the report.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -46,6 +48,29 @@ def keras_layer(tensor_name, layer_names):
         if part in layer_names:
             return part
     return "?"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Mutes what the debugger prints: the converter's C++ lines on the process's
+    stdout/stderr, the deprecated tf.lite.Interpreter it uses, and numpy's
+    warnings on tensors with no finite values."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null, warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def _debugger(model, representative, denylisted=(), metrics=True, fully_quantize=False):
@@ -72,8 +97,9 @@ def diagnose(model, representative, top=10):
     """
     import csv
     import io
-    debugger = _debugger(model, representative)
-    debugger.run()
+    with _quiet():
+        debugger = _debugger(model, representative)
+        debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
     names = {l.name for l in model.layers}
@@ -84,23 +110,29 @@ def diagnose(model, representative, top=10):
             continue
         low, high = (-128 - zero_point) * scale, (127 - zero_point) * scale
         p999 = float(row["float_p999"])
+        p999 = p999 if np.isfinite(p999) else None  # a tensor the samples never reached
+        error = float(np.sqrt(float(row["mean_squared_error"])) / scale)
         rows.append({"tensor": row["tensor_name"], "layer": keras_layer(row["tensor_name"], names),
                      "op": row["op_name"], "scale": scale, "range": [low, high],
-                     "float_p999": p999,
-                     "rmse_over_scale": float(np.sqrt(float(row["mean_squared_error"])) / scale)})
-    outliers = [r for r in rows if max(abs(r["range"][0]), abs(r["range"][1])) >= MAX_ABS_RANGE
-                or max(abs(r["range"][0]), abs(r["range"][1])) > MAX_RANGE_OVER_P999 * max(
-                    r["float_p999"], 1e-12)]
-    worst = sorted(rows, key=lambda r: -r["rmse_over_scale"])[:top]
+                     "float_p999": p999, "rmse_over_scale": error if np.isfinite(error) else None})
+    def outlier(r):
+        widest = max(abs(r["range"][0]), abs(r["range"][1]))
+        return widest >= MAX_ABS_RANGE or (
+            r["float_p999"] is not None and widest > MAX_RANGE_OVER_P999 * max(r["float_p999"], 1e-12))
+
+    outliers = [r for r in rows if outlier(r)]
+    worst = sorted((r for r in rows if r["rmse_over_scale"] is not None),
+                   key=lambda r: -r["rmse_over_scale"])[:top]
     return {"outliers": outliers, "worst": worst}
 
 
 def mixed_model(model, representative, float_tensors):
     """The int8 flatbuffer with the ops producing `float_tensors` kept in float
     (int8 input and output when the model's input is float, as int8 export has)."""
-    return bytes(_debugger(model, representative, float_tensors, metrics=False,
-                           fully_quantize=model.inputs[0].dtype.is_floating
-                           ).get_nondebug_quantized_model())
+    with _quiet():
+        return bytes(_debugger(model, representative, float_tensors, metrics=False,
+                               fully_quantize=model.inputs[0].dtype.is_floating
+                               ).get_nondebug_quantized_model())
 
 
 def _score(path, test, bench):
@@ -177,7 +209,7 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print)
     for r in record["outliers"]:
         log(f"  range outlier: {r['tensor']} (layer {r['layer']}, {r['op']}): calibrated "
             f"[{r['range'][0]:.3g}, {r['range'][1]:.3g}], float values' 99.9th percentile "
-            f"{r['float_p999']:.3g}")
+            f"{r['float_p999'] if r['float_p999'] is not None else 'n/a'}")
     for r in record["worst"][:3]:
         log(f"  error: {r['tensor']} (layer {r['layer']}, {r['op']}): RMSE/scale "
             f"{r['rmse_over_scale']:.3g}")

@@ -208,7 +208,7 @@ def _doctor_table(report):
         for o in record["outliers"]:
             rows.append([v["name"], "range outlier", o["tensor"], o["layer"], o["op"],
                          f"calibrated [{o['range'][0]:.3g}, {o['range'][1]:.3g}], float "
-                         f"99.9th percentile {o['float_p999']:.3g}"])
+                         f"99.9th percentile {_num(o['float_p999'], '.3g')}"])
         for w in record["worst"][:5]:
             rows.append([v["name"], "error", w["tensor"], w["layer"], w["op"],
                          f"RMSE/scale {w['rmse_over_scale']:.3g}"])
@@ -235,7 +235,7 @@ def _doctor_table(report):
     if not rows:
         return []
     return [("Quantization doctor",
-             "From `python -m export.doctor`: range outliers (a calibrated range of at least "
+             "The quantization doctor (export/doctor.py): range outliers (a calibrated range of at least "
              "1e4, or 100x the float values' 99.9th percentile) and the largest per-tensor "
              "errors against float (RMSE / scale; rounding alone gives 0.29), with the Keras "
              "layer of each tensor; a file outside its budget is fixed into a new variant.",

@@ -77,3 +77,20 @@ def test_notes_come_from_the_variants_and_from_each_stage_type():
     assert "- **`quantize_int8` fails its structure check**" in md
     page = report.to_html(_report(), b"")
     assert "<strong><code>quantize_int8</code> fails its structure check</strong>" in page
+
+
+def test_bounded_attention_and_a_wrong_runtime_are_noted():
+    r = _report()
+    int8 = r["variants"][1]
+    int8["attention_mask_bounded"] = {"layers": ["block1_attention"], "mask_value": -100.0}
+    int8["runtimes"] = {"tflite-runtime 2.14.0": {
+        "loads": True, "agrees": False, "median_ms": 1.0, "delegated": "all", "ops": "",
+        "reason": "loads but wrong: perplexity 214.9 against LiteRT's 5.34 (max output "
+                  "difference 3)"}}
+    lines = report.notes(r)
+    assert ("`quantize_int8`: before conversion, the attention mask of `block1_attention` was "
+            "bounded to -100 (tf_keras adds -1e9, which int8 calibration cannot hold)") in lines
+    assert ("**`quantize_int8` runs on tflite-runtime 2.14.0 but is wrong**: perplexity 214.9 "
+            "against LiteRT's 5.34 (max output difference 3)") in lines
+    headers, rows = report.tables(r)[1][2:]
+    assert dict(zip(headers, rows[1]))["loads on tflite-runtime 2.14.0"] == "runs, WRONG (see notes)"
