@@ -209,7 +209,7 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print)
     for r in record["outliers"]:
         log(f"  range outlier: {r['tensor']} (layer {r['layer']}, {r['op']}): calibrated "
             f"[{r['range'][0]:.3g}, {r['range'][1]:.3g}], float values' 99.9th percentile "
-            f"{r['float_p999'] if r['float_p999'] is not None else 'n/a'}")
+            + (f"{r['float_p999']:.3g}" if r["float_p999"] is not None else "n/a"))
     for r in record["worst"][:3]:
         log(f"  error: {r['tensor']} (layer {r['layer']}, {r['op']}): RMSE/scale "
             f"{r['rmse_over_scale']:.3g}")
@@ -240,12 +240,12 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print)
         log(f"  after {'; '.join(fixed['changes']) or 'recalibration'}: accuracy "
             f"{figures['accuracy']:.4f}, perplexity {figures['perplexity']:.4g}")
         kept = []
-        while not _within(figures, budget, keras) and len(kept) < max_float_ops:
-            ranking = [r for r in diagnose(model, representative, top=50)["worst"]
-                       if r["tensor"] not in kept]
-            if not ranking:
-                break
-            worst = ranking[0]
+        # Worst first, ranked once on the model as fixed so far (keeping one op in
+        # float changes little of the others' error).
+        ranking = (diagnose(model, representative, top=max_float_ops)["worst"]
+                   if not _within(figures, budget, keras) and max_float_ops else [])
+        while not _within(figures, budget, keras) and ranking:
+            worst = ranking.pop(0)
             kept.append(worst["tensor"])
             previous = figures
             flatbuffer = mixed_model(model, representative, kept)

@@ -21,7 +21,7 @@ def broken_lm_run(tmp_path_factory):
         "text_lm", workdir,
         "model.options={width: 32, heads: 2, layers: 1, mlp_width: 64, mask_value: null}",
         "data.max_bytes=60000", "data.sequence_length=32", "data.representative_samples=64",
-        "stages.train.epochs=6", "export.formats=[float32, int8]",
+        "stages.train.epochs=6", "export.formats=[int8]",
         "export.bound_attention=false", "export.doctor=true", "export.max_rise_percent=5",
         "benchmark.num_runs=2", "benchmark.warmup_runs=0")
     assert result.returncode == 0, result.stderr
@@ -59,23 +59,41 @@ def test_the_doctor_command_rewrites_the_report(broken_lm_run):
                           log=lambda line: None)
     assert record["fix"]["within_budget"]
     names = [v["name"] for v in _report(broken_lm_run)["variants"]]
-    assert names == ["train_float32", "train_int8", "train_int8_mixed"]  # replaced, not added
+    assert names == ["train_int8", "train_int8_mixed"]  # replaced, not added
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """A run directory as the doctor reads it (report.json only: bad input stops before more)."""
+    report = {"recipe": {}, "data": {"task": "classification"},
+              "stages": [{"name": "train", "model_path": "01_train/model.h5",
+                          "keras_accuracy": 0.9, "keras_perplexity": 1.5}],
+              "variants": [{"name": "train_float32", "stage": "train", "format": "float32",
+                            "path": "export/train_float32.tflite"},
+                           {"name": "train_int8", "stage": "train", "format": "int8",
+                            "path": "export/train_int8.tflite"},
+                           {"name": "train_int16x8", "stage": "train", "format": "int16x8",
+                            "error": "the converter process crashed (SIGABRT)"}]}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    return tmp_path
 
 
 @pytest.mark.parametrize("args, message", [
     (["--variant=train_float32"], "--variant: 'train_float32' is float32; the doctor examines "
                                   "calibrated variants (int8, int16x8): train_int8"),
-    (["--variant=nope"], "--variant: no variant 'nope'; the run's variants: train_float32, "),
+    (["--variant=nope"], "--variant: no variant 'nope'; the run's variants: train_float32, "
+                         "train_int8, train_int16x8"),
+    (["--variant=train_int16x8"], "--variant: 'train_int16x8' was not exported: the converter "
+                                  "process crashed (SIGABRT)"),
     (["--max_drop_points=1", "--max_rise_percent=5"], "give one budget"),
     (["--max_rise_percent=-1"], "--max_rise_percent: got -1.0; allowed: a number >= 0"),
 ])
-def test_bad_input_is_one_line_and_the_run_is_untouched(broken_lm_run, capsys, args, message):
-    files = {f: os.path.getmtime(os.path.join(broken_lm_run, f))
-             for f in ("report.json", "report.md")}
-    assert doctor.main([f"--workdir={broken_lm_run}"] + args) == 2
+def test_bad_input_is_one_line_and_the_run_is_untouched(finished_run, capsys, args, message):
+    before = sorted(os.listdir(finished_run)), (finished_run / "report.json").read_bytes()
+    assert doctor.main([f"--workdir={finished_run}"] + args) == 2
     err = capsys.readouterr().err
     assert err.startswith("doctor: error: ") and message in err and err.count("\n") == 1
-    assert files == {f: os.path.getmtime(os.path.join(broken_lm_run, f)) for f in files}
+    assert (sorted(os.listdir(finished_run)), (finished_run / "report.json").read_bytes()) == before
 
 
 def test_a_directory_without_a_run(tmp_path, capsys):
