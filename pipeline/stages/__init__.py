@@ -9,12 +9,14 @@ from pipeline.stages.cluster import Cluster
 from pipeline.stages.distill import Distill
 from pipeline.stages.low_rank import LowRank
 from pipeline.stages.prune import Prune
+from pipeline.stages.prune_channels import PruneChannels
 from pipeline.stages.quantize import Quantize
 from pipeline.stages.train import Train
 
 STAGES = {
     "train": Train,
     "prune": Prune,
+    "prune_channels": PruneChannels,
     "cluster": Cluster,
     "quantize": Quantize,
     "distill": Distill,

@@ -20,6 +20,7 @@ FAST_SETTINGS = {
     "quantize": {"epochs": 1, "batch_size": 64, "allow_chance": True},
     "distill": {"epochs": 1, "batch_size": 64, "allow_chance": True, "student_options": {"width": 0.25, "dense_units": 8}},
     "low_rank": {"epochs": 1, "batch_size": 64, "allow_chance": True, "rank_ratio": 0.25},
+    "prune_channels": {"epochs": 1, "batch_size": 64, "allow_chance": True, "ratio": 0.5},
 }
 
 
