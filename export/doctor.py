@@ -41,12 +41,15 @@ class DoctorError(Exception):
     """Bad input: one line, non-zero exit, nothing written."""
 
 
-def keras_layer(tensor_name, layer_names):
+def keras_layer(tensor_name, layer_names, output_layer=None):
     """The Keras layer a TFLite tensor comes from ('model/block1_attention/add' ->
-    'block1_attention'), or '?' when the name does not say."""
+    'block1_attention'; the converter names the model's output tensor
+    'StatefulPartitionedCall:0': `output_layer`), or '?' when the name does not say."""
     for part in tensor_name.split(";")[0].split("/"):
         if part in layer_names:
             return part
+    if output_layer and tensor_name.startswith("StatefulPartitionedCall"):
+        return output_layer
     return "?"
 
 
@@ -112,7 +115,8 @@ def diagnose(model, representative, top=10):
         p999 = float(row["float_p999"])
         p999 = p999 if np.isfinite(p999) else None  # a tensor the samples never reached
         error = float(np.sqrt(float(row["mean_squared_error"])) / scale)
-        rows.append({"tensor": row["tensor_name"], "layer": keras_layer(row["tensor_name"], names),
+        rows.append({"tensor": row["tensor_name"],
+                     "layer": keras_layer(row["tensor_name"], names, model.layers[-1].name),
                      "op": row["op_name"], "scale": scale, "range": [low, high],
                      "float_p999": p999, "rmse_over_scale": error if np.isfinite(error) else None})
     def outlier(r):

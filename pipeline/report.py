@@ -119,21 +119,29 @@ def _variant_columns(report):
         ref = float32.get(v["stage"])
         return f"{v['size_bytes'] / ref['size_bytes']:.3f}x" if ref else ""
 
-    latency = lambda q: (q, lambda v: f"{v['latency_ms'][q]:.4f}")
+    baseline32 = float32.get(base["stage"])
+
+    def size_vs_baseline(v):
+        return f"{v['size_bytes'] / baseline32['size_bytes']:.3f}x" if baseline32 else ""
+
+    latency = lambda q: (f"{q} ms (device)", lambda v: f"{v['latency_ms'][q]:.4f}")
+    # What the device holds and spends first, then what the download costs.
     columns = [
         ("variant", lambda v: v["name"]), ("format", lambda v: v["format"]),
-        ("size (bytes)", lambda v: f"{v['size_bytes']:,}"),
-        ("gzip (bytes)", lambda v: f"{v['gzip_bytes']:,}"),
-        ("size vs stage float32", size_vs_stage_float32),
-        ("gzip smaller", lambda v: (f"{v['gzip_ratio_vs_baseline']:.1f}x"
-                                    if "gzip_ratio_vs_baseline" in v else "")),
+        ("file bytes (device)", lambda v: f"{v['size_bytes']:,}"),
+        ("file vs stage float32 (device)", size_vs_stage_float32),
+        ("file vs baseline float32 (device)", size_vs_baseline),
+        ("MACs (device)", lambda v: f"{v['macs']:,}" if v.get("macs") else ""),
+        ("gzip bytes (download)", lambda v: f"{v['gzip_bytes']:,}"),
+        ("gzip smaller than baseline float32 (download)",
+         lambda v: (f"{v['gzip_ratio_vs_baseline']:.1f}x" if "gzip_ratio_vs_baseline" in v else "")),
         ("TFLite accuracy", lambda v: f"{v['accuracy']:.4f}"),
         ("vs baseline (points)",
          lambda v: f"{100 * (v['accuracy'] - base['keras_accuracy']):+.2f}"),
         ("sparsity", lambda v: _num(v.get("sparsity"), ".4f")),
         ("unique/channel (bits/weight)", _unique),
         latency("p50"), latency("p90"), latency("p99"),
-        ("J/inference (estimated)", lambda v: _num(v.get("joules_per_inference"), ".3g")),
+        ("J/inference (device, estimated)", lambda v: _num(v.get("joules_per_inference"), ".3g")),
         ("gCO2e per 1M inferences",
          lambda v: _num(v.get("co2_g_per_million_inferences"), ".3g")),
         ("payback (inferences)", _payback),
@@ -191,7 +199,9 @@ def tables(report):
          [[cell(s) for _, cell in stage_columns] for s in report["stages"]]),
         ("TFLite variants",
          "Accuracy is measured on the .tflite file over the test split; latency is the "
-         "interpreter's invoke() time in ms. *gzip smaller*: the baseline's float32 file's gzip "
+         "interpreter's invoke() time in ms. *(device)*: what the device holds and spends (the "
+         "file's bytes in flash, its MACs, its latency and energy); *(download)*: what "
+         "shipping it costs (gzip). *gzip smaller*: the baseline's float32 file's gzip "
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),

@@ -96,20 +96,40 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
 
 
 def run_pipeline(recipe, workdir, *overrides):
-    """Runs `python -m pipeline` on recipes/<recipe>.yaml with `--set` overrides.
+    """Runs the pipeline on recipes/<recipe>.yaml with `--set` overrides, as
+    `python -m pipeline` does, in this process (one TensorFlow start-up saved
+    per run: the suite runs a dozen); returns a CompletedProcess with its
+    exit status and what it printed. Its converter and benchmark still run in
+    child processes. The command line itself is tested through `run_cli`.
 
     The tflite-runtime gate is off unless an override sets it: it needs the
     package registry (tests/export/test_compat.py tests it where one is reachable).
     So is the quantization doctor (seconds per int8 variant; tests/export/test_doctor.py).
     """
-    args = ["-m", "pipeline", f"--recipe=recipes/{recipe}.yaml", f"--workdir={workdir}"]
+    import contextlib
+    import io
+    import subprocess
+
+    from pipeline import recipe as recipe_lib
+    from pipeline.backend import keras
+    from pipeline.errors import GreenliteError
+    from pipeline.run import Runner
     if not any(o.startswith("benchmark.check_tflite_runtime=") for o in overrides):
         overrides += ("benchmark.check_tflite_runtime=false",)
     if not any(o.startswith("export.doctor=") for o in overrides):
         overrides += ("export.doctor=false",)
-    for override in overrides:
-        args += ["--set", override]
-    return run_cli(args)
+    out, err, status = io.StringIO(), io.StringIO(), 0
+    keras.backend.clear_session()  # layer names and graphs as in a fresh process
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            loaded = recipe_lib.load(os.path.join(ROOT, "recipes", f"{recipe}.yaml"), overrides)
+            recipe_lib.check_inputs(loaded)
+            Runner(loaded, str(workdir), log=lambda line: print(line, flush=True)).run()
+        except GreenliteError as e:
+            print(f"greenlite: error: {e}", file=sys.stderr)
+            status = 2
+    return subprocess.CompletedProcess(["pipeline", recipe, *overrides], status, out.getvalue(),
+                                       err.getvalue())
 
 
 def stage_config_error(stage_type, settings):

@@ -55,12 +55,14 @@ def test_every_row_has_a_cell_under_each_header():
 def test_variant_cells():
     (_, _, _, _), (_, _, headers, rows) = report.tables(_report())
     int8 = dict(zip(headers, rows[1]))
-    assert int8["size (bytes)"] == "100" and int8["gzip (bytes)"] == "40"
+    assert int8["file bytes (device)"] == "100" and int8["gzip bytes (download)"] == "40"
     # No float32 file of its own stage: no size ratio; the gzip ratio is against the baseline's.
-    assert int8["size vs stage float32"] == "" and int8["gzip smaller"] == "9.0x"
+    assert int8["file vs stage float32 (device)"] == ""
+    assert int8["file vs baseline float32 (device)"] == "0.250x"
+    assert int8["gzip smaller than baseline float32 (download)"] == "9.0x"
     assert int8["vs baseline (points)"] == "-1.88" and int8["sparsity"] == "0.7500"
     failed = dict(zip(headers, rows[2]))
-    assert failed["size (bytes)"] == "failed: the converter process crashed (SIGABRT)"
+    assert failed["file bytes (device)"] == "failed: the converter process crashed (SIGABRT)"
 
 
 def test_notes_come_from_the_variants_and_from_each_stage_type():
@@ -73,7 +75,7 @@ def test_notes_come_from_the_variants_and_from_each_stage_type():
         "pruning masks were re-applied after training",
     ]
     md = report.to_markdown(_report())
-    assert "| quantize_int8 | int8 | 100 | 40 |" in md
+    assert "| quantize_int8 | int8 | 100 |  | 0.250x |  | 40 | 9.0x |" in md
     assert "- **`quantize_int8` fails its structure check**" in md
     page = report.to_html(_report(), b"")
     assert "<strong><code>quantize_int8</code> fails its structure check</strong>" in page

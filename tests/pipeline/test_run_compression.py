@@ -33,7 +33,7 @@ def test_prune_qat_report_holds_the_measured_structure(prune_qat_run):
     assert steps["begin_step"] + steps["frequency"] <= steps["end_step"] <= steps["total_steps"]
     assert stages["quantize"]["metrics"]["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
     md = (prune_qat_run / "report.md").read_text()
-    assert "| quantize_int8 | int8 |" in md and "| gzip smaller |" in md
+    assert "| quantize_int8 | int8 |" in md and "| gzip smaller than baseline float32 (download) |" in md
 
 
 def test_every_structure_figure_in_the_report_is_read_from_its_file(prune_qat_run):
