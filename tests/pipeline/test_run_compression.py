@@ -7,7 +7,8 @@ import pytest
 from tests.conftest import run_pipeline
 
 FAST = ["train.epochs=4", "train.early_stopping_patience=null", "prune.epochs=4",
-        "quantize.epochs=1", "benchmark.num_runs=5", "benchmark.warmup_runs=0"]
+        "quantize.epochs=1", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
+        "data.representative_samples=50"]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pipeline import rundir
 from tests.conftest import ROOT, run_pipeline
 
 FAST = ["train.epochs=2", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
-        "benchmark.check_tflite_runtime=false"]
+        "benchmark.check_tflite_runtime=false", "data.representative_samples=20"]
 
 
 def _processes_mentioning(text):
