@@ -186,7 +186,7 @@ def main(argv=None):
 
 def print_table(name, rows):
     """Prints [(file, check result)] as a Markdown table."""
-    print(f"| file | loads on {name} | metric there / LiteRT | max output difference | "
+    print(f"| file | loads on {name} | there / LiteRT | max output difference | "
           "why not / median ms there | operators (highest version) |")
     print("|---|---|---|---:|---|---|")
     for file, r in rows:
@@ -195,8 +195,8 @@ def print_table(name, rows):
                                              else "yes")
         metric = diff = ""
         if r.get("max_abs_diff") is not None:
-            key = "perplexity" if r.get("perplexity") else "accuracy"
-            metric = f"{key} {r[key]:.4f} / {r['reference'][key]:.4f}"
+            metric = (f"accuracy {r['accuracy']:.4f} / {r['reference']['accuracy']:.4f}, "
+                      f"perplexity {r['perplexity']:.4f} / {r['reference']['perplexity']:.4f}")
             diff = f"{r['max_abs_diff']:.3g}"
             if r.get("agrees") is False:
                 detail = r["reason"]

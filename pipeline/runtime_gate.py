@@ -57,10 +57,8 @@ def verdict(result):
     if result.get("agrees") is False:
         return result["reason"].replace("loads but wrong", "loads but WRONG", 1)
     if result.get("agrees"):
-        metric = (f"perplexity {result['perplexity']:.4g}" if result.get("perplexity")
-                  else f"accuracy {result['accuracy']:.4f}")
-        return (f"loads and agrees with LiteRT ({metric}, max output difference "
-                f"{result['max_abs_diff']:.3g})")
+        return (f"loads and agrees with LiteRT (accuracy {result['accuracy']:.4f}, perplexity "
+                f"{result['perplexity']:.4g}, max output difference {result['max_abs_diff']:.3g})")
     return "loads" + (f" ({result['reason']})" if result.get("reason") else "")
 
 
