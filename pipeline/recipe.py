@@ -108,6 +108,47 @@ class StageSpec:
         return stages.get(self.type)(self.config)
 
 
+SEARCH_OBJECTIVES = ("size_bytes", "gzip_bytes", "latency_ms", "macs", "joules_per_inference")
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """`python -m pipeline.search` (pipeline/search.py): the recipe values to vary,
+    the measured figures to minimize, and the largest loss allowed."""
+    # {recipe key path (as --set takes it): [choices] or {low, high[, step][, log]}}
+    space: dict = dataclasses.field(default_factory=dict)
+    # Measured on each trial's exported file, all minimized.
+    objectives: list[Literal[SEARCH_OBJECTIVES]] = dataclasses.field(
+        default_factory=lambda: ["size_bytes"])
+    # {max_drop_points: N} of TFLite accuracy, or {max_rise_percent: N} of
+    # TFLite perplexity, against the first stage's float32 file.
+    budget: dict = dataclasses.field(default_factory=lambda: {"max_drop_points": 2.0})
+    trials: int = dataclasses.field(default=10, metadata=at_least(1))
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    # The variant each trial is judged by (default: the last one exported).
+    variant: Optional[str] = None
+
+    def validate(self):
+        if not self.space:
+            raise ValueError("space: empty; give at least one recipe value to vary, e.g. "
+                             "{prune_channels.ratio: [0.25, 0.5, 0.75]}")
+        for key, values in self.space.items():
+            ranged = isinstance(values, dict) and {"low", "high"} <= set(values) <= {
+                "low", "high", "step", "log"}
+            if not ranged and not (isinstance(values, list) and values):
+                raise ValueError(f"space.{key}: got {values!r}; allowed: a non-empty list of "
+                                 "values, or {low, high} with optional step and log")
+        if (not isinstance(self.budget, dict) or len(self.budget) != 1
+                or next(iter(self.budget)) not in ("max_drop_points", "max_rise_percent")
+                or not isinstance(next(iter(self.budget.values())), (int, float))
+                or next(iter(self.budget.values())) < 0):
+            raise ValueError(f"budget: got {self.budget!r}; allowed: {{max_drop_points: N}} "
+                             "(accuracy points) or {max_rise_percent: N} (perplexity), N >= 0")
+        if not self.objectives or len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives: got {self.objectives!r}; name one or more of "
+                             f"{', '.join(SEARCH_OBJECTIVES)}, each once")
+
+
 @dataclasses.dataclass
 class Recipe:
     """A validated recipe."""
@@ -122,6 +163,8 @@ class Recipe:
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
+    # Only `python -m pipeline.search` reads it.
+    search: Optional[SearchConfig] = None
 
     @property
     def export_jobs(self):
@@ -134,7 +177,10 @@ class Recipe:
     def to_dict(self):
         """The recipe as plain values (what report.json records)."""
         out = {f.name: config_lib.to_dict(getattr(self, f.name))
-               for f in dataclasses.fields(self) if f.name not in ("stages", "name", "seed", "deterministic")}
+               for f in dataclasses.fields(self)
+               if f.name not in ("stages", "name", "seed", "deterministic", "search")}
+        if self.search is not None:
+            out["search"] = config_lib.to_dict(self.search)
         out.update(name=self.name, seed=self.seed, deterministic=self.deterministic)
         out["stages"] = {s.name: {"type": s.type, **config_lib.to_dict(s.config)}
                          for s in self.stages}
@@ -142,7 +188,7 @@ class Recipe:
 
 
 SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark",
-            "energy")
+            "energy", "search")
 
 
 def load(path, overrides=()):
@@ -155,6 +201,11 @@ def load(path, overrides=()):
     Returns:
       A `Recipe`.
     """
+    return from_dict(load_raw(path, overrides))
+
+
+def load_raw(path, overrides=()):
+    """The recipe at `path` as plain values, with `overrides` applied (not validated)."""
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
@@ -169,7 +220,7 @@ def load(path, overrides=()):
     raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     for override in overrides:
         apply_override(raw, override)
-    return from_dict(raw)
+    return raw
 
 
 def check_inputs(recipe):

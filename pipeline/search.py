@@ -1,0 +1,293 @@
+"""Accuracy-aware search: the best variants within a loss budget, on measured TFLite figures.
+
+    python -m pipeline.search --recipe=recipes/search_channels.yaml --workdir=runs/search \
+        [--trials=N] [--set key.path=value ...]
+
+The recipe's `search:` section (pipeline/recipe.py SearchConfig) names the
+recipe values to vary (`space`), the figures of the exported file to minimize
+(`objectives`: size_bytes, gzip_bytes, latency_ms, macs,
+joules_per_inference) and the largest loss allowed on the TFLite metric
+(`budget`). The recipe's first stage (training) runs once, in `base/`; each
+trial runs the other stages on that model with its values, in
+`trials/NNN/`, and is judged by one exported variant (`search.variant`,
+default the last). Optuna samples the values (TPE, NSGA-II or random, seeded
+by the recipe) under the budget as a constraint; its study lives in
+`study.journal`, so a rerun with the same workdir resumes (and several
+processes may share it). `search.json` and `search.md` list every trial and
+mark the Pareto front of the trials within budget.
+"""
+import copy
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from pipeline.errors import GreenliteError, RecipeError
+
+flags.DEFINE_string("recipe", None, "The recipe (YAML) with a search: section.")
+flags.DEFINE_string("workdir", None, "Where the base run, the trials and the study live.")
+flags.DEFINE_integer("trials", None, "Total trials (default: search.trials); finished ones count.")
+flags.DEFINE_multi_string("set", [], "Override a recipe value: key.path=value. Repeatable.")
+FLAGS = flags.FLAGS
+
+
+def _metric(variant, budget):
+    """(the figure the budget is on, its loss against `reference`)."""
+    return ("accuracy", variant["accuracy"]) if "max_drop_points" in budget else (
+        "perplexity", variant["perplexity"])
+
+
+def loss(variant, reference, budget):
+    """The loss the budget limits: accuracy points below, or perplexity percent above,
+    the reference file's."""
+    if "max_drop_points" in budget:
+        return 100 * (reference["accuracy"] - variant["accuracy"])
+    return 100 * (variant["perplexity"] / reference["perplexity"] - 1)
+
+
+def _suggest(trial, key, values):
+    if isinstance(values, dict):
+        low, high = values["low"], values["high"]
+        if all(isinstance(v, int) for v in (low, high, values.get("step", 1))):
+            return trial.suggest_int(key, low, high, step=values.get("step", 1),
+                                     log=values.get("log", False))
+        return trial.suggest_float(key, low, high, step=values.get("step"),
+                                   log=values.get("log", False))
+    # Optuna's choices must be plain scalars: lists (formats) travel as JSON text.
+    choices = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values]
+    picked = trial.suggest_categorical(key, choices)
+    return json.loads(picked) if isinstance(picked, str) and picked[:1] in "[{" else picked
+
+
+class Search:
+    """One search: its base run, its trials and its study (see the module docstring)."""
+
+    def __init__(self, recipe_path, workdir, overrides=(), log=print):
+        from pipeline import recipe as recipe_lib
+        self.raw = recipe_lib.load_raw(recipe_path, overrides)
+        self.recipe = recipe_lib.from_dict(self.raw)
+        if self.recipe.search is None:
+            raise RecipeError(f"--recipe: {recipe_path!r} has no search: section (space, "
+                              "objectives, budget, trials)")
+        recipe_lib.check_inputs(self.recipe)
+        self.config = self.recipe.search
+        self.workdir = workdir
+        self.log = log
+        first = self.recipe.stages[0]
+        if len(self.recipe.stages) < 2:
+            raise RecipeError("stages: a search needs a first (training) stage and at least one "
+                              "stage after it to vary")
+        for key in self.config.space:
+            if key.split(".")[0] == first.name:
+                raise RecipeError(f"search.space.{key}: the first stage ({first.name}) runs once "
+                                  "for every trial; vary the stages after it")
+        self.first = first.name
+
+    def _base(self):
+        """Runs the first stage once (or reuses it); returns (model path, reference variant)."""
+        from pipeline import recipe as recipe_lib
+        raw = copy.deepcopy(self.raw)
+        raw.pop("search", None)
+        raw["stages"] = {self.first: raw["stages"][self.first]}
+        raw["export"] = {"formats_by_stage": {self.first: ["float32"]}, "doctor": False}
+        raw.setdefault("benchmark", {})["check_tflite_runtime"] = False
+        raw = json.loads(json.dumps(raw))  # as report.json will hold it
+        directory = os.path.join(self.workdir, "base")
+        report = _report(directory)
+        if report is None or report.get("search_base") != raw:
+            self.log(f"search: training the base model ({self.first}) once, in {directory}")
+            self._run(recipe_lib.from_dict(raw), directory)
+            report = _report(directory)
+            report["search_base"] = raw
+            from pipeline.files import atomic_write_text
+            atomic_write_text(os.path.join(directory, "report.json"), json.dumps(report, indent=2))
+        else:
+            self.log(f"search: reusing the base model in {directory}")
+        stage = report["stages"][0]
+        return os.path.join(directory, stage["model_path"]), report["variants"][0]
+
+    def _run(self, recipe, directory):
+        from pipeline.backend import keras
+        from pipeline.run import Runner
+        keras.backend.clear_session()
+        Runner(recipe, directory, log=lambda line: self.log("  " + line)).run()
+
+    def _trial_raw(self, base_model, values):
+        from pipeline import recipe as recipe_lib
+        raw = copy.deepcopy(self.raw)
+        raw.pop("search", None)
+        raw["model"] = {k: v for k, v in raw.get("model", {}).items()
+                        if k in ("custom_objects", "trust_model_code")}
+        raw["model"]["name"] = base_model
+        raw["stages"] = {n: dict(s or {}) for n, s in raw["stages"].items() if n != self.first}
+        for settings in raw["stages"].values():
+            if settings.get("teacher") == self.first:
+                settings["teacher"] = base_model
+        export = raw.setdefault("export", {})
+        for key in ("stages", "formats_by_stage"):
+            if isinstance(export.get(key), (list, dict)):
+                kept = [s for s in export[key] if s != self.first]
+                export[key] = ({s: export[key][s] for s in kept} if isinstance(export[key], dict)
+                               else kept) or None
+        for key, value in values.items():
+            recipe_lib.apply_override(raw, f"{key}={json.dumps(value)}")
+        return raw
+
+    def run(self, trials=None):
+        """Runs the missing trials; returns the search record (also written to search.json)."""
+        import optuna
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        from pipeline import recipe as recipe_lib
+        os.makedirs(self.workdir, exist_ok=True)
+        base_model, reference = self._base()
+        config = self.config
+        budget_key, budget = next(iter(config.budget.items()))
+
+        def constraints(trial):
+            return [trial.user_attrs.get("violation", 1.0)]
+
+        samplers = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler}
+        sampler = (optuna.samplers.RandomSampler(seed=self.recipe.seed) if config.sampler == "random"
+                   else samplers[config.sampler](seed=self.recipe.seed, constraints_func=constraints))
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            study_name="greenlite", directions=["minimize"] * len(config.objectives),
+            sampler=sampler, load_if_exists=True,
+            storage=JournalStorage(JournalFileBackend(os.path.join(self.workdir, "study.journal"))))
+        done = [t for t in study.trials if t.state.is_finished()]
+        wanted = trials or config.trials
+        self.log(f"search: {len(done)} trial(s) done, {max(0, wanted - len(done))} to run; "
+                 f"objectives {', '.join(config.objectives)}; budget {budget_key} {budget:g} "
+                 f"against {reference['name']}")
+
+        def objective(trial):
+            values = {key: _suggest(trial, key, space) for key, space in config.space.items()}
+            directory = os.path.join(self.workdir, "trials", f"{trial.number:03d}")
+            trial.set_user_attr("directory", os.path.relpath(directory, self.workdir))
+            self.log(f"search: trial {trial.number}: {json.dumps(values)}")
+            try:
+                self._run(recipe_lib.from_dict(self._trial_raw(base_model, values)), directory)
+            except GreenliteError as e:
+                trial.set_user_attr("error", str(e))
+                trial.set_user_attr("violation", 1e9)
+                self.log(f"search: trial {trial.number} failed: {e}")
+                return [float("inf")] * len(config.objectives)
+            report = _report(directory)
+            variants = [v for v in report["variants"] if "error" not in v]
+            chosen = [v for v in variants if v["name"] == config.variant] if config.variant else (
+                variants[-1:])
+            if not chosen:
+                trial.set_user_attr("error", f"no exported variant {config.variant or ''}".strip())
+                trial.set_user_attr("violation", 1e9)
+                return [float("inf")] * len(config.objectives)
+            v = chosen[0]
+            lost = loss(v, reference, config.budget)
+            figures = {"size_bytes": v["size_bytes"], "gzip_bytes": v["gzip_bytes"],
+                       "latency_ms": v["latency_ms"]["p50"], "macs": v.get("macs"),
+                       "joules_per_inference": v.get("joules_per_inference")}
+            trial.set_user_attr("variant", v["name"])
+            trial.set_user_attr("figures", figures)
+            trial.set_user_attr("metric", dict([_metric(v, config.budget)]))
+            trial.set_user_attr("loss", lost)
+            trial.set_user_attr("violation", lost - budget)
+            self.log(f"search: trial {trial.number}: {v['name']} "
+                     + ", ".join(f"{k} {figures[k]}" for k in config.objectives)
+                     + f"; loss {lost:+.2f} ({'within' if lost <= budget else 'outside'} budget)")
+            return [float(figures[k]) if figures[k] is not None else float("inf")
+                    for k in config.objectives]
+
+        if wanted > len(done):
+            study.optimize(objective, n_trials=wanted - len(done))
+        return self._write(study, reference)
+
+    def _write(self, study, reference):
+        from pipeline.files import atomic_write_text
+        config = self.config
+        budget = next(iter(config.budget.values()))
+        rows = []
+        for t in study.trials:
+            if not t.state.is_finished():
+                continue
+            rows.append({"number": t.number, "params": t.params, "state": t.state.name,
+                         **{k: t.user_attrs.get(k) for k in ("directory", "variant", "figures",
+                                                             "metric", "loss", "error")},
+                         "within_budget": t.user_attrs.get("loss") is not None
+                         and t.user_attrs["loss"] <= budget})
+        feasible = [r for r in rows if r["within_budget"]]
+        front = {r["number"] for r in feasible if not any(
+            _dominates(o, r, config.objectives) for o in feasible)}
+        for r in rows:
+            r["pareto"] = r["number"] in front
+        record = {"objectives": config.objectives, "budget": config.budget,
+                  "reference": {"variant": reference["name"], "accuracy": reference["accuracy"],
+                                "perplexity": reference["perplexity"],
+                                "size_bytes": reference["size_bytes"]},
+                  "trials": rows}
+        atomic_write_text(os.path.join(self.workdir, "search.json"), json.dumps(record, indent=2))
+        atomic_write_text(os.path.join(self.workdir, "search.md"), to_markdown(record))
+        return record
+
+
+def _dominates(a, b, objectives):
+    fa = [a["figures"][k] for k in objectives]
+    fb = [b["figures"][k] for k in objectives]
+    return all(x <= y for x, y in zip(fa, fb)) and any(x < y for x, y in zip(fa, fb))
+
+
+def to_markdown(record):
+    objectives = record["objectives"]
+    budget_key, budget = next(iter(record["budget"].items()))
+    ref = record["reference"]
+    lines = ["# greenlite search", "",
+             f"Budget: {budget_key} {budget:g} against `{ref['variant']}` (accuracy "
+             f"{ref['accuracy']:.4f}, {ref['size_bytes']:,} bytes). Objectives, minimized: "
+             f"{', '.join(objectives)} (measured on each trial's exported file). "
+             "**Pareto**: not beaten on every objective by another trial within budget.", "",
+             "| trial | values | variant | " + " | ".join(objectives)
+             + " | loss | within budget | Pareto |",
+             "|" + "---|" * (6 + len(objectives))]
+    for r in record["trials"]:
+        if r.get("error") or not r.get("figures"):
+            lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | failed: "
+                         f"{r.get('error')} |" + " |" * (len(objectives) + 3))
+            continue
+        lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | {r['variant']} | "
+                     + " | ".join(f"{r['figures'][k]:,.4g}" if r["figures"][k] is not None
+                                  else "" for k in objectives)
+                     + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'} | "
+                     + ("**yes**" if r["pareto"] else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _report(directory):
+    path = os.path.join(directory, "report.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"search: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    try:
+        if not FLAGS.recipe or not FLAGS.workdir:
+            raise RecipeError("give --recipe=RECIPE.yaml (with a search: section) and "
+                              "--workdir=DIR")
+        if FLAGS.trials is not None and FLAGS.trials < 1:
+            raise RecipeError(f"--trials: got {FLAGS.trials}; allowed: 1 or more")
+        search = Search(FLAGS.recipe, FLAGS.workdir, FLAGS["set"].value,
+                        log=lambda line: print(line, flush=True))
+        record = search.run(FLAGS.trials)
+    except GreenliteError as e:
+        print(f"search: error: {e}", file=sys.stderr)
+        return 2
+    print(to_markdown(record))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,59 @@
+"""`python -m pipeline.search`: trials on measured files, the budget as a constraint, resume."""
+import json
+import re
+
+import pytest
+
+from pipeline.errors import RecipeError
+from pipeline.search import Search, loss
+
+FAST = ["train.epochs=3", "train.early_stopping_patience=null", "prune_channels.epochs=1",
+        "prune_channels.rounds=1", "benchmark.num_runs=3", "benchmark.warmup_runs=0",
+        "export.doctor=false", "energy.track=false", "data.representative_samples=20",
+        "search.space={prune_channels.ratio: [0.25, 0.875]}", "search.sampler=random",
+        "search.objectives=[size_bytes, macs]", "search.budget={max_drop_points: 100}"]
+
+
+def test_a_search_measures_each_trial_and_resumes(tmp_path):
+    lines = []
+    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(1)
+    assert [t["number"] for t in record["trials"]] == [0]
+
+    # Rerun: the base model is reused and only the missing trial runs.
+    lines.clear()
+    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(2)
+    assert any("reusing the base model" in line for line in lines)
+    assert any("1 trial(s) done, 1 to run" in line for line in lines)
+    trials = record["trials"]
+    assert [t["number"] for t in trials] == [0, 1] and all(t["within_budget"] for t in trials)
+    for t in trials:  # the figures are the trial's exported file's
+        report = json.loads((tmp_path / t["directory"] / "report.json").read_text())
+        v = next(v for v in report["variants"] if v["name"] == t["variant"])
+        assert t["figures"]["size_bytes"] == v["size_bytes"] and t["figures"]["macs"] == v["macs"]
+    by_ratio = {t["params"]["prune_channels.ratio"]: t for t in trials}
+    if len(by_ratio) == 2:  # the random sampler may pick one value twice
+        assert by_ratio[0.875]["figures"]["size_bytes"] < by_ratio[0.25]["figures"]["size_bytes"]
+        assert [t["pareto"] for t in (by_ratio[0.875], by_ratio[0.25])] == [True, False]
+    assert "| trial | values | variant | size_bytes | macs |" in (tmp_path / "search.md").read_text()
+
+
+def test_the_loss_the_budget_limits():
+    ref = {"accuracy": 0.97, "perplexity": 4.0}
+    assert loss({"accuracy": 0.95, "perplexity": 4.2}, ref, {"max_drop_points": 1}) == pytest.approx(2.0)
+    assert loss({"accuracy": 0.95, "perplexity": 4.2}, ref, {"max_rise_percent": 5}) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["search.space={train.epochs: [1, 2]}"], "search.space.train.epochs: the first stage"),
+    (["search.budget={max_drop: 1}"], "search: budget: got {'max_drop': 1}; allowed:"),
+    (["search.space={}"], "search: space: empty"),
+])
+def test_bad_search_settings(tmp_path, overrides, message):
+    with pytest.raises(RecipeError, match=re.escape(message)):
+        Search("recipes/search_channels.yaml", str(tmp_path), overrides)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_recipe_without_a_search_section(tmp_path):
+    with pytest.raises(RecipeError, match="has no search: section"):
+        Search("recipes/default.yaml", str(tmp_path))
