@@ -193,7 +193,8 @@ class Search:
             trial.set_user_attr("loss", lost)
             trial.set_user_attr("violation", lost - budget)
             self.log(f"search: trial {trial.number}: {v['name']} "
-                     + ", ".join(f"{k} {figures[k]}" for k in config.objectives)
+                     + ", ".join(f"{k} {figures[k]:,.4g}" if figures[k] is not None
+                                 else f"{k} n/a" for k in config.objectives)
                      + f"; loss {lost:+.2f} ({'within' if lost <= budget else 'outside'} budget)")
             return [float(figures[k]) if figures[k] is not None else float("inf")
                     for k in config.objectives]
