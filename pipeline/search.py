@@ -164,6 +164,17 @@ class Search:
 
         def objective(trial):
             values = {key: _suggest(trial, key, space) for key, space in config.space.items()}
+            # Samplers may propose values already measured (a small discrete
+            # space): the earlier trial's figures stand for them.
+            for earlier in trial.study.get_trials(deepcopy=False,
+                                                  states=[optuna.trial.TrialState.COMPLETE]):
+                if earlier.params == trial.params and "figures" in earlier.user_attrs:
+                    for key, value in earlier.user_attrs.items():
+                        trial.set_user_attr(key, value)
+                    trial.set_user_attr("same_as", earlier.number)
+                    self.log(f"search: trial {trial.number}: {json.dumps(values)} as trial "
+                             f"{earlier.number}: its figures stand")
+                    return earlier.values
             directory = os.path.join(self.workdir, "trials", f"{trial.number:03d}")
             trial.set_user_attr("directory", os.path.relpath(directory, self.workdir))
             self.log(f"search: trial {trial.number}: {json.dumps(values)}")
@@ -193,8 +204,7 @@ class Search:
             trial.set_user_attr("loss", lost)
             trial.set_user_attr("violation", lost - budget)
             self.log(f"search: trial {trial.number}: {v['name']} "
-                     + ", ".join(f"{k} {figures[k]:,.4g}" if figures[k] is not None
-                                 else f"{k} n/a" for k in config.objectives)
+                     + ", ".join(f"{k} {_figure(figures[k])}" for k in config.objectives)
                      + f"; loss {lost:+.2f} ({'within' if lost <= budget else 'outside'} budget)")
             return [float(figures[k]) if figures[k] is not None else float("inf")
                     for k in config.objectives]
@@ -213,7 +223,8 @@ class Search:
                 continue
             rows.append({"number": t.number, "params": t.params, "state": t.state.name,
                          **{k: t.user_attrs.get(k) for k in ("directory", "variant", "figures",
-                                                             "metric", "loss", "error")},
+                                                             "metric", "loss", "error",
+                                                             "same_as")},
                          "within_budget": t.user_attrs.get("loss") is not None
                          and t.user_attrs["loss"] <= budget})
         feasible = [r for r in rows if r["within_budget"]]
@@ -248,18 +259,26 @@ def to_markdown(record):
              "**Pareto**: not beaten on every objective by another trial within budget.", "",
              "| trial | values | variant | " + " | ".join(objectives)
              + " | loss | within budget | Pareto |",
-             "|" + "---|" * (6 + len(objectives))]
+             "|---|---|---|" + "---:|" * len(objectives) + "---:|---|---|"]
     for r in record["trials"]:
         if r.get("error") or not r.get("figures"):
             lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | failed: "
                          f"{r.get('error')} |" + " |" * (len(objectives) + 3))
             continue
         lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | {r['variant']} | "
-                     + " | ".join(f"{r['figures'][k]:,.4g}" if r["figures"][k] is not None
-                                  else "" for k in objectives)
+                     + " | ".join(_figure(r["figures"][k]) for k in objectives)
                      + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'} | "
                      + ("**yes**" if r["pareto"] else "") + " |")
     return "\n".join(lines) + "\n"
+
+
+def _figure(value):
+    """12,345 for counts (bytes, MACs), 4 significant digits for the rest."""
+    if value is None:
+        return ""
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
 
 
 def _report(directory):
