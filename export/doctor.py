@@ -171,7 +171,9 @@ def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
     from pipeline import report as report_lib
     report, variant, stage = _find(workdir, variant_name)
     budget = budget or default_budget(report["data"].get("task"))
-    record, fixed = examine(workdir, variant, stage, report["recipe"], budget, max_float_ops, log)
+    split = report["recipe"].get("benchmark", {}).get("split", "test")
+    record, fixed = examine(workdir, variant, stage, report["recipe"], budget, max_float_ops, log,
+                            eval_data=f"{split}_data")
     variant["doctor"] = record
     if fixed:
         report["variants"] = [v for v in report["variants"] if v["name"] != fixed["name"]]
@@ -180,7 +182,8 @@ def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
     return record
 
 
-def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print):
+def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
+            eval_data="test_data"):
     """Diagnoses a calibrated variant of the run in `workdir` and, when its file
     misses `budget` against the Keras float model of its stage, fixes it.
 
@@ -189,6 +192,7 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print)
       recipe: the run's recipe as report.json holds it (benchmark settings,
         the model's custom objects).
       budget: {"kind": "max_drop_points" or "max_rise_percent", "value"}.
+      eval_data: the folder under export/ with the split the run scores on.
     Returns:
       (record, fixed variant record or None). Only the fixed variant's
       .tflite file is written (atomically).
@@ -201,8 +205,8 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print)
 
     export_dir = os.path.join(workdir, "export")
     representative = np.load(os.path.join(export_dir, "representative.npy"))
-    test = (np.load(os.path.join(export_dir, "test_data", "x.npy")),
-            np.load(os.path.join(export_dir, "test_data", "y.npy")))
+    test = (np.load(os.path.join(export_dir, eval_data, "x.npy")),
+            np.load(os.path.join(export_dir, eval_data, "y.npy")))
     keras = {"accuracy": stage["keras_accuracy"], "perplexity": stage["keras_perplexity"]}
     bench = recipe.get("benchmark", {})
     objects = custom_objects.resolve(recipe.get("model", {}).get("custom_objects"))

@@ -90,6 +90,9 @@ class BenchmarkConfig:
     num_threads: int = dataclasses.field(default=1, metadata=at_least(1))
     num_runs: int = dataclasses.field(default=50, metadata=at_least(1))
     warmup_runs: int = dataclasses.field(default=5, metadata=at_least(0))
+    # The split every file is scored on: `test`, or `val` where the figures
+    # choose between variants (pipeline.search's trials: no tuning on test).
+    split: Literal["test", "val"] = "test"
     # Also load every file in tflite-runtime 2.14 (a separate venv made on first
     # use, see export/compat.py) and record which load and why the others do not.
     check_tflite_runtime: bool = False

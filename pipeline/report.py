@@ -198,7 +198,9 @@ def tables(report):
          [h for h, _ in stage_columns],
          [[cell(s) for _, cell in stage_columns] for s in report["stages"]]),
         ("TFLite variants",
-         "Accuracy is measured on the .tflite file over the test split; latency is the "
+         "Accuracy is measured on the .tflite file over the "
+         + ("validation" if report.get("recipe", {}).get("benchmark", {}).get("split") == "val"
+            else "test") + " split; latency is the "
          "interpreter's invoke() time in ms. *(device)*: what the device holds and spends (the "
          "file's bytes in flash, its MACs, its latency and energy); *(download)*: what "
          "shipping it costs (gzip). *gzip smaller*: the baseline's float32 file's gzip "

@@ -8,7 +8,7 @@ Layout of the run directory:
     tensorboard/<stage>/                   training logs
     export/<stage>_<format>.tflite         converted variants
     export/<stage>_<format>.benchmark.json the benchmark's figures
-    export/test_data/{x,y}.npy, representative.npy
+    export/test_data/{x,y}.npy (val_data with benchmark.split: val), representative.npy
     report.json, report.md, report.html, pareto.png
 """
 import json
@@ -88,7 +88,8 @@ class Runner:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,
                                         self._say,
-                                        data=os.path.join(self.workdir, "export", "test_data"))
+                                        data=os.path.join(self.workdir, "export",
+                                                          f"{recipe.benchmark.split}_data"))
         report = report_lib.build(recipe, data, stage_records, variants,
                                   seconds=time.perf_counter() - self._start)
         report_lib.write(self.workdir, report)
@@ -139,8 +140,9 @@ class Runner:
         representative = os.path.join(export_dir, "representative.npy")
         _save_npy(representative,
                   data.representative(recipe.data.representative_samples, recipe.seed))
-        test_data = os.path.join(export_dir, "test_data")
-        _save_split(test_data, data.test)
+        split = recipe.benchmark.split
+        test_data = os.path.join(export_dir, f"{split}_data")
+        save_split(test_data, data.test if split == "test" else data.val)
 
         from export.convert import CALIBRATED, convert_all_in_child
         from pipeline.attention import MASK_VALUE
@@ -196,8 +198,9 @@ class Runner:
         for variant in list(variants):
             if variant["format"] not in CALIBRATED or "error" in variant:
                 continue
-            record, fixed = doctor.examine(self.workdir, variant, by_name[variant["stage"]],
-                                           recipe.to_dict(), budget, log=self._say)
+            record, fixed = doctor.examine(
+                self.workdir, variant, by_name[variant["stage"]], recipe.to_dict(), budget,
+                log=self._say, eval_data=f"{recipe.benchmark.split}_data")
             variant["doctor"] = record
             if fixed:
                 variants.append(fixed)
@@ -249,7 +252,7 @@ def _check_same_signature(stage, before, after):
                            f"{shapes(before)} to {shapes(after)}")
 
 
-def _save_split(directory, split, batch_size=256):
+def save_split(directory, split, batch_size=256):
     """Writes a data split as x.npy and y.npy, batch by batch (a streamed split
     is never held whole); the benchmark memory-maps them. Atomic as a directory."""
     from numpy.lib.format import open_memmap

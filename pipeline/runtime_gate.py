@@ -74,7 +74,8 @@ def check_run(workdir, python):
         report = json.load(f)
     name = compat.runtime_name(python)
     threads = report.get("recipe", {}).get("benchmark", {}).get("num_threads", 1)
-    data = os.path.join(workdir, "export", "test_data")
+    split = report.get("recipe", {}).get("benchmark", {}).get("split", "test")
+    data = os.path.join(workdir, "export", f"{split}_data")
     data = data if os.path.isdir(data) else None
     for v in report["variants"]:
         if "error" in v:

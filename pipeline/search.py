@@ -20,6 +20,8 @@ import copy
 import json
 import os
 import sys
+import tempfile
+import time
 
 from absl import app, flags
 
@@ -83,6 +85,22 @@ class Search:
                 raise RecipeError(f"search.space.{key}: the first stage ({first.name}) runs once "
                                   "for every trial; vary the stages after it")
         self.first = first.name
+        if "max_rise_percent" in self.config.budget and self.recipe.data.source != "text":
+            raise RecipeError("search.budget: max_rise_percent is on perplexity, which only "
+                              "language models (data.source: text) are judged by; use "
+                              "max_drop_points")
+        # Every candidate value must make a valid recipe: found now, not at trial 7.
+        for key, values in self.config.space.items():
+            candidates = ([values["low"], values["high"]] if isinstance(values, dict) else values)
+            for value in candidates:
+                raw = copy.deepcopy(self.raw)
+                raw.pop("search")
+                try:
+                    recipe_lib.apply_override(raw, f"{key}={json.dumps(value)}")
+                    recipe_lib.from_dict(raw)
+                except RecipeError as e:
+                    raise RecipeError(f"search.space.{key}: value {value!r}: "
+                                      f"{str(e).removeprefix('--set ')}") from None
 
     def _base(self):
         """Runs the first stage once (or reuses it); returns (model path, reference variant)."""
@@ -91,7 +109,7 @@ class Search:
         raw.pop("search", None)
         raw["stages"] = {self.first: raw["stages"][self.first]}
         raw["export"] = {"formats_by_stage": {self.first: ["float32"]}, "doctor": False}
-        raw.setdefault("benchmark", {})["check_tflite_runtime"] = False
+        raw.setdefault("benchmark", {}).update(check_tflite_runtime=False, split="val")
         raw = json.loads(json.dumps(raw))  # as report.json will hold it
         directory = os.path.join(self.workdir, "base")
         report = _report(directory)
@@ -132,6 +150,9 @@ class Search:
                                else kept) or None
         for key, value in values.items():
             recipe_lib.apply_override(raw, f"{key}={json.dumps(value)}")
+        # Trials are chosen on the validation split; the test split is for the
+        # final front only (`_measure_on_test`).
+        raw.setdefault("benchmark", {})["split"] = "val"
         return raw
 
     def run(self, trials=None):
@@ -161,6 +182,19 @@ class Search:
         self.log(f"search: {len(done)} trial(s) done, {max(0, wanted - len(done))} to run; "
                  f"objectives {', '.join(config.objectives)}; budget {budget_key} {budget:g} "
                  f"against {reference['name']}")
+
+        start = time.perf_counter()
+
+        def progress(trial):
+            feasible = [t for t in study.get_trials(deepcopy=False,
+                                                    states=[optuna.trial.TrialState.COMPLETE])
+                        if t.user_attrs.get("loss") is not None and t.user_attrs["loss"] <= budget]
+            best = min(feasible, key=lambda t: t.values[0], default=None)
+            self.log(f"search: trial {trial.number + 1} of {wanted} done, "
+                     f"{time.perf_counter() - start:.0f} s; best within budget so far: "
+                     + (f"trial {best.number} ({config.objectives[0]} "
+                        f"{_figure(best.user_attrs['figures'][config.objectives[0]])})"
+                        if best else "none"))
 
         def objective(trial):
             values = {key: _suggest(trial, key, space) for key, space in config.space.items()}
@@ -210,7 +244,8 @@ class Search:
                     for k in config.objectives]
 
         if wanted > len(done):
-            study.optimize(objective, n_trials=wanted - len(done))
+            study.optimize(objective, n_trials=wanted - len(done),
+                           callbacks=[lambda study, trial: progress(trial)])
         return self._write(study, reference)
 
     def _write(self, study, reference):
@@ -233,13 +268,60 @@ class Search:
         for r in rows:
             r["pareto"] = r["number"] in front
         record = {"objectives": config.objectives, "budget": config.budget,
+                  "selected_on": "validation split",
                   "reference": {"variant": reference["name"], "accuracy": reference["accuracy"],
                                 "perplexity": reference["perplexity"],
                                 "size_bytes": reference["size_bytes"]},
                   "trials": rows}
+        self._measure_on_test(record)
+        best = min((r for r in rows if r["pareto"]),
+                   key=lambda r: (r["figures"][config.objectives[0]], r["loss"]), default=None)
+        record["best"] = best and best["number"]
+        if best is not None:
+            import yaml
+            raw = copy.deepcopy(self.raw)
+            raw.pop("search", None)
+            from pipeline import recipe as recipe_lib
+            for key, value in best["params"].items():
+                recipe_lib.apply_override(raw, f"{key}={json.dumps(value)}")
+            raw["name"] = f"{raw.get('name', 'search')}_best"
+            atomic_write_text(os.path.join(self.workdir, "best.yaml"),
+                              f"# Trial {best['number']} of `python -m pipeline.search`, chosen "
+                              f"from the Pareto front (smallest {config.objectives[0]}):\n"
+                              f"#   {json.dumps(best['params'])}\n"
+                              f"#   python -m pipeline --recipe=best.yaml\n"
+                              + yaml.safe_dump(raw, sort_keys=False))
         atomic_write_text(os.path.join(self.workdir, "search.json"), json.dumps(record, indent=2))
         atomic_write_text(os.path.join(self.workdir, "search.md"), to_markdown(record))
         return record
+
+
+    def _measure_on_test(self, record):
+        """Scores the reference and the front's files on the test split, once, at the end."""
+        from export import benchmark
+        from pipeline.data import load
+        front = [r for r in record["trials"] if r["pareto"] and not r.get("test")]
+        if not front:
+            return
+        from pipeline.run import save_split
+        data = load(self.recipe.data, seed=self.recipe.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_split(tmp, data.test)  # streamed sources too
+            test = benchmark.load_eval_data(tmp)
+
+            def score(directory, name):
+                with open(os.path.join(self.workdir, directory, "report.json")) as f:
+                    variant = next(v for v in json.load(f)["variants"] if v["name"] == name)
+                figures = benchmark.benchmark(
+                    os.path.join(self.workdir, directory, variant["path"]), test, num_runs=1,
+                    warmup_runs=0)
+                return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"]}
+
+            reference = score("base", record["reference"]["variant"])
+            record["reference"]["test"] = reference
+            for r in front:
+                r["test"] = score(r["directory"], r["variant"])
+                r["test"]["loss"] = loss(r["test"], reference, record["budget"])
 
 
 def _dominates(a, b, objectives):
@@ -255,20 +337,24 @@ def to_markdown(record):
     lines = ["# greenlite search", "",
              f"Budget: {budget_key} {budget:g} against `{ref['variant']}` (accuracy "
              f"{ref['accuracy']:.4f}, {ref['size_bytes']:,} bytes). Objectives, minimized: "
-             f"{', '.join(objectives)} (measured on each trial's exported file). "
-             "**Pareto**: not beaten on every objective by another trial within budget.", "",
+             f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
+             "judged on the validation split; the front's files are scored on the test split "
+             "once, at the end. **Pareto**: not beaten on every objective by another trial "
+             "within budget." + (f" `best.yaml` reproduces trial {record['best']}."
+                                 if record.get("best") is not None else ""), "",
              "| trial | values | variant | " + " | ".join(objectives)
-             + " | loss | within budget | Pareto |",
-             "|---|---|---|" + "---:|" * len(objectives) + "---:|---|---|"]
+             + " | loss (validation) | within budget | Pareto | loss (test, front only) |",
+             "|---|---|---|" + "---:|" * len(objectives) + "---:|---|---|---:|"]
     for r in record["trials"]:
         if r.get("error") or not r.get("figures"):
             lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | failed: "
-                         f"{r.get('error')} |" + " |" * (len(objectives) + 3))
+                         f"{r.get('error')} |" + " |" * (len(objectives) + 4))
             continue
         lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | {r['variant']} | "
                      + " | ".join(_figure(r["figures"][k]) for k in objectives)
                      + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'} | "
-                     + ("**yes**" if r["pareto"] else "") + " |")
+                     + ("**yes**" if r["pareto"] else "") + " | "
+                     + (f"{r['test']['loss']:+.2f}" if r.get("test") else "") + " |")
     return "\n".join(lines) + "\n"
 
 

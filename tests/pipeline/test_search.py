@@ -24,6 +24,15 @@ def test_a_search_measures_each_trial_and_resumes(tmp_path):
     assert trial["figures"]["size_bytes"] == v["size_bytes"] and trial["figures"]["macs"] == v["macs"]
     # 7/8 of the channels gone: the device file is a fraction of the float32 reference.
     assert trial["figures"]["size_bytes"] < record["reference"]["size_bytes"] / 10
+    # Chosen on the validation split; the test split only scores the front, at the end.
+    assert report["recipe"]["benchmark"]["split"] == "val"
+    assert v["num_examples"] == report["data"]["val"]
+    assert 0 < trial["test"]["accuracy"] <= 1 and "loss" in trial["test"]
+    from pipeline import recipe as recipe_lib
+    best = recipe_lib.load(str(tmp_path / "best.yaml"))
+    assert record["best"] == 0 and best.search is None
+    assert [s.name for s in best.stages] == ["train", "prune_channels"]
+    assert best.stages[1].config.ratio == 0.875
     assert "| trial | values | variant | size_bytes | macs |" in (tmp_path / "search.md").read_text()
 
     # Rerun: the base model is reused, only the missing trial runs, and values
@@ -47,6 +56,8 @@ def test_the_loss_the_budget_limits():
     (["search.space={train.epochs: [1, 2]}"], "search.space.train.epochs: the first stage"),
     (["search.budget={max_drop: 1}"], "search: budget: got {'max_drop': 1}; allowed:"),
     (["search.space={}"], "search: space: empty"),
+    (["search.space={prune_channels.nope: [1]}"], "search.space.prune_channels.nope: value 1: "),
+    (["search.budget={max_rise_percent: 5}"], "search.budget: max_rise_percent is on perplexity"),
 ])
 def test_bad_search_settings(tmp_path, overrides, message):
     with pytest.raises(RecipeError, match=re.escape(message)):
