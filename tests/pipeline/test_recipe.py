@@ -29,9 +29,10 @@ def test_default_recipe_loads_into_typed_configs():
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml"))))
 def test_every_shipped_recipe_is_valid_and_documents_its_command(path):
-    recipe_lib.load(path)
+    recipe = recipe_lib.load(path)
     header = open(path).read().split("\n\n")[0]
-    assert "python -m pipeline --recipe=recipes/" + os.path.basename(path) in header
+    command = "python -m pipeline.search" if recipe.search else "python -m pipeline"
+    assert f"{command} --recipe=recipes/{os.path.basename(path)}" in header
 
 
 def test_overrides_apply_before_validation(tmp_path):
