@@ -61,7 +61,8 @@ def pareto_figure(variants, title):
                        label="Pareto front (no variant smaller/faster and more accurate)")
             if len(front) > 1:
                 ax.step(xs, ys, where="post", color="black", linewidth=1, zorder=2)
-        ax.legend(loc="best", fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # nothing to explain without a front
+            ax.legend(loc="best", fontsize=7)
         ax.margins(x=0.15, y=0.25)
         ax.set_xlabel(label)
         ax.set_ylabel("TFLite test accuracy (%)")
