@@ -129,6 +129,14 @@ def test_the_stage_shrinks_and_fine_tunes(trained_model, digits, tmp_path):
     assert m["left_whole"] == {"logits": "feeds the model's output"}
     from pipeline import training
     assert training.evaluate(small, digits.test)[0] > 0.8
+    # What the device sees: a smaller file with fewer MACs by the graph's count.
+    from export import benchmark
+    from tests.conftest import export_file
+    before, after = (benchmark.benchmark(export_file(m, "float32", digits, tmp_path / f"{n}.tflite"),
+                                         num_runs=1, warmup_runs=0)
+                     for n, m in (("full", trained_model), ("pruned", small)))
+    assert after["size_bytes"] < 0.4 * before["size_bytes"]
+    assert after["macs"] < 0.4 * before["macs"]
 
 
 def test_a_pattern_that_selects_nothing_prunable(trained_model, digits, tmp_path):
