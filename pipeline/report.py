@@ -261,6 +261,9 @@ def notes(report):
         if v.get("float_layers"):
             out.append(f"`{v['name']}` keeps these layers in float: "
                        + "; ".join(describe_skipped(v["float_layers"])))
+        if v.get("doctor_error"):
+            out.append(f"`{v['name']}`: the quantization doctor could not examine it: "
+                       f"{v['doctor_error']}")
         if v.get("attention_mask_bounded"):
             bounded = v["attention_mask_bounded"]
             out.append(f"`{v['name']}`: before conversion, the attention mask of "

@@ -198,9 +198,17 @@ class Runner:
         for variant in list(variants):
             if variant["format"] not in CALIBRATED or "error" in variant:
                 continue
-            record, fixed = doctor.examine(
-                self.workdir, variant, by_name[variant["stage"]], recipe.to_dict(), budget,
-                log=self._say, eval_data=f"{recipe.benchmark.split}_data")
+            try:
+                record, fixed = doctor.examine(
+                    self.workdir, variant, by_name[variant["stage"]], recipe.to_dict(), budget,
+                    log=self._say, eval_data=f"{recipe.benchmark.split}_data")
+            except Exception as e:  # pylint: disable=broad-except
+                # A diagnosis that fails (the debugger meets a model it cannot
+                # handle) is reported; the variants and the run stand.
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                self._say(f"doctor: {variant['name']}: could not examine it: {first}")
+                variant["doctor_error"] = first
+                continue
             variant["doctor"] = record
             if fixed:
                 variants.append(fixed)

@@ -99,3 +99,19 @@ def test_bad_input_is_one_line_and_the_run_is_untouched(finished_run, capsys, ar
 def test_a_directory_without_a_run(tmp_path, capsys):
     assert doctor.main([f"--workdir={tmp_path}"]) == 2
     assert "holds no report.json; run the pipeline first" in capsys.readouterr().err
+
+
+def test_a_diagnosis_that_fails_does_not_fail_the_run(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the debugger met a model it cannot handle\nmore lines")
+    monkeypatch.setattr(doctor, "examine", broken)
+    workdir = tmp_path / "run"
+    result = run_pipeline("default", workdir, "train.epochs=1", "train.allow_chance=true",
+                          "export.formats=[int8]", "benchmark.num_runs=1",
+                          "benchmark.warmup_runs=0", "export.doctor=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "doctor: train_int8: could not examine it: the debugger met a model" in result.stdout
+    report = _report(workdir)
+    assert report["variants"][0]["doctor_error"] == "the debugger met a model it cannot handle"
+    assert ("`train_int8`: the quantization doctor could not examine it: the debugger met a "
+            "model it cannot handle") in (workdir / "report.md").read_text()
