@@ -31,7 +31,12 @@ report.json schema (version 1), stable for tools and dashboards:
                      reference{accuracy, perplexity} (LiteRT's), max_abs_diff,
                      agrees}} once the runtime gate has run,
                      attention_mask_bounded{layers, mask_value} when the
-                     converter bounded a -1e9 attention mask}
+                     converter bounded a -1e9 attention mask,
+                     doctor{budget, keras, outliers[], worst[], before, fix}
+                     for calibrated variants (export/doctor.py), or
+                     doctor_error when the diagnosis failed}
+                    or  a doctor's fix {name, stage, format: int8_mixed, path,
+                     changes[], float_ops[], within_budget, and the figures}
                     or  {name, stage, format, path, error}
     energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
                      grid_intensity_source, mode (of the training figures: "measured"
