@@ -147,12 +147,13 @@ def _score(path, test, bench):
 
 
 def _within(figures, budget, keras):
-    if budget["kind"] == "max_drop_points":
-        return 100 * (keras["accuracy"] - figures["accuracy"]) <= budget["value"]
-    return 100 * (figures["perplexity"] / keras["perplexity"] - 1) <= budget["value"]
+    missed = _miss(figures, keras)
+    key = "drop_points" if budget["kind"] == "max_drop_points" else "rise_percent"
+    return missed[key] <= budget["value"]
 
 
 def _miss(figures, keras):
+    """The file's metrics and how far each is from the Keras float model's."""
     return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"],
             "drop_points": 100 * (keras["accuracy"] - figures["accuracy"]),
             "rise_percent": 100 * (figures["perplexity"] / keras["perplexity"] - 1)}
