@@ -26,10 +26,10 @@ import tempfile
 
 import numpy as np
 
-from export import child, tflite_file
+from export import child, side_env, tflite_file
 
 RUNTIME = "tflite-runtime==2.14.0"
-DEFAULT_ENV = os.path.join(os.path.expanduser("~"), ".cache", "greenlite", "tflite-runtime-2.14")
+DEFAULT_ENV = os.path.join(side_env.CACHE, "tflite-runtime-2.14")
 BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark.py")
 
 
@@ -39,23 +39,11 @@ class CompatError(Exception):
 
 def ensure_env(env_dir=DEFAULT_ENV, runtime=RUNTIME):
     """Creates (once) a venv with numpy<2 and `runtime`; returns its Python."""
-    python = os.path.join(env_dir, "bin", "python")
-    marker = os.path.join(env_dir, ".greenlite-" + runtime.replace("==", "-"))
-    if os.path.exists(marker):
-        return python
-    # Few retries: offline (no registry) this fails in seconds, not minutes.
-    steps = [[sys.executable, "-m", "venv", env_dir],
-             [python, "-m", "pip", "install", "-q", "--retries", "1", "--timeout", "20",
-              "--disable-pip-version-check", "numpy<2", runtime]]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True)
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise CompatError(f"cannot set up {runtime} in {env_dir} (pip needs the package "
-                              f"registry, and {runtime} has wheels for Python 3.8-3.11 only): "
-                              f"{' '.join(step[:4])}...: {last}")
-    open(marker, "w").close()
-    return python
+    try:
+        return side_env.ensure(env_dir, ["numpy<2", runtime], runtime,
+                               f", and {runtime} has wheels for Python 3.8-3.11 only")
+    except side_env.SideEnvError as e:
+        raise CompatError(str(e)) from None
 
 
 def runtime_name(python):

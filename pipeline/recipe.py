@@ -111,6 +111,33 @@ class StageSpec:
         return stages.get(self.type)(self.config)
 
 
+@dataclasses.dataclass
+class DeployConfig:
+    """Deployability checks after export (pipeline/deploy.py)."""
+    # Run every full-integer variant in tflite-micro: arena, missing ops,
+    # micro-runtime accuracy against LiteRT's, a fit verdict per target.
+    micro: bool = True
+    # Score the micro runtime on at most this many examples (its reference
+    # kernels are slow on large models).
+    micro_examples: int = dataclasses.field(default=1000, metadata=at_least(1))
+    # Boards: preset names (pipeline/deploy.py PRESETS) or {name, ram_kb, flash_kb}.
+    targets: list = dataclasses.field(
+        default_factory=lambda: ["arduino-nano-33-ble", "esp32-s3-devkitc-n8"])
+    # Write each micro-checked file as a C array (export/<variant>_model_data.cc/.h).
+    c_array: bool = True
+    # Write TFLite metadata (name, normalization, labels) into each classifier's
+    # files with tflite-support, in its own environment (made on first use).
+    metadata: bool = True
+    # A labels file (one class name per line) instead of the data's class names.
+    labels: Optional[str] = None
+
+    def validate(self):
+        from pipeline.deploy import parse_targets
+        parse_targets(self.targets)
+        if self.labels is not None and not os.path.isfile(self.labels):
+            raise ValueError(f"labels: {self.labels!r} does not exist")
+
+
 SEARCH_OBJECTIVES = ("size_bytes", "gzip_bytes", "latency_ms", "macs", "joules_per_inference")
 
 
@@ -166,6 +193,7 @@ class Recipe:
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
+    deploy: DeployConfig = dataclasses.field(default_factory=DeployConfig)
     # Only `python -m pipeline.search` reads it.
     search: Optional[SearchConfig] = None
 
@@ -191,7 +219,7 @@ class Recipe:
 
 
 SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark",
-            "energy", "search")
+            "energy", "deploy", "search")
 
 
 def load(path, overrides=()):

@@ -37,6 +37,16 @@ report.json schema (version 1), stable for tools and dashboards:
                      doctor_error when the diagnosis failed}
                     or  a doctor's fix {name, stage, format: int8_mixed, path,
                      changes[], float_ops[], within_budget, and the figures}
+                     micro{checked, runs, flash_bytes, arena_bytes, fails_at_bytes,
+                     recorded_bytes, missing_ops[], examples, micro{accuracy, perplexity},
+                     litert{...}, max_abs_diff, top1_agreement, targets[{target,
+                     fits, ram_bytes, flash_bytes, ram_margin_bytes,
+                     flash_margin_bytes, why}]} for full-integer variants,
+                     c_array{source, header, symbol},
+                     metadata{written, bytes, labels, mean, std, range} or
+                     {written: false, reason},
+                     deploy{runtimes{name: verdict}, xnnpack, micro_fit{target:
+                     verdict}, metadata, blockers[]} (pipeline/deploy.py)}
                     or  {name, stage, format, path, error}
     energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
                      grid_intensity_source, mode (of the training figures: "measured"
@@ -44,6 +54,8 @@ report.json schema (version 1), stable for tools and dashboards:
                      always), cpu_tdp_generic, training_method, inference_method,
                      training_energy_kwh, training_emissions_kg, payback_baseline}
     seconds         wall time of the whole run
+    deploy_data     {task, class_names, normalization, description,
+                     preprocessing, split, model}: what pipeline.deploy reads
 Paths are relative to the run directory; accuracy is measured on the TFLite
 file over the test split; latencies are milliseconds.
 """
@@ -61,14 +73,17 @@ from pipeline.files import atomic_write_bytes, atomic_write_text
 SCHEMA_VERSION = 1
 
 
-def build(recipe, data, stage_records, variants, seconds):
+def build(recipe, data, stage_records, variants, seconds, deploy_data=None):
     """Assembles the report dict."""
+    from pipeline import deploy
     first = stage_records[0]
     reference = next((v for v in variants if v["stage"] == first["name"]
                       and v["format"] == "float32" and "error" not in v), None)
     for v in variants:
         if reference and "error" not in v:
             v["gzip_ratio_vs_baseline"] = reference["gzip_bytes"] / v["gzip_bytes"]
+        if "error" not in v:
+            v["deploy"] = deploy.summary(v, recipe.benchmark.check_tflite_runtime)
     energy = energy_lib.account(recipe.energy, stage_records, variants,
                                 recipe.benchmark.num_threads, baseline=reference)
     return {
@@ -86,6 +101,7 @@ def build(recipe, data, stage_records, variants, seconds):
         "variants": variants,
         "energy": energy,
         "seconds": seconds,
+        "deploy_data": deploy_data,
     }
 
 
@@ -212,7 +228,44 @@ def tables(report):
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),
-    ] + _doctor_table(report)
+    ] + _doctor_table(report) + _deploy_table(report)
+
+
+def _deploy_table(report):
+    """Per variant: the runtimes it runs on, microcontroller fit and Android metadata."""
+    variants = [v for v in report["variants"] if "deploy" in v]
+    if not any(v.get("micro") or v.get("metadata") for v in variants):
+        return []
+    targets = list(dict.fromkeys(t["target"] for v in variants
+                                 for t in (v.get("micro") or {}).get("targets", [])))
+    rows = []
+    for v in variants:
+        m, block = v.get("micro") or {}, v["deploy"]
+        runs = m.get("runs")
+        scored = runs and "micro" in m and "litert" in m
+        rows.append(
+            [v["name"], "yes" if runs else ("NO" if m.get("checked") else "not checked"),
+             f"{m['arena_bytes']:,}" if runs else "", f"{m['flash_bytes']:,}" if m.get(
+                 "flash_bytes") else "",
+             (f"{m['micro']['accuracy']:.4f} / {m['litert']['accuracy']:.4f} "
+              f"({m['examples']})") if scored else "",
+             ", ".join(m.get("missing_ops", [])) or ("none" if m.get("checked") else "")]
+            + [next((("fits" if t["fits"] else "NO") for t in m.get("targets", [])
+                     if t["target"] == name), "") for name in targets]
+            + [str(block.get("xnnpack") or ""),
+               "yes" if block["metadata"] else "no",
+               "; ".join(block["blockers"]) or "none"])
+    return [("Deployment",
+             "Microcontroller: the file run in tflite-micro (its reference kernels); *arena* is "
+             "the smallest tensor arena it runs in (measured, 16-byte steps), *flash* the file's "
+             "bytes; accuracy from the micro runtime against LiteRT's on the same examples. "
+             "Targets: fits when the arena fits in RAM and the file in flash, with no op missing "
+             "(margins in report.json; the application needs RAM too). Metadata: TFLite "
+             "metadata with normalization and labels, for Android Studio and the Task Library.",
+             ["variant", "runs on tflite-micro", "arena (B)", "flash (B)",
+              "micro / LiteRT accuracy (examples)", "ops missing on micro"]
+             + [f"fits {t}" for t in targets]
+             + ["XNNPACK", "Android metadata", "what blocks"], rows)]
 
 
 def _doctor_table(report):

@@ -56,6 +56,7 @@ class Runner:
         data = data_lib.load(recipe.data, recipe.seed)
         keras.utils.set_random_seed(recipe.seed)  # the model's initial weights
         self._say(f"data: {data.summary()}")
+        self.deploy_data = self._deploy_data(data)
         self.custom_objects = custom_objects.resolve(recipe.model.custom_objects)
         model = models.build(recipe.model.name, data.input_shape, data.num_classes,
                              recipe.model.options, recipe.model.trust_model_code,
@@ -74,6 +75,19 @@ class Runner:
                                  f"report.md): {' | '.join(failed)}")
         return report
 
+    def _deploy_data(self, data):
+        """What the deploy checks need of the data; labels checked before any training."""
+        from pipeline import deploy
+        from export import metadata
+        labels = self.recipe.deploy.labels
+        if labels and data.task == "classification":
+            count = len(metadata.read_labels(labels))
+            if count != data.num_classes:
+                raise GreenliteError(f"deploy.labels: {labels!r} holds {count} labels but the "
+                                     f"data has {data.num_classes} classes; give one label per "
+                                     "class, in label order")
+        return deploy.data_info(data, self.recipe.benchmark.split, self.recipe.model.name)
+
     def _run_stages_and_export(self, model, data):
         recipe = self.recipe
         stage_records, models_by_stage = [], {}
@@ -84,6 +98,10 @@ class Runner:
         variants = self._export_and_benchmark(data, stage_records)
         if recipe.export.doctor:
             self._examine_quantized(data, stage_records, variants)
+        if recipe.deploy.micro or recipe.deploy.metadata:
+            from pipeline import deploy
+            self._say("deploy: microcontroller fit, C arrays, labels and Android metadata ...")
+            deploy.examine(self.workdir, variants, recipe.deploy, self.deploy_data, self._say)
         if recipe.benchmark.check_tflite_runtime:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,
@@ -91,7 +109,8 @@ class Runner:
                                         data=os.path.join(self.workdir, "export",
                                                           f"{recipe.benchmark.split}_data"))
         report = report_lib.build(recipe, data, stage_records, variants,
-                                  seconds=time.perf_counter() - self._start)
+                                  seconds=time.perf_counter() - self._start,
+                                  deploy_data=self.deploy_data)
         report_lib.write(self.workdir, report)
         return report
 

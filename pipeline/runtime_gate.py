@@ -84,6 +84,8 @@ def check_run(workdir, python):
         v.setdefault("runtimes", {})[name] = {
             **compat.check(python, tflite, num_threads=threads, data=data),
             "ops": compat.ops_text(tflite)}
+        from pipeline import deploy
+        v["deploy"] = deploy.summary(v, True)
     report_lib.write(workdir, report)
     return name, [(v["name"], v["runtimes"][name]) for v in report["variants"] if "runtimes" in v]
 

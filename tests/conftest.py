@@ -104,7 +104,10 @@ def run_pipeline(recipe, workdir, *overrides):
 
     The tflite-runtime gate is off unless an override sets it: it needs the
     package registry (tests/export/test_compat.py tests it where one is reachable).
-    So is the quantization doctor (seconds per int8 variant; tests/export/test_doctor.py).
+    So is the quantization doctor (seconds per int8 variant; tests/export/test_doctor.py),
+    and so are the deploy checks (the Android metadata writer's environment
+    would be made under ~/.cache; tests/pipeline/test_deploy.py runs them
+    with the environment under a temporary directory).
     """
     import contextlib
     import io
@@ -118,6 +121,9 @@ def run_pipeline(recipe, workdir, *overrides):
         overrides += ("benchmark.check_tflite_runtime=false",)
     if not any(o.startswith("export.doctor=") for o in overrides):
         overrides += ("export.doctor=false",)
+    for key in ("deploy.micro", "deploy.metadata"):
+        if not any(o.startswith(key + "=") for o in overrides):
+            overrides += (key + "=false",)
     out, err, status = io.StringIO(), io.StringIO(), 0
     keras.backend.clear_session()  # layer names and graphs as in a fresh process
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -26,6 +26,10 @@ class Data:
     task: str = "classification"
     # How raw inputs become x: what an app must do before feeding the model.
     preprocessing: str = ""
+    # The same as figures, for the Android metadata: {mean, std, min, max,
+    # kind: image|features, color_space} with x = (raw - mean) / std and raw
+    # in [min, max] (None where unknown); None for token inputs.
+    normalization: dict = None
 
     @classmethod
     def from_arrays(cls, x_train, y_train, x_val, y_val, x_test, y_test, **kwargs):
@@ -57,6 +61,13 @@ class Data:
         return (f"{self.description}: {len(self.train)} train / {len(self.val)} val / "
                 f"{len(self.test)} test examples of shape {self.input_shape}, "
                 f"{self.num_classes} classes{how}")
+
+
+def normalization(mean, std, low, high, kind, color_space=None):
+    """How an app turns raw values into the model's x: x = (raw - mean) / std,
+    raw within [low, high]; kind "image" or "features" (Data.normalization)."""
+    return {"mean": [float(mean)], "std": [float(std)], "min": low, "max": high, "kind": kind,
+            "color_space": color_space}
 
 
 def check_labels(x, y, num_classes, where):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from pipeline.data.dataset import Data, split
+from pipeline.data.dataset import Data, normalization, split
 from pipeline.data.split import StreamSplit
 from pipeline.errors import DataError
 
@@ -74,7 +74,9 @@ def load_image_folder(cfg, seed):
     return Data(train, val, test, class_names=classes,
                 description=f"image folder {cfg.path} resized to {height}x{width}",
                 preprocessing=f"decode, {'grayscale' if cfg.channels == 1 else 'RGB'}, bilinear "
-                              f"resize to {height}x{width}, divide by {cfg.scale:g}")
+                              f"resize to {height}x{width}, divide by {cfg.scale:g}",
+                normalization=normalization(0.0, cfg.scale, 0.0, 255.0, "image",
+                                            "GRAYSCALE" if cfg.channels == 1 else "RGB"))
 
 
 def _check_every_image_decodes(paths, decode_file):

@@ -6,7 +6,8 @@ from typing import Literal, Optional
 import numpy as np
 
 from pipeline.config import at_least, between
-from pipeline.data.dataset import Data, check_every_class_trains, check_labels, class_count, split
+from pipeline.data.dataset import (Data, check_every_class_trains, check_labels, class_count,
+                                    normalization, split)
 from pipeline.errors import DataError
 
 
@@ -27,6 +28,9 @@ class DataConfig:
     # How many classes (labels are 0 .. num_classes-1); default: the largest
     # label + 1, or the number of class subfolders. Every class needs training examples.
     num_classes: Optional[int] = dataclasses.field(default=None, metadata=at_least(2))
+    # Names of the classes, in label order (labels.txt and the Android
+    # metadata); default: the subfolder names of an image folder, else "0", "1", ...
+    class_names: Optional[list[str]] = None
     # Image folders: every image is resized to this [height, width].
     image_size: Optional[list[int]] = None
     # Image folders: 1 reads grayscale, 3 RGB.
@@ -57,6 +61,19 @@ class DataConfig:
             raise ValueError(
                 f"validation_fraction + test_fraction = "
                 f"{self.validation_fraction + self.test_fraction}; it must be below 1")
+        if self.class_names is not None:
+            if len(self.class_names) < 2 or any(
+                    not isinstance(n, str) or not n.strip() or "\n" in n for n in self.class_names):
+                raise ValueError(f"class_names: got {self.class_names!r}; expected a list of at "
+                                 "least two non-empty one-line names, one per class in label order")
+            if len(set(self.class_names)) != len(self.class_names):
+                raise ValueError(f"class_names: {self.class_names!r} names a class twice")
+            if self.num_classes is not None and self.num_classes != len(self.class_names):
+                raise ValueError(f"class_names: {len(self.class_names)} names but num_classes is "
+                                 f"{self.num_classes}; give one name per class")
+            if self.source == "text":
+                raise ValueError("class_names: a text source predicts bytes; it has no classes "
+                                 "to name")
         if self.image_size is not None and (
                 len(self.image_size) != 2 or min(self.image_size) < 1):
             raise ValueError(f"image_size: got {self.image_size}; expected [height, width] >= 1")
@@ -67,9 +84,15 @@ def load(cfg, seed):
 
     Raises:
       DataError: for a missing or unreadable source, labels outside
-        0 .. num_classes-1, or a class without training examples.
+        0 .. num_classes-1, a class without training examples, or
+        class_names whose count differs from the classes found.
     """
     data = _load(cfg, seed)
+    if cfg.class_names is not None:
+        if len(cfg.class_names) != data.num_classes:
+            raise DataError(f"data.class_names: {len(cfg.class_names)} names for "
+                            f"{data.num_classes} classes; give one name per class, in label order")
+        data.class_names = list(cfg.class_names)
     check_every_class_trains(data)
     return data
 
@@ -110,7 +133,8 @@ def _digits(cfg, seed):
     parts = split(x, y, cfg.validation_fraction, cfg.test_fraction, seed)
     return Data.from_arrays(*parts, class_names=[str(c) for c in range(10)],
                 description="scikit-learn digits (8x8)",
-                preprocessing="8x8 grayscale, pixel values 0..16 divided by 16, shape (8, 8, 1)")
+                preprocessing="8x8 grayscale, pixel values 0..16 divided by 16, shape (8, 8, 1)",
+                normalization=normalization(0.0, 16.0, 0.0, 16.0, "image", "GRAYSCALE"))
 
 
 def _npz(cfg, seed):
@@ -144,7 +168,10 @@ def _npz(cfg, seed):
         parts = (x_train, y_train, x_val, y_val, x_test.astype(np.float32), y_test)
     return Data.from_arrays(*parts, class_names=[str(c) for c in range(num_classes)],
                 description=f"npz {os.path.basename(cfg.path)}",
-                preprocessing="the npz's x as stored, cast to float32")
+                preprocessing="the npz's x as stored, cast to float32",
+                # No scaling: the range is what the file's training inputs span.
+                normalization=normalization(0.0, 1.0, float(np.min(parts[0])),
+                                            float(np.max(parts[0])), "features"))
 
 
 def _train_val(x, y, val_fraction, seed):

@@ -16,7 +16,7 @@ import glob
 
 import numpy as np
 
-from pipeline.data.dataset import Data, check_labels, class_count, split
+from pipeline.data.dataset import Data, check_labels, class_count, normalization, split
 from pipeline.data.split import StreamSplit
 from pipeline.errors import DataError
 
@@ -75,7 +75,8 @@ def load_tfrecord(cfg, seed):
         for indices, part_y in zip(parts[0::2], parts[1::2]))
     return Data(train, val, test, class_names=[str(c) for c in range(num_classes)],
                 description=f"TFRecord {cfg.path} ({len(files)} shard(s))",
-                preprocessing=f"feature {cfg.x_feature!r} as stored, cast to float32")
+                preprocessing=f"feature {cfg.x_feature!r} as stored, cast to float32",
+                normalization=normalization(0.0, 1.0, None, None, "features"))
 
 
 def _spec(cfg, tf):

@@ -10,7 +10,8 @@ from pipeline import rundir
 from tests.conftest import ROOT, run_pipeline
 
 FAST = ["train.epochs=2", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
-        "benchmark.check_tflite_runtime=false", "data.representative_samples=20"]
+        "benchmark.check_tflite_runtime=false", "data.representative_samples=20",
+        "deploy.micro=false", "deploy.metadata=false"]
 
 
 def _processes_mentioning(text):

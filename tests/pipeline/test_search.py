@@ -10,6 +10,7 @@ from pipeline.search import Search, loss
 FAST = ["train.epochs=3", "train.early_stopping_patience=null", "prune_channels.epochs=1",
         "prune_channels.rounds=1", "benchmark.num_runs=3", "benchmark.warmup_runs=0",
         "export.doctor=false", "energy.track=false", "data.representative_samples=20",
+        "deploy.micro=false", "deploy.metadata=false",
         "search.space={prune_channels.ratio: [0.875]}", "search.sampler=random",
         "search.objectives=[size_bytes, macs]", "search.budget={max_drop_points: 100}"]
 

@@ -1,0 +1,162 @@
+"""Deploy checks on a real run: tflite-micro fit, C arrays, labels, Android metadata, the report block."""
+import json
+import os
+
+import pytest
+
+from export import metadata
+from pipeline import deploy
+from pipeline import recipe as recipe_lib
+from pipeline.errors import RecipeError
+from tests.conftest import ROOT, run_cli, run_pipeline
+
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+FAST = ["train.epochs=3", "export.formats=[float32, int8]", "benchmark.num_runs=3",
+        "benchmark.warmup_runs=0", "data.representative_samples=50", "energy.track=false"]
+
+
+def test_fit_verdicts_on_hand_made_figures():
+    board = deploy.Target("board", ram_kb=16, flash_kb=64)
+    measured = {"runs": True, "arena_bytes": 10_000, "flash_bytes": 60_000, "missing_ops": []}
+    verdict = deploy.fit(measured, board)
+    assert verdict["fits"] and verdict["ram_margin_bytes"] == 16 * 1024 - 10_000
+    assert verdict["flash_margin_bytes"] == 64 * 1024 - 60_000
+    too_big = deploy.fit({**measured, "arena_bytes": 16 * 1024 + 1}, board)
+    assert not too_big["fits"] and too_big["ram_margin_bytes"] == -1
+    assert "arena 16,385 B > RAM 16,384 B" in too_big["why"]
+    assert not deploy.fit({**measured, "flash_bytes": 70_000}, board)["fits"]
+    lacking = deploy.fit({"runs": False, "reason": "no GELU", "flash_bytes": 10,
+                          "missing_ops": ["GELU"]}, board)
+    assert not lacking["fits"] and "lacks GELU" in lacking["why"]
+
+
+@pytest.mark.parametrize("targets, message", [
+    (["no-such-board"], "unknown board preset 'no-such-board'; presets: arduino-nano-33-ble"),
+    ([{"name": "b", "ram_kb": 0, "flash_kb": 64}], "'b': ram_kb got 0; expected a positive"),
+    ([{"name": "b", "ram_kb": 8, "flash_kb": -1}], "'b': flash_kb got -1; expected a positive"),
+    ([{"name": "b", "ram_kb": 8}], "expected a preset name or {name, ram_kb, flash_kb}"),
+    (["sparkfun-edge", "sparkfun-edge"], "names a board twice"),
+])
+def test_bad_targets_are_one_recipe_error(targets, message):
+    with pytest.raises(RecipeError, match="^deploy: targets: ") as e:
+        recipe_lib.load(os.path.join(ROOT, "recipes", "default.yaml"),
+                        [f"deploy.targets={json.dumps(targets)}"])
+    assert message in str(e.value)
+
+
+def test_a_target_on_the_command_line():
+    assert deploy.parse_target_argument("my-board:192:512") == deploy.Target("my-board", 192, 512)
+    assert deploy.parse_target_argument("sparkfun-edge").ram_kb == 384
+    with pytest.raises(ValueError, match="NAME:RAM_KB:FLASH_KB"):
+        deploy.parse_target_argument("a:1")
+
+
+def test_labels_whose_count_differs_stop_the_run_before_training(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    workdir = tmp_path / "run"
+    result = run_pipeline("default", workdir, f"deploy.labels={labels}", *FAST)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"greenlite: error: deploy.labels: {str(labels)!r} holds 3 labels but the data has 10 "
+        "classes; give one label per class, in label order")
+    assert not workdir.exists()
+
+
+@pytest.fixture(scope="module")
+def metadata_python():
+    """The tflite-support environment under this session's temporary HOME
+    (tests/conftest.py); it needs the package registry once."""
+    try:
+        return metadata.ensure_env()
+    except metadata.MetadataError as e:
+        pytest.skip(f"the tflite-support environment cannot be built here: {e}")
+
+
+@pytest.fixture(scope="module")
+def deployed_run(tmp_path_factory, metadata_python):
+    workdir = tmp_path_factory.mktemp("runs") / "deployed"
+    result = run_pipeline("default", workdir, "deploy.micro=true", "deploy.metadata=true",
+                          f"data.class_names={json.dumps(NAMES)}",
+                          "deploy.targets=[arduino-nano-33-ble, "
+                          "{name: tiny, ram_kb: 2, flash_kb: 4096}]", *FAST)
+    assert result.returncode == 0, result.stderr
+    with open(workdir / "report.json") as f:
+        return workdir, json.load(f)
+
+
+def test_labels_come_from_the_data(deployed_run):
+    workdir, _ = deployed_run
+    assert (workdir / "export" / "labels.txt").read_text().splitlines() == NAMES
+
+
+def test_the_int8_variant_runs_on_the_micro_runtime_with_a_verdict_per_target(deployed_run):
+    workdir, report = deployed_run
+    v = {v["name"]: v for v in report["variants"]}["train_int8"]
+    m = v["micro"]
+    assert m["runs"] and m["micro"]["accuracy"] == pytest.approx(v["accuracy"], abs=0.005)
+    assert m["flash_bytes"] == os.path.getsize(workdir / v["path"])
+    verdicts = {t["target"]: t for t in m["targets"]}
+    assert verdicts["arduino-nano-33-ble"]["fits"]
+    assert not verdicts["tiny"]["fits"] and "> RAM 2,048 B" in verdicts["tiny"]["why"]
+    assert v["deploy"]["micro_fit"]["tiny"].startswith("does NOT fit")
+    assert any(b.startswith("tiny: arena") for b in v["deploy"]["blockers"])
+    with open(workdir / v["c_array"]["source"], encoding="utf-8") as f:
+        assert f"{v['c_array']['symbol']}_len = {m['flash_bytes']};" in f.read()
+    float32 = {v["name"]: v for v in report["variants"]}["train_float32"]
+    assert not float32["micro"]["checked"] and "tflite-micro" in float32["deploy"]["runtimes"]
+    text = (workdir / "report.md").read_text()
+    assert "## Deployment" in text and "| train_int8 | yes |" in text
+
+
+def test_android_metadata_round_trips(deployed_run, metadata_python):
+    workdir, report = deployed_run
+    for v in report["variants"]:
+        path = str(workdir / v["path"])
+        assert v["metadata"]["written"] and v["deploy"]["metadata"]
+        assert v["size_bytes"] == os.path.getsize(path)  # the figures are the shipped file's
+        shown = metadata.read(metadata_python, path)
+        assert shown["associated_files"] == ["labels.txt"]
+        md = shown["metadata"]
+        assert md["name"] == f"digits_cnn ({v['name']})" and md["min_parser_version"]
+        tensor = md["subgraph_metadata"][0]["input_tensor_metadata"][0]
+        assert tensor["content"]["content_properties"]["color_space"] == "GRAYSCALE"
+        assert tensor["process_units"][0]["options"] == {"mean": [0.0], "std": [16.0]}
+        assert tensor["stats"] == {"max": [16.0], "min": [0.0]}
+    # The file still runs and scores as before (metadata is not part of the graph).
+    from export import benchmark
+    int8 = {v["name"]: v for v in report["variants"]}["train_int8"]
+    figures = benchmark.benchmark(
+        str(workdir / int8["path"]),
+        benchmark.load_eval_data(str(workdir / "export" / "test_data")), num_runs=1)
+    assert figures["accuracy"] == int8["accuracy"]
+
+
+def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
+    workdir, _ = deployed_run
+    before = (workdir / "report.json").read_bytes()
+    labels = tmp_path / "three.txt"
+    labels.write_text("a\nb\nc\n")
+    for args, message in [
+        (["--target=nope"], "targets: unknown board preset 'nope'"),
+        (["--target=b:0:10"], "targets: 'b': ram_kb got 0.0; expected a positive number"),
+        (["--variant=train_float32"], "'train_float32' is a float32 file; the micro runtime "
+                                      "takes full-integer files"),
+        ([f"--labels={labels}"], "holds 3 labels but the model has 10 outputs"),
+    ]:
+        result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}"] + args)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, args
+        assert (workdir / "report.json").read_bytes() == before
+
+
+def test_deploy_cli_checks_a_finished_run_against_a_new_board(deployed_run):
+    workdir, _ = deployed_run
+    result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}", "--variant=train_int8",
+                      "--target=arduino-nano-33-iot"])
+    assert result.returncode == 0, result.stderr
+    with open(workdir / "report.json") as f:
+        report = json.load(f)
+    v = {v["name"]: v for v in report["variants"]}["train_int8"]
+    assert [t["target"] for t in v["micro"]["targets"]] == ["arduino-nano-33-iot"]
+    assert v["metadata"]["written"]  # written again, not packed twice
