@@ -88,6 +88,19 @@ MUTATIONS = {
         "pipeline/stages/quantize.py",
         'SAME_SCALE_LAYERS = ("AveragePooling1D", "AveragePooling2D")', "SAME_SCALE_LAYERS = ()",
         ["tests/pipeline/stages/test_quantize.py::test_qat_of_a_dense_block_exports_to_int8"]),
+    "micro arena: the first size that works, not the smallest": (
+        "export/micro.py", "        while high - low > ALIGNMENT:", "        while False:",
+        ["tests/export/test_micro.py::test_the_measured_arena_is_the_smallest_that_runs"]),
+    "micro runtime's missing ops never named": (
+        "export/micro.py", "    have = registered_ops()\n", "    have = set()\n",
+        ["tests/export/test_micro.py::test_the_zoo_transformer_has_a_microcontroller_build"]),
+    "a board fits whatever the arena": (
+        "pipeline/deploy.py", '        if verdict["ram_margin_bytes"] < 0:',
+        '        if False:', ["tests/pipeline/test_deploy.py::test_fit_verdicts_on_hand_made_figures"]),
+    "Android metadata without the labels file": (
+        "export/metadata_writer.py", "        associated_files=[args.labels])",
+        "        associated_files=[])",
+        ["tests/pipeline/test_deploy.py::test_android_metadata_round_trips"]),
 }
 
 

@@ -112,7 +112,33 @@ def _first_error_line(text):
 
 
 def _try(model_bytes, arena, example, log_path):
-    """Allocates and invokes once at `arena` bytes; returns (interpreter or None, stderr text)."""
+    """Allocates and invokes once at `arena` bytes; returns (it ran, the runtime's stderr).
+
+    Each probe runs in a forked process: TFLM can crash (SIGSEGV) instead of
+    failing cleanly when a kernel's Prepare cannot get its scratch memory
+    (seen at some sizes between the ones that fail and the ones that work),
+    and a crash must mean "does not run at this size", not a dead check.
+    """
+    if not hasattr(os, "fork"):
+        return _try_here(model_bytes, arena, example, log_path), _read(log_path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: no Python cleanup, only an exit status
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 1)
+            os._exit(0 if _try_here(model_bytes, arena, example, log_path) else 1)
+        except BaseException:  # pylint: disable=broad-except
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    text = _read(log_path)
+    if os.WIFSIGNALED(status):
+        text += f"\nthe micro runtime crashed (signal {os.WTERMSIG(status)}) at this arena size"
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text
+
+
+def _try_here(model_bytes, arena, example, log_path):
     runtime = _runtime()
     with _stderr_to(log_path):
         try:
@@ -120,10 +146,17 @@ def _try(model_bytes, arena, example, log_path):
             detail = _details(interpreter, interpreter.get_input_details)
             interpreter.set_input(_example_input(example, detail), 0)
             interpreter.invoke()
+            return True
         except (RuntimeError, ValueError):
-            interpreter = None
-    with open(log_path, errors="replace") as f:
-        return interpreter, f.read()
+            return False
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _example_input(x, detail):
@@ -143,40 +176,45 @@ def measure_arena(model_bytes, example=None):
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "stderr.txt")
         high = max(64 * 1024, 16 * len(model_bytes))
-        interpreter, text = _try(model_bytes, high, example, log)
-        while interpreter is None and high < MAX_ARENA and "allocate" in text.lower():
+        ran, text = _try(model_bytes, high, example, log)
+        while not ran and high < MAX_ARENA and "allocate" in text.lower():
             high *= 4
-            interpreter, text = _try(model_bytes, high, example, log)
-        if interpreter is None:
+            ran, text = _try(model_bytes, high, example, log)
+        if not ran:
             raise MicroError(f"tflite-micro cannot run the file: "
                              f"{_first_error_line(text) or 'it failed without a message'}")
-        with _stderr_to(log):
-            interpreter.print_allocations()
-        with open(log, errors="replace") as f:
-            recorded = re.search(r"Arena allocation total (\d+) bytes", f.read())
-        recorded = int(recorded.group(1)) if recorded else None
+        recorded = _recorded_arena(model_bytes, high, log)
         # Bisection between a size that fails (0) and one that works (high).
         low = 0
         high = -(-high // ALIGNMENT) * ALIGNMENT
         if recorded:  # a good first guess: the first probes bracket it closely
             guess = -(-recorded // ALIGNMENT) * ALIGNMENT
-            if _try(model_bytes, guess, example, log)[0] is not None:
+            if _try(model_bytes, guess, example, log)[0]:
                 high = guess
                 low = max(0, guess - 64 * ALIGNMENT)
-                if _try(model_bytes, low, example, log)[0] is not None:
+                if _try(model_bytes, low, example, log)[0]:
                     low = 0
         while high - low > ALIGNMENT:
             middle = (low + high) // 2 // ALIGNMENT * ALIGNMENT
-            if _try(model_bytes, middle, example, log)[0] is not None:
+            if _try(model_bytes, middle, example, log)[0]:
                 high = middle
             else:
                 low = middle
-        fails = _try(model_bytes, high - ALIGNMENT, example, log)[0] is None
-        if _try(model_bytes, high, example, log)[0] is None or not fails:
+        fails = not _try(model_bytes, high - ALIGNMENT, example, log)[0]
+        if not _try(model_bytes, high, example, log)[0] or not fails:
             raise MicroError("the arena search found no stable minimum (the runtime "
                              "succeeded and failed at the same size)")
         return {"arena_bytes": int(high), "fails_at_bytes": int(high - ALIGNMENT),
                 "recorded_bytes": recorded}
+
+
+def _recorded_arena(model_bytes, arena, log):
+    """What TFLM's recording allocator reports at `arena` bytes (a size that ran)."""
+    interpreter = _runtime().Interpreter.from_bytes(model_bytes, arena_size=arena)
+    with _stderr_to(log):
+        interpreter.print_allocations()
+    found = re.search(r"Arena allocation total (\d+) bytes", _read(log))
+    return int(found.group(1)) if found else None
 
 
 def _litert(path):
@@ -193,8 +231,8 @@ def evaluate(path, x, y, arena_bytes, max_examples=1000):
     """Scores the file in the micro runtime and in LiteRT on the same first examples.
 
     Returns accuracy and perplexity of each, the count, the largest absolute
-    difference between their dequantized outputs and the share of examples
-    whose top-1 answers agree.
+    difference between their dequantized outputs and the share of top-1
+    answers (per example, or per position of a language model) that agree.
     """
     runtime = _runtime()
     with open(path, "rb") as f:
@@ -205,7 +243,7 @@ def evaluate(path, x, y, arena_bytes, max_examples=1000):
     litert = _litert(path)
     count = min(len(x), max_examples)
     totals = {"micro": [0, 0.0, 0], "litert": [0, 0.0, 0]}
-    max_diff, same_top1 = 0.0, 0
+    max_diff, same_top1, positions = 0.0, 0, 0
     probabilities = _ends_in_softmax(path)
     for i in range(count):
         example = np.asarray(x[i:i + 1])
@@ -220,14 +258,16 @@ def evaluate(path, x, y, arena_bytes, max_examples=1000):
             l = dequantize_output(litert.get_tensor(l_out["index"]), l_out)
             _add(totals["litert"], score(l, y[i], probabilities))
             max_diff = max(max_diff, float(np.max(np.abs(m - l))))
-            same_top1 += int(np.array_equal(m.reshape(-1, m.shape[-1]).argmax(-1),
-                                            l.reshape(-1, l.shape[-1]).argmax(-1)))
+            # Per prediction: one per example, or one per position of a language model.
+            agree = m.reshape(-1, m.shape[-1]).argmax(-1) == l.reshape(-1, l.shape[-1]).argmax(-1)
+            same_top1 += int(agree.sum())
+            positions += agree.size
     result = {"examples": count}
     for name, (hits, nats, n) in totals.items():
         if n:
             result[name] = {"accuracy": hits / n, "perplexity": float(np.exp(nats / n))}
     if litert is not None:
-        result.update(max_abs_diff=max_diff, top1_agreement=same_top1 / max(count, 1))
+        result.update(max_abs_diff=max_diff, top1_agreement=same_top1 / max(positions, 1))
     return result
 
 

@@ -25,22 +25,8 @@ class PositionEmbedding(keras.layers.Layer):
         return x + tf.cast(self.positions, x.dtype)[tf.newaxis]
 
 
-@keras.utils.register_keras_serializable(package="greenlite")
-class UnfusedLayerNormalization(keras.layers.LayerNormalization):
-    """LayerNormalization through tf.nn.moments instead of the fused batch-norm kernel.
-
-    Same function; tf_keras' fused path reshapes with a dynamic shape
-    (SHAPE, REDUCE_PROD, PACK in the TFLite graph), and tflite-micro has no
-    REDUCE_PROD kernel. The unfused path converts to MEAN, SQUARED_DIFFERENCE,
-    RSQRT, MUL and ADD, which it has.
-    """
-
-    def _fused_can_be_used(self, ndims):  # pylint: disable=unused-argument
-        return False
-
-
 def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, dropout=0.0,
-          mask_value=MASK_VALUE, activation="gelu", fused_norm=True):
+          mask_value=MASK_VALUE, activation="gelu", projection="dense"):
     """Returns an uncompiled functional causal Transformer ending in logits.
 
     Args:
@@ -54,31 +40,37 @@ def build(input_shape, num_classes, width=64, heads=2, layers=2, mlp_width=128, 
       mask_value: what attention adds at masked (future) positions; None
         keeps tf_keras' MultiHeadAttention and its -1e9, which int8 cannot hold.
       activation: of the MLP, "gelu" or "relu" (tflite-micro has no GELU kernel).
-      fused_norm: False builds LayerNormalization without tf_keras' fused
-        kernel (whose dynamic reshape needs REDUCE_PROD, which tflite-micro
-        lacks). activation="relu", fused_norm=False make a microcontroller model.
+      projection: the MLP's and the logits' position-wise projections as
+        "dense" (Dense) or "conv1x1" (Conv1D with kernel size 1, the same
+        function). Dense on a sequence lowers to a tensordot whose dynamic
+        reshape needs SHAPE, REDUCE_PROD and PACK, and tflite-micro has no
+        REDUCE_PROD kernel; a 1x1 convolution lowers to CONV_2D.
+        activation="relu", projection="conv1x1" make a microcontroller model.
     """
     if activation not in ("gelu", "relu"):
         raise ValueError(f"activation: got {activation!r}; allowed: gelu, relu")
-    norm = keras.layers.LayerNormalization if fused_norm else UnfusedLayerNormalization
+    if projection not in ("dense", "conv1x1"):
+        raise ValueError(f"projection: got {projection!r}; allowed: dense, conv1x1")
+    project = (keras.layers.Dense if projection == "dense"
+               else functools.partial(keras.layers.Conv1D, kernel_size=1))
     if len(input_shape) != 1 or width % heads or layers < 1:
         raise ValueError("expected input_shape (length,), width divisible by heads, layers >= 1")
     tokens = keras.Input(shape=input_shape, dtype="int32", name="tokens")
     x = keras.layers.Embedding(num_classes, width, name="token_embedding")(tokens)
     x = PositionEmbedding(name="position_embedding")(x)
     for i in range(1, layers + 1):
-        h = norm(epsilon=1e-5, name=f"block{i}_ln1")(x)
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ln1")(x)
         attention = (keras.layers.MultiHeadAttention if mask_value is None else
                      functools.partial(BoundedMaskAttention, mask_value=mask_value))
         h = attention(heads, width // heads, dropout=dropout,
                       name=f"block{i}_attention")(h, h, use_causal_mask=True)
         x = keras.layers.Add(name=f"block{i}_add1")([x, h])
-        h = norm(epsilon=1e-5, name=f"block{i}_ln2")(x)
-        h = keras.layers.Dense(mlp_width, activation=activation, name=f"block{i}_mlp1")(h)
-        h = keras.layers.Dense(width, name=f"block{i}_mlp2")(h)
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ln2")(x)
+        h = project(mlp_width, activation=activation, name=f"block{i}_mlp1")(h)
+        h = project(width, name=f"block{i}_mlp2")(h)
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(h)
         x = keras.layers.Add(name=f"block{i}_add2")([x, h])
-    x = norm(epsilon=1e-5, name="final_ln")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_ln")(x)
+    logits = project(num_classes, name="logits")(x)
     return keras.Model(tokens, logits, name="tiny_transformer")

@@ -280,8 +280,11 @@ def summary(v, runtimes_checked):
         block["blockers"] += [f"{t['target']}: {t['why']}" for t in m.get("targets", [])
                               if not t["fits"]]
     if v.get("xnnpack") not in (None, "all"):
-        block["blockers"].append(f"XNNPACK: {v['xnnpack']} of the graph delegated "
-                                 f"(not delegated: {v.get('not_delegated') or 'see benchmark'})")
+        left = v.get("not_delegated") or {}
+        block["blockers"].append(
+            f"XNNPACK: {v['xnnpack']} of the graph delegated" + (
+                " (left to the builtin kernels: " + ", ".join(
+                    f"{op} x{n}" for op, n in sorted(left.items())) + ")" if left else ""))
     md = v.get("metadata")
     block["metadata"] = bool(md and md.get("written"))
     if md and not md.get("written"):

@@ -189,6 +189,7 @@ def variant_figures(figures):
         input=figures["input"],
         throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
         gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
+        not_delegated=figures.get("not_delegated"),
         peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"])
 
 

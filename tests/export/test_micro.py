@@ -33,10 +33,11 @@ def test_the_measured_arena_is_the_smallest_that_runs(exported, tmp_path):
     assert n % micro.ALIGNMENT == 0 and arena["fails_at_bytes"] == n - micro.ALIGNMENT
     log = str(tmp_path / "stderr.txt")
     # Checked here, independently of the search: runs at N, fails 16 bytes below.
-    assert micro._try(model_bytes, n, None, log)[0] is not None
-    assert micro._try(model_bytes, n - micro.ALIGNMENT, None, log)[0] is None
-    # TFLM's recording allocator agrees within its alignment slack.
-    assert abs(arena["recorded_bytes"] - n) <= 2 * micro.ALIGNMENT
+    assert micro._try(model_bytes, n, None, log)[0] is True
+    assert micro._try(model_bytes, n - micro.ALIGNMENT, None, log)[0] is False
+    # TFLM's recording allocator reports what stays allocated; planning the
+    # tensors needs some room more while the interpreter is set up.
+    assert 0 < arena["recorded_bytes"] <= n
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,22 @@ def test_cli_writes_json_and_refuses_a_missing_file(exported, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"micro: error: --model: {str(tmp_path / 'no.tflite')!r} does not exist"]
+
+
+@pytest.mark.parametrize("options, missing", [
+    ({}, ["GELU", "REDUCE_PROD"]),
+    ({"activation": "relu", "projection": "conv1x1"}, []),
+])
+def test_the_zoo_transformer_has_a_microcontroller_build(tmp_path, options, missing):
+    """GELU and the Dense-on-a-sequence reshape (REDUCE_PROD) have no TFLM kernels;
+    ReLU and 1x1 convolutions do, and that build runs in the micro runtime."""
+    import models
+    from export.convert import convert
+    model = models.build("tiny_transformer", (16,), 32,
+                         {"width": 16, "heads": 2, "layers": 1, "mlp_width": 32, **options})
+    tokens = np.random.default_rng(0).integers(0, 32, (20, 16)).astype(np.int32)
+    path = tmp_path / "lm_int8.tflite"
+    path.write_bytes(convert(model, "int8", tokens))
+    result = micro.check(str(path))
+    assert result["missing_ops"] == missing
+    assert result["runs"] is (not missing)
