@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 
 from export import micro
-from tests.conftest import run_cli
+from tests.conftest import export_file, run_cli
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, trained_model, digits):
+    """The trained digits CNN as int8 and its test split (only the format
+    these tests need: conftest's `exported` converts every format)."""
+    directory = tmp_path_factory.mktemp("micro")
+    data = directory / "test_data.npz"
+    np.savez(data, x=digits.test.x, y=digits.test.y)
+    return {"int8": export_file(trained_model, "int8", digits, directory / "model_int8.tflite"),
+            "data": str(data)}
 
 
 def test_micro_runtime_scores_like_litert(exported):
@@ -44,7 +55,6 @@ def test_the_measured_arena_is_the_smallest_that_runs(exported, tmp_path):
 def gelu_int8(tmp_path_factory, digits):
     """An int8 file with a GELU, an op tflite-micro has no kernel for."""
     from pipeline.backend import keras
-    from tests.conftest import export_file
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Flatten()(inputs)
     x = keras.layers.Dense(16, activation="gelu")(x)

@@ -1,4 +1,8 @@
-"""Deploy checks on a real run: tflite-micro fit, C arrays, labels, Android metadata, the report block."""
+"""Deploy checks on a real run: tflite-micro fit, C arrays, labels, Android metadata, the report block.
+
+The run is the kws_ds_cnn edge recipe (small) on synthetic keyword
+features, so it also stands for that recipe's end-to-end test.
+"""
 import json
 import os
 
@@ -10,9 +14,12 @@ from pipeline import recipe as recipe_lib
 from pipeline.errors import RecipeError
 from tests.conftest import ROOT, run_cli, run_pipeline
 
-NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+NAMES = ["yes", "no", "up", "down"]
 FAST = ["train.epochs=3", "export.formats=[float32, int8]", "benchmark.num_runs=3",
         "benchmark.warmup_runs=0", "data.representative_samples=50", "energy.track=false"]
+KWS = ["train.epochs=3", "quantize.epochs=1", "model.options.filters=16", "model.options.blocks=2",
+       "train.allow_chance=true", "quantize.allow_chance=true", "benchmark.num_runs=5",
+       "benchmark.warmup_runs=1", "data.representative_samples=20", "energy.track=false"]
 
 
 def test_fit_verdicts_on_hand_made_figures():
@@ -64,25 +71,47 @@ def test_labels_whose_count_differs_stop_the_run_before_training(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def metadata_python():
+def metadata_env():
     """The tflite-support environment under this session's temporary HOME
-    (tests/conftest.py); it needs the package registry once."""
+    (tests/conftest.py), made in a thread while the run trains (pip mostly
+    waits on the download); the run's own request waits on its lock."""
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        yield pool.submit(metadata.ensure_env)
+
+
+@pytest.fixture(scope="module")
+def metadata_python(metadata_env):
+    """The environment's Python; it needs the package registry once."""
     try:
-        return metadata.ensure_env()
+        return metadata_env.result()
     except metadata.MetadataError as e:
         pytest.skip(f"the tflite-support environment cannot be built here: {e}")
 
 
 @pytest.fixture(scope="module")
-def deployed_run(tmp_path_factory, metadata_python):
-    workdir = tmp_path_factory.mktemp("runs") / "deployed"
-    result = run_pipeline("default", workdir, "deploy.micro=true", "deploy.metadata=true",
-                          f"data.class_names={json.dumps(NAMES)}",
+def deployed_run(tmp_path_factory, metadata_env, metadata_python):
+    from pipeline.data import synthetic
+    directory = tmp_path_factory.mktemp("runs")
+    data = synthetic.keyword_features(str(directory / "kws.npz"), per_class=40)
+    workdir = directory / "deployed"
+    result = run_pipeline("kws_ds_cnn", workdir, f"data.path={data}", "deploy.micro=true",
+                          "deploy.metadata=true", f"data.class_names={json.dumps(NAMES)}",
                           "deploy.targets=[arduino-nano-33-ble, "
-                          "{name: tiny, ram_kb: 2, flash_kb: 4096}]", *FAST)
-    assert result.returncode == 0, result.stderr
+                          "{name: tiny, ram_kb: 2, flash_kb: 4096}]", *KWS)
+    assert result.returncode == 0, result.stderr[-2000:]
     with open(workdir / "report.json") as f:
         return workdir, json.load(f)
+
+
+def test_the_kws_recipe_runs_end_to_end(deployed_run):
+    _, report = deployed_run
+    formats = {v["format"]: v for v in report["variants"]}
+    assert sorted(formats) == ["float32", "int8"]
+    assert all("error" not in v for v in report["variants"])
+    # A 16-filter DS-CNN: its graph, not its weights, fills the file.
+    assert formats["int8"]["size_bytes"] < formats["float32"]["size_bytes"]
+    assert all(v["num_examples"] == report["data"]["test"] for v in report["variants"])
 
 
 def test_labels_come_from_the_data(deployed_run):
@@ -92,7 +121,7 @@ def test_labels_come_from_the_data(deployed_run):
 
 def test_the_int8_variant_runs_on_the_micro_runtime_with_a_verdict_per_target(deployed_run):
     workdir, report = deployed_run
-    v = {v["name"]: v for v in report["variants"]}["train_int8"]
+    v = {v["name"]: v for v in report["variants"]}["quantize_int8"]
     m = v["micro"]
     assert m["runs"] and m["micro"]["accuracy"] == pytest.approx(v["accuracy"], abs=0.005)
     assert m["flash_bytes"] == os.path.getsize(workdir / v["path"])
@@ -106,7 +135,7 @@ def test_the_int8_variant_runs_on_the_micro_runtime_with_a_verdict_per_target(de
     float32 = {v["name"]: v for v in report["variants"]}["train_float32"]
     assert not float32["micro"]["checked"] and "tflite-micro" in float32["deploy"]["runtimes"]
     text = (workdir / "report.md").read_text()
-    assert "## Deployment" in text and "| train_int8 | yes |" in text
+    assert "## Deployment" in text and "| quantize_int8 | yes |" in text
 
 
 def test_android_metadata_round_trips(deployed_run, metadata_python):
@@ -118,18 +147,36 @@ def test_android_metadata_round_trips(deployed_run, metadata_python):
         shown = metadata.read(metadata_python, path)
         assert shown["associated_files"] == ["labels.txt"]
         md = shown["metadata"]
-        assert md["name"] == f"digits_cnn ({v['name']})" and md["min_parser_version"]
+        assert md["name"] == f"ds_cnn ({v['name']})" and md["min_parser_version"]
         tensor = md["subgraph_metadata"][0]["input_tensor_metadata"][0]
-        assert tensor["content"]["content_properties"]["color_space"] == "GRAYSCALE"
-        assert tensor["process_units"][0]["options"] == {"mean": [0.0], "std": [16.0]}
-        assert tensor["stats"] == {"max": [16.0], "min": [0.0]}
+        # npz features: no scaling, and the training inputs' range.
+        assert tensor["content"]["content_properties_type"] == "FeatureProperties"
+        assert tensor["process_units"][0]["options"] == {"mean": [0.0], "std": [1.0]}
+        norm = report["deploy_data"]["normalization"]
+        assert tensor["stats"] == {"max": [pytest.approx(norm["max"])],
+                                   "min": [pytest.approx(norm["min"])]}
     # The file still runs and scores as before (metadata is not part of the graph).
     from export import benchmark
-    int8 = {v["name"]: v for v in report["variants"]}["train_int8"]
+    int8 = {v["name"]: v for v in report["variants"]}["quantize_int8"]
     figures = benchmark.benchmark(
         str(workdir / int8["path"]),
         benchmark.load_eval_data(str(workdir / "export" / "test_data")), num_runs=1)
     assert figures["accuracy"] == int8["accuracy"]
+
+
+def test_image_metadata_names_its_color_space(deployed_run, metadata_python, tmp_path):
+    """The image form of the metadata (image folders, digits), written on a copy."""
+    workdir, report = deployed_run
+    path = tmp_path / "image.tflite"
+    path.write_bytes((workdir / "export" / "quantize_int8.tflite").read_bytes())
+    spec = {"name": "n", "description": "d", "version": "int8", "kind": "image",
+            "color_space": "GRAYSCALE", "mean": [0.0], "std": [16.0], "min": 0, "max": 16}
+    metadata.write(metadata_python, str(path), str(workdir / "export" / "labels.txt"), spec)
+    tensor = metadata.read(metadata_python, str(path))["metadata"]["subgraph_metadata"][0][
+        "input_tensor_metadata"][0]
+    assert tensor["content"]["content_properties"]["color_space"] == "GRAYSCALE"
+    assert tensor["process_units"][0]["options"] == {"mean": [0.0], "std": [16.0]}
+    assert tensor["stats"] == {"max": [16.0], "min": [0.0]}
 
 
 def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
@@ -142,7 +189,7 @@ def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
         (["--target=b:0:10"], "targets: 'b': ram_kb got 0.0; expected a positive number"),
         (["--variant=train_float32"], "'train_float32' is a float32 file; the micro runtime "
                                       "takes full-integer files"),
-        ([f"--labels={labels}"], "holds 3 labels but the model has 10 outputs"),
+        ([f"--labels={labels}"], "holds 3 labels but the model has 4 outputs"),
     ]:
         result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}"] + args)
         assert result.returncode == 2, args
@@ -152,11 +199,11 @@ def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
 
 def test_deploy_cli_checks_a_finished_run_against_a_new_board(deployed_run):
     workdir, _ = deployed_run
-    result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}", "--variant=train_int8",
+    result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}", "--variant=quantize_int8",
                       "--target=arduino-nano-33-iot"])
     assert result.returncode == 0, result.stderr
     with open(workdir / "report.json") as f:
         report = json.load(f)
-    v = {v["name"]: v for v in report["variants"]}["train_int8"]
+    v = {v["name"]: v for v in report["variants"]}["quantize_int8"]
     assert [t["target"] for t in v["micro"]["targets"]] == ["arduino-nano-33-iot"]
     assert v["metadata"]["written"]  # written again, not packed twice

@@ -8,10 +8,8 @@ from pipeline.data import synthetic
 from tests.conftest import run_pipeline
 
 
+# kws_ds_cnn runs end to end in tests/pipeline/test_deploy.py, with its deploy checks.
 @pytest.mark.parametrize("recipe, data_flag, make, overrides", [
-    ("kws_ds_cnn", "data.path", lambda d: synthetic.keyword_features(str(d / "kws.npz"), per_class=40),
-     ["train.epochs=3", "quantize.epochs=1", "model.options.filters=16", "model.options.blocks=2",
-      "train.allow_chance=true", "quantize.allow_chance=true"]),
     # The image-folder recipe's streamed path with a small CNN in place of
     # MobileNetV2 (whose training and int8 conversion take 80 s here; it runs
     # below when GREENLITE_SLOW_TESTS=1).
