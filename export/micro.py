@@ -126,6 +126,8 @@ def _try(model_bytes, arena, example, log_path):
     pid = os.fork()
     if pid == 0:  # the child: no Python cleanup, only an exit status
         try:
+            import faulthandler
+            faulthandler.disable()  # a crash here is an answer, not a report
             with open(os.devnull, "wb") as null:
                 os.dup2(null.fileno(), 1)
             os._exit(0 if _try_here(model_bytes, arena, example, log_path) else 1)

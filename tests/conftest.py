@@ -96,7 +96,8 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
 
 
 def run_pipeline(recipe, workdir, *overrides):
-    """Runs the pipeline on recipes/<recipe>.yaml with `--set` overrides, as
+    """Runs the pipeline on recipes/<recipe>.yaml (or a recipe file's absolute
+    path) with `--set` overrides, as
     `python -m pipeline` does, in this process (one TensorFlow start-up saved
     per run: the suite runs a dozen); returns a CompletedProcess with its
     exit status and what it printed. Its converter and benchmark still run in
@@ -128,7 +129,9 @@ def run_pipeline(recipe, workdir, *overrides):
     keras.backend.clear_session()  # layer names and graphs as in a fresh process
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            loaded = recipe_lib.load(os.path.join(ROOT, "recipes", f"{recipe}.yaml"), overrides)
+            path = recipe if os.path.isabs(recipe) else os.path.join(ROOT, "recipes",
+                                                                       f"{recipe}.yaml")
+            loaded = recipe_lib.load(path, overrides)
             recipe_lib.check_inputs(loaded)
             Runner(loaded, str(workdir), log=lambda line: print(line, flush=True)).run()
         except GreenliteError as e:

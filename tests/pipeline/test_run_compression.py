@@ -60,32 +60,20 @@ def test_every_structure_figure_in_the_report_is_read_from_its_file(prune_qat_ru
     assert checked == 2  # prune_float32 and quantize_int8
 
 
-LYING_STAGE = """
-import runpy
-import sys
+def test_a_claim_the_file_does_not_hold_fails_the_run_after_the_report(tmp_path, monkeypatch):
+    import numpy as np
 
-import numpy as np
+    from pipeline.stages import prune
+    original = prune.Prune.run
 
-from pipeline.stages import prune
+    def prune_then_fill_one_kernel(self, model, data, ctx):
+        # The stage prunes and claims its sparsity, then (a bug) loses it in one layer.
+        result = original(self, model, data, ctx)
+        kernel = result.get_layer("dense1").kernel
+        kernel.assign(np.where(kernel.numpy() == 0, 1e-3, kernel.numpy()))
+        return result
 
-
-def prune_then_fill_one_kernel(self, model, data, ctx):
-    # The stage prunes and claims its sparsity, then (a bug) loses it in one layer.
-    result = original(self, model, data, ctx)
-    kernel = result.get_layer("dense1").kernel
-    kernel.assign(np.where(kernel.numpy() == 0, 1e-3, kernel.numpy()))
-    return result
-
-
-original = prune.Prune.run
-prune.Prune.run = prune_then_fill_one_kernel
-sys.argv = ["pipeline"] + sys.argv[1:]
-runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
-"""
-
-
-def test_a_claim_the_file_does_not_hold_fails_the_run_after_the_report(tmp_path):
-    from tests.conftest import run_cli
+    monkeypatch.setattr(prune.Prune, "run", prune_then_fill_one_kernel)
     workdir = tmp_path / "run"
     recipe = tmp_path / "lying.yaml"
     recipe.write_text(
@@ -95,7 +83,7 @@ def test_a_claim_the_file_does_not_hold_fails_the_run_after_the_report(tmp_path)
         "export: {formats_by_stage: {prune: [float32]}}\n"
         "benchmark: {num_runs: 2, warmup_runs: 0, check_tflite_runtime: false}\n"
         "energy: {track: false}\n")
-    result = run_cli(["-c", LYING_STAGE, f"--recipe={recipe}", f"--workdir={workdir}"])
+    result = run_pipeline(str(recipe), workdir)
     assert result.returncode == 2, result.stderr[-2000:]
     assert ("greenlite: error: an exported file lost the structure its stages claim (see "
             "report.md): prune_float32: dense1: sparsity 0.0000 is more than 1 point below "
