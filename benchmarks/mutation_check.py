@@ -88,7 +88,7 @@ MUTATIONS = {
         "pipeline/stages/quantize.py",
         'SAME_SCALE_LAYERS = ("AveragePooling1D", "AveragePooling2D")', "SAME_SCALE_LAYERS = ()",
         ["tests/pipeline/stages/test_quantize.py::test_qat_of_a_dense_block_exports_to_int8"]),
-    "micro arena: the first size that works, not the smallest": (
+    "micro arena: the first size that works (not the smallest)": (
         "export/micro.py", "        while high - low > ALIGNMENT:", "        while False:",
         ["tests/export/test_micro.py::test_the_measured_arena_is_the_smallest_that_runs"]),
     "micro runtime's missing ops never named": (

@@ -13,6 +13,11 @@
                  (dynamic range; ai-edge-quantizer on the float32 file)
   int4_blockwise as int4_dynamic, with a scale per block of 32 weights
                  (Dense layers; convolutions stay float)
+  int16x8_mixed  int16 activations and int8 weights where ai-edge-quantizer
+                 has the op, float elsewhere (layer norm's SQUARED_DIFFERENCE,
+                 which has no int16 kernel: the converter's int16x8 file of a
+                 Transformer aborts at run time); int16 input and output;
+                 calibrated by ai-edge-quantizer on the float32 file
 
 Before a calibrated conversion, Keras attention layers that mask with -1e9
 are rewritten to a bounded mask (pipeline/attention.py): the -1e9 would set
@@ -30,11 +35,12 @@ import os
 import sys
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8", "int4_weights",
-           "int4_dynamic", "int4_blockwise")
-# Made by ai-edge-quantizer from the float32 file (the TFLite converter has no int4).
-AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic", "int4_blockwise")
+           "int4_dynamic", "int4_blockwise", "int16x8_mixed")
+# Made by ai-edge-quantizer from the float32 file (the TFLite converter has no
+# int4, and no int16x8 that keeps the ops without int16 kernels in float).
+AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic", "int4_blockwise", "int16x8_mixed")
 # The formats whose conversion is calibrated on representative data.
-CALIBRATED = ("int8", "int16x8")
+CALIBRATED = ("int8", "int16x8", "int16x8_mixed")
 
 
 def convert(model, fmt, representative=None, bound_attention=True):
@@ -60,7 +66,7 @@ def convert(model, fmt, representative=None, bound_attention=True):
         from pipeline.attention import bound_attention_masks
         model, _ = bound_attention_masks(model)
     if fmt in AI_EDGE_QUANTIZER:
-        return _ai_edge_quantize(convert(model, "float32"), fmt)
+        return _ai_edge_quantize(convert(model, "float32"), fmt, representative)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -92,22 +98,40 @@ _INT4 = {"int4_weights": ("weight_only", "CHANNELWISE"),
          "int4_blockwise": ("dynamic", "BLOCKWISE_32")}
 
 
-def _ai_edge_quantize(float_flatbuffer, fmt):
-    """`float_flatbuffer` with 4-bit weights, by ai-edge-quantizer, as `fmt` says."""
+def _ai_edge_quantize(float_flatbuffer, fmt, representative=None):
+    """`float_flatbuffer` quantized by ai-edge-quantizer as `fmt` says."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its calibration draws progress bars
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
     from pipeline.errors import ExportError
-    mode, granularity = _INT4[fmt]
     manager = recipe_manager.RecipeManager()
-    add = manager.add_dynamic_config if mode == "dynamic" else manager.add_weight_only_config
-    add(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=4,
-        granularity=getattr(qtyping.QuantGranularity, granularity))
+    everything = dict(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED)
+    if fmt == "int16x8_mixed":
+        manager.add_static_config(**everything, activation_num_bits=16, weight_num_bits=8)
+    else:
+        mode, granularity = _INT4[fmt]
+        add = manager.add_dynamic_config if mode == "dynamic" else manager.add_weight_only_config
+        add(**everything, num_bits=4, granularity=getattr(qtyping.QuantGranularity, granularity))
     try:
         q = quantizer.Quantizer(bytearray(float_flatbuffer), manager.get_quantization_recipe())
-        return bytes(q.quantize(enable_progress_report=False).quantized_model)
+        calibration = None
+        if fmt in CALIBRATED:
+            calibration = q.calibrate(_calibration_data(float_flatbuffer, representative))
+        return bytes(q.quantize(calibration, enable_progress_report=False).quantized_model)
     except Exception as e:  # pylint: disable=broad-except
         # ai-edge-quantizer raises ValueError/RuntimeError/KeyError for ops it rejects.
         raise ExportError(f"{fmt}: ai-edge-quantizer failed: {_first_line(e)}") from None
+
+
+def _calibration_data(float_flatbuffer, representative):
+    """ai-edge-quantizer's calibration input: {signature: [{input name: one example}]}."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_content=bytes(float_flatbuffer))
+    key, signature = next(iter(interpreter.get_signature_list().items()))
+    name = signature["inputs"][0]
+    dtype = interpreter.get_signature_runner(key).get_input_details()[name]["dtype"]
+    return {key: [{name: representative[i:i + 1].astype(dtype)}
+                  for i in range(len(representative))]}
 
 
 def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900,

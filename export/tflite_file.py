@@ -56,6 +56,24 @@ def operators(path):
             for op in model.subgraphs[0].operators]
 
 
+def float_op_types(path):
+    """{op name: count} of the ops that compute in float (their first output is
+    FLOAT32), QUANTIZE and DEQUANTIZE aside: what a mixed-precision file keeps wide."""
+    import collections
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = read_model(path)
+    graph = model.subgraphs[0]
+    counts = collections.Counter()
+    for op in graph.operators:
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+        outputs = [i for i in op.outputs if i >= 0]
+        if name in ("QUANTIZE", "DEQUANTIZE") or not outputs:
+            continue
+        if graph.tensors[outputs[0]].type == 0:  # TensorType.FLOAT32
+            counts[name] += 1
+    return dict(sorted(counts.items()))
+
+
 def weight_tensors(path):
     """Every constant tensor of rank >= 2 in the first subgraph."""
     model = read_model(path)

@@ -33,7 +33,7 @@ PRESETS = {
     "cortex-m4-256k": {"ram_kb": 256, "flash_kb": 1024, "chip": "a generic Cortex-M4"},
 }
 # Files whose activations are integers: the ones a microcontroller runs.
-MICRO_FORMATS = ("int8", "int16x8", "int8_mixed")
+MICRO_FORMATS = ("int8", "int16x8", "int8_mixed", "int16x8_mixed")
 LABELS = os.path.join("export", "labels.txt")
 
 

@@ -30,6 +30,8 @@ report.json schema (version 1), stable for tools and dashboards:
                      delegated, ops, and with test data: accuracy, perplexity,
                      reference{accuracy, perplexity} (LiteRT's), max_abs_diff,
                      agrees}} once the runtime gate has run,
+                     float_op_types{op: count} for int16x8_mixed (the ops
+                     it computes in float),
                      attention_mask_bounded{layers, mask_value} when the
                      converter bounded a -1e9 attention mask,
                      doctor{budget, keras, outliers[], worst[], before, fix}
@@ -320,6 +322,10 @@ def notes(report):
         if v.get("float_layers"):
             out.append(f"`{v['name']}` keeps these layers in float: "
                        + "; ".join(describe_skipped(v["float_layers"])))
+        if v.get("float_op_types"):
+            out.append(f"`{v['name']}` computes these ops in float (no int16 kernel, or "
+                       "ai-edge-quantizer does not quantize them): " + ", ".join(
+                           f"{op} x{n}" for op, n in v["float_op_types"].items()))
         if v.get("doctor_error"):
             out.append(f"`{v['name']}`: the quantization doctor could not examine it: "
                        f"{v['doctor_error']}")

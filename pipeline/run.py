@@ -193,6 +193,9 @@ class Runner:
                 error = self._benchmark(path, test_data, variant)
             if error is None:
                 self._verify_structure(path, by_name[variant["stage"]], variant)
+                if variant["format"] == "int16x8_mixed":
+                    from export.tflite_file import float_op_types
+                    variant["float_op_types"] = float_op_types(path)
                 rewritten = by_name[variant["stage"]].get("unbounded_attention")
                 if rewritten and variant["format"] in CALIBRATED and recipe.export.bound_attention:
                     variant["attention_mask_bounded"] = {"layers": rewritten,
@@ -209,7 +212,7 @@ class Runner:
     def _examine_quantized(self, data, stage_records, variants):
         """The quantization doctor on every calibrated variant; a fixed file joins the variants."""
         from export import doctor
-        from export.convert import CALIBRATED
+        from export.doctor import CALIBRATED
         recipe = self.recipe
         budget = doctor.default_budget(data.task, recipe.export.max_drop_points,
                                        recipe.export.max_rise_percent)

@@ -15,21 +15,27 @@ def test_format_runs_in_the_interpreter(exported, fmt, trained_model, digits):
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
+    from export.benchmark import dequantize_output, quantize_input
     x = digits.test.x[:1]
     if fmt == "int8":
         assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
-        scale, zero_point = inp["quantization"]
-        x = np.clip(np.round(x / scale + zero_point), -128, 127).astype(np.int8)
+    elif fmt == "int16x8_mixed":  # ai-edge-quantizer quantizes the inputs and outputs too
+        assert inp["dtype"] == np.int16 and out["dtype"] == np.int16
     else:
         assert inp["dtype"] == np.float32
-    interpreter.set_tensor(inp["index"], x)
+    interpreter.set_tensor(inp["index"], quantize_input(x, inp))
     interpreter.invoke()
-    got = interpreter.get_tensor(out["index"])
+    got = dequantize_output(interpreter.get_tensor(out["index"]), out)
     assert got.shape == (1, 10)
     if fmt != "int8":
         expected = trained_model.predict(digits.test.x[:1], verbose=0)
-        atol = 0.1 if fmt == "float32" else 2.0 if fmt.startswith("int4") else 0.5
-        np.testing.assert_allclose(got, expected, atol=atol)
+        if fmt == "int16x8_mixed":
+            # Its int16 output holds the calibrated range: a logit far below it is
+            # clipped (-12.8 read as -9.9 here), the answer is the same.
+            assert got.argmax() == expected.argmax()
+        else:
+            atol = 0.1 if fmt == "float32" else 2.0 if fmt.startswith("int4") else 0.5
+            np.testing.assert_allclose(got, expected, atol=atol)
 
 
 def test_sizes_shrink_as_expected(exported):
@@ -160,3 +166,41 @@ def test_int8_calibration_uses_every_representative_example():
 
     assert int8_error(x) < 0.05         # every example: within 5 % of the output range
     assert int8_error(x[:1]) > 0.5      # the smallest example alone: the rest clip
+
+
+def test_int16x8_mixed_runs_where_the_converters_int16x8_cannot(tmp_path):
+    """A Transformer's layer norm has no int16 kernel (SQUARED_DIFFERENCE): the
+    converter's int16x8 file fails to run; int16x8_mixed keeps those ops in
+    float, holds int16 activations elsewhere, and runs close to float."""
+    import models
+    from export import benchmark
+    from export.tflite_file import float_op_types, read_model
+    model = models.build("tiny_transformer", (16,), 32,
+                         {"width": 16, "heads": 2, "layers": 1, "mlp_width": 32})
+    tokens = np.random.default_rng(0).integers(0, 32, (40, 16)).astype(np.int32)
+    paths = {}
+    for fmt in ("float32", "int16x8", "int16x8_mixed"):
+        paths[fmt] = tmp_path / f"{fmt}.tflite"
+        paths[fmt].write_bytes(convert(model, fmt, tokens))
+    from export import child
+    bench = os.path.join(os.path.dirname(benchmark.__file__), "benchmark.py")
+    # In a child process: LiteRT aborts (SIGABRT) on the missing int16 kernel.
+    for fmt, fails in (("int16x8", True), ("int16x8_mixed", False)):
+        _, error = child.run([bench, f"--model={paths[fmt]}", "--num_runs=1",
+                              "--warmup_runs=0"], timeout=300, what="the benchmark")
+        assert (error is not None) is fails, (fmt, error)
+    graph = read_model(str(paths["int16x8_mixed"])).subgraphs[0]
+    assert sum(t.type == 7 for t in graph.tensors) > 10  # TensorType.INT16 activations
+    kept = float_op_types(str(paths["int16x8_mixed"]))
+    assert "SQUARED_DIFFERENCE" in kept  # layer norm's variance: no int16 kernel
+    assert "FULLY_CONNECTED" not in kept and "BATCH_MATMUL" not in kept
+    outputs = {}
+    for fmt in ("float32", "int16x8_mixed"):
+        interpreter = Interpreter(model_path=str(paths[fmt]))
+        interpreter.allocate_tensors()
+        kept_outputs = []
+        benchmark.evaluate(interpreter, tokens[:8], tokens[:8], kept_outputs, keep=8)
+        outputs[fmt] = np.concatenate(kept_outputs)
+    spread = outputs["float32"].max() - outputs["float32"].min()
+    difference = np.abs(outputs["int16x8_mixed"] - outputs["float32"])
+    assert difference.mean() < 0.02 * spread
