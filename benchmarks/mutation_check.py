@@ -94,6 +94,9 @@ MUTATIONS = {
     "micro runtime's missing ops never named": (
         "export/micro.py", "    have = registered_ops()\n", "    have = set()\n",
         ["tests/export/test_micro.py::test_the_zoo_transformer_has_a_microcontroller_build"]),
+    "the doctor's int16 step widens nothing": (
+        "export/doctor.py", "    for name in int16_tensors:", "    for name in []:",
+        ["tests/export/test_doctor.py::test_the_int16_step_widens_only_the_ops_it_names"]),
     "a board fits whatever the arena": (
         "pipeline/deploy.py", '        if verdict["ram_margin_bytes"] < 0:',
         '        if False:', ["tests/pipeline/test_deploy.py::test_fit_verdicts_on_hand_made_figures"]),

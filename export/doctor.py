@@ -13,11 +13,15 @@ For a calibrated variant (int8, int16x8) of a finished run it reports:
     alone), worst first, from TensorFlow's QuantizationDebugger;
 and, when the file misses its budget on the test split (accuracy points
 below the Keras float model, or perplexity percent above it), it fixes it:
-first the known fixes (a -1e9 attention mask bounded, pipeline/attention.py),
-then the worst ops kept in float one at a time (the debugger's selective
-quantization) until the file is within budget or `--max_float_ops` is spent.
-The result is a new variant `<variant>_mixed` in the run's report, with the
-ops kept float and what each cost in bytes and latency. The run directory
+first the known fixes (a -1e9 attention mask bounded, pipeline/attention.py);
+then the model re-quantized by ai-edge-quantizer (static int8) with the
+worst ops widened to int16 activations one at a time, where LiteRT has the
+int16 kernel (each candidate is scored in a child process: a missing kernel
+aborts); then, if that is not enough, the worst ops kept in float one at a
+time (the debugger's selective quantization) until the file is within budget
+or `--max_float_ops` is spent. The result is a new variant `<variant>_mixed`
+in the run's report, with the ops made wider and what each cost in bytes
+and latency. The run directory
 is changed only by atomic writes of the new file and the report.
 """
 import argparse
@@ -139,6 +143,44 @@ def mixed_model(model, representative, float_tensors):
                                ).get_nondebug_quantized_model())
 
 
+def int16_model(float_flatbuffer, representative, int16_tensors):
+    """Static int8 by ai-edge-quantizer, with the ops producing `int16_tensors`
+    computing with int16 activations (mixed precision; int8 weights throughout)."""
+    import re
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from ai_edge_quantizer import qtyping, quantizer, recipe_manager
+
+    from export.convert import _calibration_data
+    manager = recipe_manager.RecipeManager()
+    every = qtyping.TFLOperationName.ALL_SUPPORTED
+    manager.add_static_config(regex=".*", operation_name=every, activation_num_bits=8,
+                              weight_num_bits=8)
+    for name in int16_tensors:  # a later, narrower entry wins for the ops it names
+        manager.add_static_config(regex=re.escape(name), operation_name=every,
+                                  activation_num_bits=16, weight_num_bits=8)
+    with _quiet():
+        q = quantizer.Quantizer(bytearray(float_flatbuffer), manager.get_quantization_recipe())
+        calibration = q.calibrate(_calibration_data(float_flatbuffer, representative))
+        return bytes(q.quantize(calibration, enable_progress_report=False).quantized_model)
+
+
+def _score_in_child(path, data_dir, bench):
+    """export/benchmark.py's figures for `path` from a child process, or (None, why):
+    an op without an int16 kernel aborts the interpreter."""
+    from export import child
+    out = path + ".json"
+    _, error = child.run(
+        [os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark.py"),
+         f"--model={path}", f"--data={data_dir}", f"--json={out}",
+         f"--num_threads={bench.get('num_threads', 1)}",
+         f"--num_runs={bench.get('num_runs', 20)}",
+         f"--warmup_runs={bench.get('warmup_runs', 2)}"], timeout=1800, what="the benchmark")
+    if error:
+        return None, error
+    with open(out) as f:
+        return json.load(f), None
+
+
 def _score(path, test, bench):
     from export import benchmark
     return benchmark.benchmark(path, test, num_threads=bench.get("num_threads", 1),
@@ -253,6 +295,13 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
         # float changes little of the others' error).
         ranking = (diagnose(model, representative, top=max_float_ops)["worst"]
                    if not _within(figures, budget, keras) and max_float_ops else [])
+        if ranking:
+            widened = _widen_to_int16(model, representative, ranking, figures, budget, keras,
+                                      os.path.join(export_dir, eval_data), bench, tmp, fixed,
+                                      log)
+            if widened is not None:
+                flatbuffer, figures = widened
+                ranking = []
         while not _within(figures, budget, keras) and ranking:
             worst = ranking.pop(0)
             kept.append(worst["tensor"])
@@ -272,11 +321,64 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
     fixed.update(report_lib.variant_figures(figures),
                  within_budget=_within(figures, budget, keras))
     record["fix"] = {"variant": fixed_name, "changes": fixed["changes"],
+                     "int16_ops": fixed.get("int16_ops", []),
                      "float_ops": fixed["float_ops"], "after": _miss(figures, keras),
                      "within_budget": fixed["within_budget"]}
+    widened = [o for o in fixed.get("int16_ops", []) if "error" not in o]
     log(f"  {fixed_name}: {'within' if fixed['within_budget'] else 'STILL OUTSIDE'} the budget "
-        f"({budget['kind']} {budget['value']:g}); {len(fixed['float_ops'])} op(s) kept float")
+        f"({budget['kind']} {budget['value']:g}); {len(widened)} op(s) int16, "
+        f"{len(fixed['float_ops'])} op(s) kept float")
     return record, fixed
+
+
+def _widen_to_int16(model, representative, ranking, figures, budget, keras, data_dir, bench,
+                    tmp, fixed, log):
+    """The int16 step: ai-edge-quantizer's static int8, then the worst ops widened
+    to int16 activations one at a time. Returns (flatbuffer, figures) once within
+    budget (recorded in `fixed`), or None (then the float step runs)."""
+    from export.convert import convert
+    float32 = convert(model, "float32")
+    candidate = os.path.join(tmp, "int16_candidate.tflite")
+    wide, steps, previous = [], [], figures
+    for worst in [None] + list(ranking):
+        names = wide + ([worst["tensor"]] if worst else [])
+        try:
+            flatbuffer = int16_model(float32, representative, names)
+        except Exception as e:  # pylint: disable=broad-except
+            log(f"  int16 step: ai-edge-quantizer failed: {str(e).splitlines()[0] if str(e) else e}")
+            return None
+        with open(candidate, "wb") as f:
+            f.write(flatbuffer)
+        scored, error = _score_in_child(candidate, data_dir, bench)
+        if worst is None:
+            if error:
+                log(f"  int16 step skipped: ai-edge-quantizer's int8 file does not run: {error}")
+                return None
+            log(f"  re-quantized by ai-edge-quantizer (static int8): accuracy "
+                f"{scored['accuracy']:.4f}, perplexity {scored['perplexity']:.4g}")
+        elif error:
+            log(f"  {worst['tensor']} ({worst['op']}): no int16 kernel runs it ({error})")
+            steps.append({"tensor": worst["tensor"], "layer": worst["layer"], "op": worst["op"],
+                          "error": error})
+            continue
+        else:
+            wide.append(worst["tensor"])
+            steps.append({"tensor": worst["tensor"], "layer": worst["layer"], "op": worst["op"],
+                          "rmse_over_scale": worst["rmse_over_scale"],
+                          "bytes": len(flatbuffer) - previous["size_bytes"],
+                          "latency_ms": scored["latency_ms"]["p50"] - previous["latency_ms"]["p50"],
+                          "after": _miss(scored, keras)})
+            log(f"  widened {worst['tensor']} ({worst['op']}, layer {worst['layer']}) to int16: "
+                f"accuracy {scored['accuracy']:.4f}, perplexity {scored['perplexity']:.4g}")
+        previous = scored
+        if _within(scored, budget, keras):
+            fixed["changes"].append("re-quantized by ai-edge-quantizer (static int8"
+                                    + (f", {len(wide)} op(s) with int16 activations)"
+                                       if wide else ")"))
+            fixed["int16_ops"] = steps
+            return flatbuffer, scored
+    log("  int16 step: not within the budget; keeping ops in float instead")
+    return None
 
 
 def _find(workdir, name):

@@ -34,7 +34,8 @@ report.json schema (version 1), stable for tools and dashboards:
                      it computes in float),
                      attention_mask_bounded{layers, mask_value} when the
                      converter bounded a -1e9 attention mask,
-                     doctor{budget, keras, outliers[], worst[], before, fix}
+                     doctor{budget, keras, outliers[], worst[], before, fix{variant,
+                     changes[], int16_ops[], float_ops[], after, within_budget}}
                      for calibrated variants (export/doctor.py), or
                      doctor_error when the diagnosis failed}
                     or  a doctor's fix {name, stage, format: int8_mixed, path,
@@ -295,6 +296,10 @@ def _doctor_table(report):
         if isinstance(fix, dict):
             for change in fix["changes"]:
                 rows.append([fix["variant"], "fix", "", "", "", change])
+            for op in fix.get("int16_ops", []):
+                rows.append([fix["variant"], "int16", op["tensor"], op["layer"], op["op"],
+                             f"no int16 kernel runs it: {op['error']}" if "error" in op else
+                             f"{op['bytes']:+,} bytes, {op['latency_ms']:+.3f} ms p50"])
             for op in fix["float_ops"]:
                 rows.append([fix["variant"], "kept float", op["tensor"], op["layer"], op["op"],
                              f"{op['bytes']:+,} bytes, {op['latency_ms']:+.3f} ms p50"])

@@ -115,3 +115,37 @@ def test_a_diagnosis_that_fails_does_not_fail_the_run(tmp_path, monkeypatch):
     assert report["variants"][0]["doctor_error"] == "the debugger met a model it cannot handle"
     assert ("`train_int8`: the quantization doctor could not examine it: the debugger met a "
             "model it cannot handle") in (workdir / "report.md").read_text()
+
+
+def test_the_int16_step_widens_only_the_ops_it_names(tmp_path):
+    """ai-edge-quantizer's static int8 with one op's activations int16: the
+    named op's tensors become int16, the rest stay int8, and the file runs."""
+    import numpy as np
+
+    import models
+    from export.convert import convert
+    from export.tflite_file import operators, read_model
+    model = models.build("tiny_transformer", (16,), 32,
+                         {"width": 16, "heads": 2, "layers": 1, "mlp_width": 32})
+    tokens = np.random.default_rng(0).integers(0, 32, (30, 16)).astype(np.int32)
+    float32 = convert(model, "float32")
+    (tmp_path / "float32.tflite").write_bytes(float32)
+    graph = read_model(str(tmp_path / "float32.tflite")).subgraphs[0]
+    matmul = next(op for op, (name, _) in zip(graph.operators,
+                                              operators(str(tmp_path / "float32.tflite")))
+                  if name == "BATCH_MATMUL")
+    target = graph.tensors[matmul.outputs[0]].name
+    target = target.decode() if isinstance(target, bytes) else target
+    data = tmp_path / "data.npz"
+    np.savez(data, x=tokens, y=tokens)
+    int16_tensors = {}
+    for wide in ([], [target]):
+        path = tmp_path / f"int16_{len(wide)}.tflite"
+        path.write_bytes(doctor.int16_model(float32, tokens, wide))
+        graph = read_model(str(path)).subgraphs[0]
+        int16_tensors[len(wide)] = {(t.name.decode() if isinstance(t.name, bytes) else t.name)
+                                    for t in graph.tensors if t.type == 7}  # INT16
+        scored, error = doctor._score_in_child(str(path), str(data), {"num_runs": 1})
+        assert error is None and scored["num_examples"] == 30
+    assert int16_tensors[0] == set()
+    assert target in int16_tensors[1] and len(int16_tensors[1]) <= 4  # the op's input and output
