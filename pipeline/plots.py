@@ -70,3 +70,46 @@ def pareto_figure(variants, title):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def search_png(record):
+    """PNG bytes of a search's trials: one panel per objective, each trial's
+    validation loss against that objective; the budget a dashed line, trials
+    within it filled, the Pareto front circled (pipeline/search.py's record)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    objectives = record["objectives"]
+    budget_key, budget = next(iter(record["budget"].items()))
+    trials = [r for r in record["trials"] if r.get("figures") and r.get("loss") is not None]
+    fig, axes = plt.subplots(1, len(objectives), figsize=(5 * len(objectives), 4.2), dpi=DPI,
+                             squeeze=False)
+    for ax, objective in zip(axes[0], objectives):
+        for within, style in ((True, dict(color="tab:blue", label="within budget")),
+                              (False, dict(facecolors="none", edgecolors="tab:red",
+                                           label="over budget"))):
+            chosen = [r for r in trials if r["within_budget"] is within]
+            if chosen:
+                ax.scatter([r["figures"][objective] for r in chosen],
+                           [r["loss"] for r in chosen], s=40, zorder=3, **style)
+        front = [r for r in trials if r["pareto"]]
+        if front:
+            ax.scatter([r["figures"][objective] for r in front], [r["loss"] for r in front],
+                       s=160, facecolors="none", edgecolors="black", zorder=4,
+                       label="Pareto front")
+            for r in front:
+                ax.annotate(str(r["number"]), (r["figures"][objective], r["loss"]),
+                            textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.axhline(budget, linestyle="--", color="grey", label=f"budget ({budget:g})")
+        ax.set_xlabel(objective)
+        ax.set_ylabel("loss on validation: " + ("accuracy points" if budget_key ==
+                                                  "max_drop_points" else "perplexity %"))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"greenlite search: {len(trials)} trial(s), objectives minimized")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -291,6 +291,9 @@ class Search:
                               f"#   {json.dumps(best['params'])}\n"
                               f"#   python -m pipeline --recipe=best.yaml\n"
                               + yaml.safe_dump(raw, sort_keys=False))
+        from pipeline import plots
+        from pipeline.files import atomic_write_bytes
+        atomic_write_bytes(os.path.join(self.workdir, "search.png"), plots.search_png(record))
         atomic_write_text(os.path.join(self.workdir, "search.json"), json.dumps(record, indent=2))
         atomic_write_text(os.path.join(self.workdir, "search.md"), to_markdown(record))
         return record
@@ -355,6 +358,7 @@ def to_markdown(record):
                      + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'} | "
                      + ("**yes**" if r["pareto"] else "") + " | "
                      + (f"{r['test']['loss']:+.2f}" if r.get("test") else "") + " |")
+    lines += ["", "![trials: loss against each objective](search.png)"]
     return "\n".join(lines) + "\n"
 
 

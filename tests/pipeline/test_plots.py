@@ -43,3 +43,21 @@ def test_each_panel_plots_every_variant_and_labels_only_its_front():
         plotted = sorted(float(c.get_offsets()[0][0]) for c in ax.collections[:4])
         assert plotted == sorted(xs)
     plt.close(fig)
+
+
+def test_search_png_draws_one_panel_per_objective():
+    import io
+
+    from PIL import Image
+
+    from pipeline import plots
+
+    def trial(number, size, macs, loss, pareto):
+        return {"number": number, "figures": {"size_bytes": size, "macs": macs}, "loss": loss,
+                "within_budget": loss <= 2, "pareto": pareto}
+    record = {"objectives": ["size_bytes", "macs"], "budget": {"max_drop_points": 2.0},
+              "trials": [trial(0, 1000, 50, 0.5, True), trial(1, 500, 20, 1.5, True),
+                         trial(2, 800, 40, 3.0, False),
+                         {"number": 3, "error": "failed", "figures": None, "loss": None}]}
+    image = Image.open(io.BytesIO(plots.search_png(record)))
+    assert image.size == (2 * 5 * plots.DPI, int(4.2 * plots.DPI))

@@ -35,6 +35,7 @@ def test_a_search_measures_each_trial_and_resumes(tmp_path):
     assert [s.name for s in best.stages] == ["train", "prune_channels"]
     assert best.stages[1].config.ratio == 0.875
     assert "| trial | values | variant | size_bytes | macs |" in (tmp_path / "search.md").read_text()
+    assert (tmp_path / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Rerun: the base model is reused, only the missing trial runs, and values
     # already measured are not measured again.
