@@ -24,6 +24,7 @@ from export.convert import FORMATS
 from pipeline import config as config_lib
 from pipeline.config import at_least, between
 from pipeline.data import DataConfig
+from pipeline.distribute import DistributeConfig, check_batches
 from pipeline.energy import EnergyConfig
 from pipeline.errors import RecipeError
 
@@ -194,6 +195,7 @@ class Recipe:
     benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
     deploy: DeployConfig = dataclasses.field(default_factory=DeployConfig)
+    distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
     # Only `python -m pipeline.search` reads it.
     search: Optional[SearchConfig] = None
 
@@ -219,7 +221,7 @@ class Recipe:
 
 
 SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark",
-            "energy", "deploy", "search")
+            "energy", "deploy", "distribute", "search")
 
 
 def load(path, overrides=()):
@@ -310,6 +312,7 @@ def from_dict(raw):
         if not os.path.isfile(teacher):
             raise RecipeError(f"stages.{spec.name}.teacher: {teacher!r} is neither an earlier "
                               f"stage ({', '.join(names[:index]) or 'none'}) nor a saved model file")
+    check_batches(recipe, recipe.distribute.replicas())
     for key in ("stages", "formats_by_stage"):
         for stage in getattr(recipe.export, key) or []:
             if stage not in names:

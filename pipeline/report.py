@@ -10,6 +10,8 @@ report.json schema (version 1), stable for tools and dashboards:
     baseline        {stage, keras_accuracy, accuracy, params, float32_variant}:
                     the first stage's Keras float model and its float32 file
     stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy,
+                     distribute{strategy, replicas} (the tf.distribute strategy
+                     the stage's model was made in),
                      metrics, claims{sparsity, clusters, preserve_zero} or null
                      (what the stage promises about its kernels), energy{seconds, energy_kwh, emissions_kg, cpu_power_w,
                      ram_power_w, mode, method, ...}}

@@ -49,8 +49,12 @@ class Runner:
 
     def run(self):
         """Runs every stage, exports, benchmarks and writes the report; returns it."""
+        from pipeline import distribute
         from pipeline.backend import keras, tf
         recipe = self.recipe
+        # First: logical CPU replicas can only be made before TensorFlow runs an op.
+        self.strategy = distribute.make_strategy(recipe.distribute, self._say)
+        distribute.check_batches(recipe, self.strategy.num_replicas_in_sync)
         if recipe.deterministic:
             tf.config.experimental.enable_op_determinism()
         data = data_lib.load(recipe.data, recipe.seed)
@@ -127,7 +131,10 @@ class Runner:
                              claims=structure.Claims.from_dict(previous))
             stage_energy = {}
             from pipeline.attention import unbounded_attention_layers
-            with energy.track(self.recipe.energy, spec.name, stage_energy):
+            # Models, tfmot wrappers, optimizers and metrics made in the stage
+            # belong to the strategy (one replica without distribute:).
+            with energy.track(self.recipe.energy, spec.name, stage_energy), \
+                    self.strategy.scope():
                 result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
             saved = models_saved.save(result, tmp)
@@ -143,6 +150,9 @@ class Runner:
                 "keras_perplexity": float(np.exp(keras_ce)),
                 "metrics": ctx.metrics,
                 "claims": ctx.output_claims.to_dict() if ctx.output_claims else None,
+                # Where the stage's model was made (its variables live there).
+                "distribute": {"strategy": type(result.distribute_strategy).__name__,
+                               "replicas": result.distribute_strategy.num_replicas_in_sync},
                 # Rewritten to a bounded mask before calibrated conversion (export/convert.py).
                 "unbounded_attention": unbounded_attention_layers(result),
             }

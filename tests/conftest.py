@@ -53,8 +53,11 @@ def digits():
 
 @pytest.fixture(scope="session")
 def small_model():
-    """A narrow, uncompiled digits CNN (fast to train and convert)."""
+    """A narrow, uncompiled digits CNN (fast to train and convert). Seeded: its
+    initial weights must not depend on which tests ran before in this process."""
     import models
+    from pipeline.backend import keras
+    keras.utils.set_random_seed(0)
     return models.build("digits_cnn", (8, 8, 1), 10, {"width": 0.25, "dense_units": 32})
 
 
