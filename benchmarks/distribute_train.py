@@ -59,7 +59,7 @@ def main():
             continue
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     base = rows[0]["steps_per_s"] if rows and rows[0]["strategy"] != "MirroredStrategy" else None
-    print(f"| strategy | replicas | steps/s | examples/s | vs default |")
+    print("| strategy | replicas | steps/s | examples/s | vs default |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         ratio = f"{r['steps_per_s'] / base:.2f}x" if base else ""
