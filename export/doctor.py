@@ -309,12 +309,7 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
             flatbuffer = mixed_model(model, representative, kept)
             atomic_write_bytes(candidate, flatbuffer)
             figures = _score(candidate, test, bench)
-            fixed["float_ops"].append({
-                "tensor": worst["tensor"], "layer": worst["layer"], "op": worst["op"],
-                "rmse_over_scale": worst["rmse_over_scale"],
-                "bytes": len(flatbuffer) - previous["size_bytes"],
-                "latency_ms": figures["latency_ms"]["p50"] - previous["latency_ms"]["p50"],
-                "after": _miss(figures, keras)})
+            fixed["float_ops"].append(_step(worst, flatbuffer, previous, figures, keras))
             log(f"  kept {worst['tensor']} ({worst['op']}, layer {worst['layer']}) in float: "
                 f"accuracy {figures['accuracy']:.4f}, perplexity {figures['perplexity']:.4g}")
         atomic_write_bytes(os.path.join(workdir, fixed["path"]), flatbuffer)
@@ -329,6 +324,15 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
         f"({budget['kind']} {budget['value']:g}); {len(widened)} op(s) int16, "
         f"{len(fixed['float_ops'])} op(s) kept float")
     return record, fixed
+
+
+def _step(worst, flatbuffer, previous, figures, keras):
+    """One op made wider: which, and what it cost against the file before it."""
+    return {"tensor": worst["tensor"], "layer": worst["layer"], "op": worst["op"],
+            "rmse_over_scale": worst["rmse_over_scale"],
+            "bytes": len(flatbuffer) - previous["size_bytes"],
+            "latency_ms": figures["latency_ms"]["p50"] - previous["latency_ms"]["p50"],
+            "after": _miss(figures, keras)}
 
 
 def _widen_to_int16(model, representative, ranking, figures, budget, keras, data_dir, bench,
@@ -363,11 +367,7 @@ def _widen_to_int16(model, representative, ranking, figures, budget, keras, data
             continue
         else:
             wide.append(worst["tensor"])
-            steps.append({"tensor": worst["tensor"], "layer": worst["layer"], "op": worst["op"],
-                          "rmse_over_scale": worst["rmse_over_scale"],
-                          "bytes": len(flatbuffer) - previous["size_bytes"],
-                          "latency_ms": scored["latency_ms"]["p50"] - previous["latency_ms"]["p50"],
-                          "after": _miss(scored, keras)})
+            steps.append(_step(worst, flatbuffer, previous, scored, keras))
             log(f"  widened {worst['tensor']} ({worst['op']}, layer {worst['layer']}) to int16: "
                 f"accuracy {scored['accuracy']:.4f}, perplexity {scored['perplexity']:.4g}")
         previous = scored

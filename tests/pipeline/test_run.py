@@ -84,9 +84,12 @@ def test_bad_input_leaves_the_run_directory_alone(tmp_path, args, message):
     assert sorted(os.listdir(workdir)) == ["report.json"]
 
 
-def test_same_recipe_same_seed_gives_the_same_model(default_run, tmp_path):
+def test_same_recipe_same_seed_gives_the_same_model_and_a_rerun_replaces_the_run(
+        default_run, tmp_path):
+    import shutil
     workdir, _ = default_run
     again = tmp_path / "again"
+    shutil.copytree(workdir, again)  # an earlier, finished run in the directory
     result = run_pipeline("default", again, "export.formats=[float32]", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     first = json.loads((workdir / "report.json").read_text())
@@ -94,6 +97,14 @@ def test_same_recipe_same_seed_gives_the_same_model(default_run, tmp_path):
     assert second["baseline"]["accuracy"] == first["baseline"]["accuracy"]
     assert ((again / "export" / "train_float32.tflite").read_bytes()
             == (workdir / "export" / "train_float32.tflite").read_bytes())
+    # The rerun replaced the run whole: none of the earlier run's files stay.
+    assert f"replacing the earlier run in {again}" in result.stdout
+    assert sorted(f for f in os.listdir(again / "export") if f.endswith(".tflite")) == [
+        "train_float32.tflite"]
+    assert [v["path"] for v in second["variants"]] == ["export/train_float32.tflite"]
+    events = [f for _, _, files in os.walk(again / "tensorboard") for f in files]
+    assert len([f for f in events if "tfevents" in f]) == 2  # this run's train and validation
+    assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
 
 
 PREFLIGHT = """
