@@ -90,7 +90,9 @@ def metadata_python(metadata_env):
 
 
 @pytest.fixture(scope="module")
-def deployed_run(tmp_path_factory, metadata_env, metadata_python):
+def deployed_run(tmp_path_factory, metadata_env):
+    """The run, with metadata where the environment could be made (offline the
+    run records why it wrote none, and the metadata tests skip)."""
     from pipeline.data import synthetic
     directory = tmp_path_factory.mktemp("runs")
     data = synthetic.keyword_features(str(directory / "kws.npz"), per_class=40)
@@ -197,7 +199,7 @@ def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
         assert (workdir / "report.json").read_bytes() == before
 
 
-def test_deploy_cli_checks_a_finished_run_against_a_new_board(deployed_run):
+def test_deploy_cli_checks_a_finished_run_against_a_new_board(deployed_run, metadata_python):
     workdir, _ = deployed_run
     result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}", "--variant=quantize_int8",
                       "--target=arduino-nano-33-iot"])
