@@ -164,7 +164,7 @@ def _read(path):
 def _example_input(x, detail):
     if x is None:
         return np.zeros(detail["shape"], detail["dtype"])
-    return quantize_input(np.asarray(x, dtype=np.asarray(x).dtype), detail).reshape(detail["shape"])
+    return quantize_input(np.asarray(x), detail).reshape(detail["shape"])
 
 
 def measure_arena(model_bytes, example=None):
@@ -246,7 +246,7 @@ def evaluate(path, x, y, arena_bytes, max_examples=1000):
     count = min(len(x), max_examples)
     totals = {"micro": [0, 0.0, 0], "litert": [0, 0.0, 0]}
     max_diff, same_top1, positions = 0.0, 0, 0
-    probabilities = _ends_in_softmax(path)
+    probabilities = ends_in_softmax(path)
     for i in range(count):
         example = np.asarray(x[i:i + 1])
         micro.set_input(quantize_input(example, m_in).reshape(m_in["shape"]), 0)
@@ -280,7 +280,8 @@ def _add(total, scored):
     total[2] += n
 
 
-def _ends_in_softmax(path):
+def ends_in_softmax(path):
+    """True when the file's last op is a SOFTMAX (its output: probabilities)."""
     ops = tflite_file.operators(path)
     return bool(ops) and ops[-1][0] == "SOFTMAX"
 

@@ -221,6 +221,7 @@ def _metadata_env(cfg, data, labels, env_dir, log):
 
 def _write_metadata(python, path, v, data, labels, workdir, log):
     from export import metadata
+    from export import micro as micro_lib
     norm = data["normalization"]
     spec = {"name": f"{data['model']} ({v['name']})",
             "description": (f"{data['description']}; greenlite variant {v['name']} "
@@ -228,7 +229,7 @@ def _write_metadata(python, path, v, data, labels, workdir, log):
             "version": v["format"], "kind": norm["kind"], "color_space": norm["color_space"]
             or "RGB", "mean": norm["mean"], "std": norm["std"], "min": norm["min"],
             "max": norm["max"], "author": "greenlite",
-            "probabilities": _ends_in_softmax(path)}
+            "probabilities": micro_lib.ends_in_softmax(path)}
     before = (metadata.strip_metadata(path) if metadata.has_metadata(path)
               else os.path.getsize(path))
     try:
@@ -243,12 +244,6 @@ def _write_metadata(python, path, v, data, labels, workdir, log):
     # The file grew by the metadata and the packed labels: the figures say so.
     v["size_bytes"] = size
     v["gzip_bytes"] = _gzip_size(path)
-
-
-def _ends_in_softmax(path):
-    from export import tflite_file
-    ops = tflite_file.operators(path)
-    return bool(ops) and ops[-1][0] == "SOFTMAX"
 
 
 def _gzip_size(path):
