@@ -243,13 +243,9 @@ def _write_metadata(python, path, v, data, labels, workdir, log):
         "range": [norm["min"], norm["max"]]}
     # The file grew by the metadata and the packed labels: the figures say so.
     v["size_bytes"] = size
-    v["gzip_bytes"] = _gzip_size(path)
-
-
-def _gzip_size(path):
-    import gzip
+    from export.benchmark import gzip_bytes
     with open(path, "rb") as f:
-        return len(gzip.compress(f.read(), compresslevel=9))
+        v["gzip_bytes"] = gzip_bytes(f.read())
 
 
 def summary(v, runtimes_checked):
