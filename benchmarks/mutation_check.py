@@ -104,6 +104,19 @@ MUTATIONS = {
         "export/metadata_writer.py", "        associated_files=[args.labels])",
         "        associated_files=[])",
         ["tests/pipeline/test_deploy.py::test_android_metadata_round_trips"]),
+    "int4 grid scale max|w|/8 (not ai-edge-quantizer's /7)": (
+        "pipeline/int4_grid.py", "    return tf.maximum(bound, 1e-9) / QMAX",
+        "    return tf.maximum(bound, 1e-9) / 8",
+        ["tests/pipeline/test_int4_grid.py::test_weights_on_the_grid_are_stored_exactly"]),
+    "int4 block scales not rounded to bfloat16": (
+        "pipeline/int4_grid.py", "        scale = tf.cast(tf.cast(scale, tf.bfloat16), tf.float32)\n",
+        "", ["tests/pipeline/test_int4_grid.py::test_weights_on_the_grid_are_stored_exactly"]),
+    "int4-aware training projects instead of straight-through": (
+        "pipeline/int4_grid.py", "            master.assign_add(w - grid)", "            master.assign(grid)",
+        ["tests/pipeline/test_int4_grid.py::test_straight_through_training_moves_weights_across_grid_steps"]),
+    "export.strip strips nothing": (
+        "pipeline/run.py", "    after = strip(before)\n", "    after = before\n",
+        ["tests/pipeline/test_run_text.py::test_text_lm_int4_aware_run"]),
 }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64,
            7: np.int16, 9: np.int8}
 INT4 = 17  # two values a byte, low nibble first; read into int8 arrays
+BLOCKWISE = 2  # QuantizationDetails.BlockwiseQuantization
 
 
 def unpack_int4(data, count):
@@ -37,8 +38,23 @@ class WeightTensor:
     shape: tuple
     values: np.ndarray
     # Per-channel (or per-tensor) scales, and the quantized axis; None for floats.
+    # Blockwise (ai-edge-quantizer's int4_blockwise): scale is (outputs,
+    # inputs / block_size), one per block of block_size inputs of each output.
     scale: object = None
     quantized_dimension: int = 0
+    block_size: int = 0
+
+    def dequantized(self):
+        """The values the interpreter computes with (float32): stored value x scale."""
+        values = self.values.astype(np.float32)
+        if self.scale is None or self.dtype.startswith("float"):
+            return values
+        scale = np.asarray(self.scale, dtype=np.float32)
+        if self.block_size:
+            return values * np.repeat(scale, self.block_size, axis=1).reshape(values.shape)
+        shape = [1] * values.ndim
+        shape[self.quantized_dimension] = -1
+        return values * (scale.reshape(shape) if scale.size > 1 else scale)
 
 
 def read_model(path):
@@ -92,11 +108,23 @@ def weight_tensors(path):
             values = np.frombuffer(raw, dtype=dtype)
         q = tensor.quantization
         scale = None if q is None or q.scale is None else np.asarray(q.scale)
+        block_size = 0
+        if q is not None and q.detailsType == BLOCKWISE:
+            block_size = int(q.details.blockSize)
+            scale = _constant(model, model.subgraphs[0].tensors[q.details.scales])
+        name = tensor.name.decode() if isinstance(tensor.name, bytes) else (tensor.name or "")
         out.append(WeightTensor(
-            name=tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name),
-            dtype=dtype, shape=shape, values=values.reshape(shape), scale=scale,
-            quantized_dimension=int(q.quantizedDimension) if q is not None else 0))
+            name=name, dtype=dtype, shape=shape, values=values.reshape(shape), scale=scale,
+            quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
+            block_size=block_size))
     return out
+
+
+def _constant(model, tensor):
+    """A constant float tensor's values, shaped."""
+    raw = np.asarray(model.buffers[tensor.buffer].data, dtype=np.uint8).tobytes()
+    return np.frombuffer(raw, dtype=_DTYPES[tensor.type]).reshape(
+        [int(d) for d in tensor.shape])
 
 
 def kernel_stats(values, axis=0):
@@ -139,3 +167,26 @@ def kernels_by_layer(path, layer_names):
         if matches:
             found[layer] = max(matches, key=lambda t: t.values.size)
     return found
+
+
+def strip(flatbuffer):
+    """`flatbuffer` without what the interpreter does not read: the model
+    description, subgraph and tensor names, signature defs
+    (ai_edge_litert's `strip_strings`), and the empty quantization tables
+    the converter attaches to float tensors. The same ops, tensors and
+    weights: the interpreter computes the same outputs, addressed by index.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            if _empty(tensor.quantization):
+                tensor.quantization = None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _empty(quantization):
+    return quantization is not None and not any(
+        getattr(quantization, field) is not None and len(getattr(quantization, field))
+        for field in ("min", "max", "scale", "zeroPoint")) and quantization.details is None

@@ -11,7 +11,9 @@ real scores plus |MASK_VALUE|. `benchmarks/attention_mask.py` measures the
 choice of constant.
 
 `BoundedMaskAttention` is a drop-in `MultiHeadAttention` (the zoo's
-Transformer uses it); `bound_attention_masks` rewrites a user's model, layer
+Transformer uses it); with `runtime_mask=True` it computes the causal mask
+from the input at run time instead of letting the converter fold it into a
+float32 constant of 4·L² bytes (16 KB at L = 64, 1 MB at L = 512); `bound_attention_masks` rewrites a user's model, layer
 for layer with the same weights, before int8 conversion.
 """
 from pipeline.backend import keras, tf
@@ -22,13 +24,29 @@ MASK_VALUE = -100.0
 
 @keras.utils.register_keras_serializable(package="greenlite")
 class BoundedMaskAttention(keras.layers.MultiHeadAttention):
-    """MultiHeadAttention that adds `mask_value` (not -1e9) at masked positions."""
+    """MultiHeadAttention that adds `mask_value` (not -1e9) at masked positions.
 
-    def __init__(self, *args, mask_value=MASK_VALUE, **kwargs):
+    runtime_mask: compute `use_causal_mask`'s mask from the query's positions
+      at run time (a comparison of two position vectors) rather than as
+      tf_keras' constant lower triangle, which the converter stores as an
+      (L, L) float32 tensor in the file. The same mask either way.
+    """
+
+    def __init__(self, *args, mask_value=MASK_VALUE, runtime_mask=False, **kwargs):
         super().__init__(*args, **kwargs)
         if not mask_value < 0:
             raise ValueError(f"mask_value: got {mask_value}; allowed: a negative number")
         self.mask_value = float(mask_value)
+        self.runtime_mask = bool(runtime_mask)
+
+    def _compute_causal_mask(self, query, value=None):
+        if not self.runtime_mask:
+            return super()._compute_causal_mask(query, value)
+        # Positions counted along the (dynamic-batch) input: nothing here is
+        # constant, so the converter keeps the comparison as ops.
+        query_positions = positions_of(query)
+        value_positions = query_positions if value is None else positions_of(value)
+        return query_positions[:, :, tf.newaxis] >= value_positions[:, tf.newaxis, :]
 
     def _masked_softmax(self, attention_scores, attention_mask=None):
         if attention_mask is not None:
@@ -41,7 +59,16 @@ class BoundedMaskAttention(keras.layers.MultiHeadAttention):
         return self._softmax(attention_scores)
 
     def get_config(self):
-        return {**super().get_config(), "mask_value": self.mask_value}
+        return {**super().get_config(), "mask_value": self.mask_value,
+                "runtime_mask": self.runtime_mask}
+
+
+def positions_of(sequence):
+    """0, 1, ..., L-1 for every example of a (batch, L, ...) tensor, as (batch, L) int32,
+    computed from the tensor so that a converter cannot fold it into a constant."""
+    ones = tf.ones_like(sequence[:, :, 0], dtype=tf.int32) if len(sequence.shape) > 2 \
+        else tf.ones_like(sequence, dtype=tf.int32)
+    return tf.cumsum(ones, axis=1) - 1
 
 
 def unbounded_attention_layers(model, mask_value=MASK_VALUE):

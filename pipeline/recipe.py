@@ -69,6 +69,11 @@ class ExportConfig:
     doctor: bool = True
     max_drop_points: float = dataclasses.field(default=2.0, metadata=at_least(0))
     max_rise_percent: float = dataclasses.field(default=5.0, metadata=at_least(0))
+    # Formats whose files lose what the interpreter does not read: tensor and
+    # subgraph names, signature defs, empty quantization tables
+    # (export.tflite_file.strip). Inputs and outputs are then addressed by
+    # index; the report cannot check a stage's per-layer claims in the file.
+    strip: list[Literal[FORMATS]] = dataclasses.field(default_factory=list)
 
     def validate(self):
         if not self.formats:
@@ -83,6 +88,12 @@ class ExportConfig:
                         or any(f not in FORMATS for f in formats)):
                     raise ValueError(f"formats_by_stage.{stage}: got {formats!r}; expected a "
                                      f"list of formats from {', '.join(FORMATS)}")
+        exported = (self.formats if self.formats_by_stage is None else
+                    {f for formats in self.formats_by_stage.values() for f in formats})
+        unexported = [f for f in self.strip if f not in exported]
+        if unexported:
+            raise ValueError(f"strip: {', '.join(unexported)} is not exported; "
+                             f"exported formats: {', '.join(sorted(set(exported)))}")
 
 
 @dataclasses.dataclass

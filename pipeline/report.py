@@ -36,6 +36,8 @@ report.json schema (version 1), stable for tools and dashboards:
                      it computes in float),
                      attention_mask_bounded{layers, mask_value} when the
                      converter bounded a -1e9 attention mask,
+                     stripped_bytes (names etc. removed, export.strip) and
+                     claims_unchecked (why the file's layers were not checked),
                      doctor{budget, keras, outliers[], worst[], before, fix{variant,
                      changes[], int16_ops[], float_ops[], after, within_budget}}
                      for calibrated variants (export/doctor.py), or
@@ -342,6 +344,12 @@ def notes(report):
                        + ", ".join(f"`{n}`" for n in bounded["layers"])
                        + f" was bounded to {bounded['mask_value']:g} (tf_keras adds -1e9, "
                        "which int8 calibration cannot hold)")
+        if v.get("stripped_bytes") is not None:
+            out.append(f"`{v['name']}`: {v['stripped_bytes']:,} bytes of names, signature defs "
+                       "and empty quantization tables stripped (export.strip); inputs and "
+                       "outputs are addressed by index"
+                       + (f"; structure claims not checked: {v['claims_unchecked']}"
+                          if v.get("claims_unchecked") else ""))
         for problem in v.get("violations", []):
             out.append(f"**`{v['name']}` fails its structure check**: {problem}")
         for runtime, result in v.get("runtimes", {}).items():

@@ -7,6 +7,7 @@ from pipeline.errors import RecipeError
 from pipeline.stages.base import Stage
 from pipeline.stages.cluster import Cluster
 from pipeline.stages.distill import Distill
+from pipeline.stages.int4_aware import Int4Aware
 from pipeline.stages.low_rank import LowRank
 from pipeline.stages.prune import Prune
 from pipeline.stages.prune_channels import PruneChannels
@@ -21,6 +22,7 @@ STAGES = {
     "quantize": Quantize,
     "distill": Distill,
     "low_rank": LowRank,
+    "int4_aware": Int4Aware,
 }
 
 

@@ -21,6 +21,7 @@ FAST_SETTINGS = {
     "distill": {"epochs": 1, "batch_size": 64, "allow_chance": True, "student_options": {"width": 0.25, "dense_units": 8}},
     "low_rank": {"epochs": 1, "batch_size": 64, "allow_chance": True, "rank_ratio": 0.25},
     "prune_channels": {"epochs": 1, "batch_size": 64, "allow_chance": True, "ratio": 0.5},
+    "int4_aware": {"epochs": 1, "batch_size": 64, "allow_chance": True, "granularity": "channelwise"},
 }
 
 

@@ -1,0 +1,47 @@
+"""text_lm's int4 path end to end: int4-aware training, int4_blockwise export, stripping."""
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_pipeline
+
+
+@pytest.fixture(scope="module")
+def text_lm_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("text_lm") / "run"
+    result = run_pipeline(
+        "text_lm", workdir, "data.max_bytes=30000", "data.sequence_length=32",
+        "data.representative_samples=20",
+        "model.options={width: 32, heads: 2, layers: 1, mlp_width: 64, embeddings: matmul}",
+        "train.epochs=2", "int4_aware.epochs=1", "benchmark.num_runs=3", "benchmark.warmup_runs=1",
+        "export.formats_by_stage={train: [float32, int4_blockwise], int4_aware: [int4_blockwise]}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, json.loads((workdir / "report.json").read_text())
+
+
+def test_text_lm_int4_aware_run(text_lm_run):
+    from export.tflite_file import read_model, weight_tensors
+    from models import saved
+    workdir, report = text_lm_run
+    variants = {v["name"]: v for v in report["variants"]}
+    stage = {s["name"]: s for s in report["stages"]}["int4_aware"]
+    assert stage["metrics"]["int4_grid"]["off_grid"] < 1e-6
+    aware = variants["int4_aware_int4_blockwise"]
+
+    # The file holds the weights the stage trained, exactly (here: the token table).
+    model = saved.load(str(workdir / stage["model_path"]))
+    table = model.get_layer("token_embedding").embeddings.numpy()  # (vocabulary, width)
+    stored = {w.shape: w.dequantized() for w in weight_tensors(workdir / aware["path"])
+              if w.dtype == "int4"}
+    np.testing.assert_allclose(stored[table.shape[::-1]].T, table, atol=1e-6 * np.abs(table).max())
+
+    # export.strip: no names left, the bytes saved reported, and the file still
+    # scores what the model scores (activations are quantized on the fly).
+    for name in ("train_int4_blockwise", "int4_aware_int4_blockwise"):
+        assert variants[name]["stripped_bytes"] > 0
+        tflite = read_model(workdir / variants[name]["path"])
+        assert not any(t.name for t in tflite.subgraphs[0].tensors) and not tflite.signatureDefs
+    assert "train_float32" in variants and "stripped_bytes" not in variants["train_float32"]
+    assert aware["perplexity"] == pytest.approx(stage["keras_perplexity"], rel=0.02)
+    assert "int4 blockwise_32 grid" in (workdir / "report.md").read_text()
