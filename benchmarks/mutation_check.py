@@ -112,11 +112,21 @@ MUTATIONS = {
         "pipeline/int4_grid.py", "        scale = tf.cast(tf.cast(scale, tf.bfloat16), tf.float32)\n",
         "", ["tests/pipeline/test_int4_grid.py::test_weights_on_the_grid_are_stored_exactly"]),
     "int4-aware training projects instead of straight-through": (
-        "pipeline/int4_grid.py", "            master.assign_add(w - grid)", "            master.assign(grid)",
+        "pipeline/int4_grid.py", "                master.assign_add(w - grid)", "                master.assign(grid)",
         ["tests/pipeline/test_int4_grid.py::test_straight_through_training_moves_weights_across_grid_steps"]),
     "export.strip strips nothing": (
         "pipeline/run.py", "    after = strip(before)\n", "    after = before\n",
         ["tests/pipeline/test_run_text.py::test_text_lm_int4_aware_run"]),
+    "--resume never restores an interrupted stage's epochs": (
+        "pipeline/training.py",
+        "        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup))\n", "",
+        ["tests/pipeline/test_resume.py::test_kill_9_mid_stage_then_resume_keeps_the_finished_stages"]),
+    "--resume retrains the finished stages": (
+        "pipeline/resume.py", "        count += 1\n    return count", "        break\n    return count",
+        ["tests/pipeline/test_resume.py"]),
+    "a stage's settings left out of its resume hash": (
+        "pipeline/resume.py", '"config": config_lib.to_dict(spec.config)})', '"config": None})',
+        ["tests/pipeline/test_resume.py::test_a_changed_stage_invalidates_it_and_every_later_stage"]),
 }
 
 

@@ -1,7 +1,7 @@
 """The greenlite command line.
 
     python -m pipeline --recipe=recipes/default.yaml --workdir=runs/default \
-        [--set train.epochs=3 ...]
+        [--set train.epochs=3 ...] [--resume]
 """
 import os
 import sys
@@ -14,6 +14,10 @@ flags.DEFINE_string("workdir", None,
                     "directories and reports in it are replaced only when the new ones are complete.")
 flags.DEFINE_multi_string("set", [], "Override a recipe value: key.path=value, e.g. "
                           "train.epochs=3 or data.source=npz. Repeatable.")
+flags.DEFINE_bool("resume", False,
+                  "Go on from the latest run in --workdir (killed, failed or completed): "
+                  "stages whose settings and inputs are unchanged are reused, an interrupted "
+                  "stage continues from its last finished epoch, the rest runs again.")
 flags.DEFINE_bool("verbose", False, "Also print TensorFlow's own C++ log lines (muted by default).")
 FLAGS = flags.FLAGS
 
@@ -22,7 +26,7 @@ def main(argv):
     from pipeline.errors import GreenliteError
     if len(argv) > 1:
         print(f"greenlite: error: unexpected arguments {argv[1:]}; "
-              "flags are --recipe, --workdir and --set", file=sys.stderr)
+              "flags are --recipe, --workdir, --set and --resume", file=sys.stderr)
         return 2
     if FLAGS.verbose:
         os.environ["GREENLITE_VERBOSE"] = "1"  # read by pipeline.backend, inherited by children
@@ -33,10 +37,15 @@ def main(argv):
         recipe = recipe_lib.load(FLAGS.recipe, FLAGS["set"].value)
         recipe_lib.check_inputs(recipe)
         workdir = FLAGS.workdir or f"runs/{recipe.name}"
-        print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}",
-              flush=True)
+        resume_from = None
+        if FLAGS.resume:
+            from pipeline import resume
+            resume_from = resume.locate(workdir, recipe)
+        print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}"
+              + (f", resuming {resume_from}" if resume_from else ""), flush=True)
         from pipeline.run import Runner
-        Runner(recipe, workdir, log=lambda line: print(line, flush=True)).run()
+        Runner(recipe, workdir, log=lambda line: print(line, flush=True),
+               resume_from=resume_from).run()
     except GreenliteError as e:
         print(f"greenlite: error: {e}", file=sys.stderr)
         return 2

@@ -51,3 +51,8 @@ with _stderr_muted(not VERBOSE):
     tf.config.list_physical_devices("GPU")  # probes CUDA now, while muted
 
 __all__ = ["tf", "keras", "tfmot"]
+
+if not VERBOSE:
+    # TensorFlow's Python INFO lines (a "Sharding callback duration" per
+    # checkpoint that BackupAndRestore writes every epoch) are noise in a run's log.
+    tf.get_logger().setLevel("WARNING")

@@ -26,6 +26,7 @@ class RunContext:
       output_claims: set by a stage that promises structure in its output
         model; the runner verifies it in the Keras model and in every
         exported file, and hands it to the next stage. None: no promise.
+      backup_dir: see `fit_backup_dir`.
     """
     workdir: str
     seed: int
@@ -37,6 +38,17 @@ class RunContext:
     claims: Claims = dataclasses.field(default_factory=Claims)
     output_claims: Optional[Claims] = None
     custom_objects: dict = dataclasses.field(default_factory=dict)
+    # Where training checkpoints go (keras.callbacks.BackupAndRestore, one
+    # subdirectory per fit) so a killed run resumes mid-stage; None: none.
+    backup_dir: Optional[str] = None
+    fits: int = 0
+
+    def fit_backup_dir(self):
+        """The checkpoint directory of the stage's next fit (None without backups)."""
+        if self.backup_dir is None:
+            return None
+        self.fits += 1
+        return os.path.join(self.backup_dir, f"fit{self.fits}")
 
     @property
     def tensorboard_dir(self):

@@ -9,7 +9,7 @@ rounded to bfloat16 ("blockwise_32": int4_blockwise; FULLY_CONNECTED only)
 A weight that already lies on that grid comes out of the quantizer exactly as
 it went in, so a model trained on the grid loses nothing at export.
 
-`StraightThrough` is that training: a Keras callback that keeps a float
+`straight_through` is that training: a Keras callback that keeps a float
 master copy of every such weight, lets the model compute on the master's grid
 values, and adds each optimizer step's change to the master (the straight-
 through estimator of Courbariaux et al., BinaryConnect). Why a callback and
@@ -19,6 +19,7 @@ onto a grid that is not ai-edge-quantizer's; the callback works with any
 layer whose kernel maps to a FULLY_CONNECTED and with `fit` as it is
 (validation, early stopping, distribution).
 """
+import functools
 import math
 
 import numpy as np
@@ -77,47 +78,57 @@ def off_grid(targets_, granularity):
                 for _, w, axes in targets_), default=0.0)
 
 
-class StraightThrough(keras.callbacks.Callback):
-    """Trains `targets_` on the int4 grid with straight-through gradients (module doc).
+def straight_through(targets_, granularity):
+    """A Keras callback that trains `targets_` on the int4 grid with straight-through
+    gradients (module doc).
 
     Outside the optimizer's step every target weight holds its master's grid
     value, so validation, early stopping's saved weights and the model that
     `fit` returns are all int4 models. Exact for optimizers whose step does
     not depend on the weight's value (SGD, Adam, RMSprop without weight decay).
     """
+    return _straight_through_class()(targets_, granularity)
 
-    def __init__(self, targets_, granularity):
-        super().__init__()
-        self.targets = targets_
-        self.granularity = granularity
-        self.masters = None
-        self.grids = None
 
-    def on_train_begin(self, logs=None):
-        if self.masters is None:
-            self.masters = [tf.Variable(w, trainable=False) for _, w, _ in self.targets]
-            self.grids = [tf.Variable(w, trainable=False) for _, w, _ in self.targets]
-        else:  # a second fit() continues from the weights as they are now
-            for master, (_, w, _) in zip(self.masters, self.targets):
-                master.assign(w)
-        self._project()
-        # Traced here, not on the first batch (Keras warns of a slow batch-end
-        # callback otherwise); with every weight on its grid the step adds 0.
-        self._step()
+@functools.cache
+def _straight_through_class():
+    # Defined on first use: subclassing keras.callbacks.Callback imports
+    # TensorFlow, which a recipe check must not wait for.
+    class StraightThrough(keras.callbacks.Callback):
+        def __init__(self, targets_, granularity):
+            super().__init__()
+            self.targets = targets_
+            self.granularity = granularity
+            self.masters = None
+            self.grids = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._step()
+        def on_train_begin(self, logs=None):
+            if self.masters is None:
+                self.masters = [tf.Variable(w, trainable=False) for _, w, _ in self.targets]
+                self.grids = [tf.Variable(w, trainable=False) for _, w, _ in self.targets]
+            else:  # a second fit() continues from the weights as they are now
+                for master, (_, w, _) in zip(self.masters, self.targets):
+                    master.assign(w)
+            self._project()
+            # Traced here, not on the first batch (Keras warns of a slow batch-end
+            # callback otherwise); with every weight on its grid the step adds 0.
+            self._step()
 
-    @tf.function
-    def _step(self):
-        for master, grid, (_, w, _) in zip(self.masters, self.grids, self.targets):
-            master.assign_add(w - grid)  # the optimizer's change, made at the grid value
-        self._project()
+        def on_train_batch_end(self, batch, logs=None):
+            self._step()
 
-    def _project(self):
-        for master, grid, (_, w, axes) in zip(self.masters, self.grids, self.targets):
-            grid.assign(on_grid(master, axes, self.granularity))
-            w.assign(grid)
+        @tf.function
+        def _step(self):
+            for master, grid, (_, w, _) in zip(self.masters, self.grids, self.targets):
+                master.assign_add(w - grid)  # the optimizer's change, made at the grid value
+            self._project()
+
+        def _project(self):
+            for master, grid, (_, w, axes) in zip(self.masters, self.grids, self.targets):
+                grid.assign(on_grid(master, axes, self.granularity))
+                w.assign(grid)
+
+    return StraightThrough
 
 
 def _scale(bound):

@@ -363,6 +363,13 @@ def notes(report):
                            f"{result['reason'].removeprefix('loads but wrong: ')}")
     from pipeline import stages
     for s in report["stages"]:
+        if s.get("reused"):
+            out.append(f"stage `{s['name']}` was reused from the earlier run (--resume: its "
+                       "settings and inputs are unchanged); its time and energy are that run's")
+        if s["metrics"].get("resumed_at_epoch"):
+            out.append(f"stage `{s['name']}` resumed an interrupted run at epoch "
+                       f"{s['metrics']['resumed_at_epoch']} (the epochs before it were "
+                       "restored from its checkpoint)")
         out += stages.get(s["type"]).notes(s["name"], s["metrics"])
     return out
 

@@ -13,6 +13,7 @@ Layout of the run directory:
 """
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ import models
 from models import saved as models_saved
 from pipeline import custom_objects
 from pipeline import data as data_lib
-from pipeline import energy
+from pipeline import energy, resume
 from pipeline import report as report_lib
 from pipeline import structure, training
 from pipeline.context import RunContext
@@ -36,8 +37,11 @@ BENCHMARK_SCRIPT = os.path.join(
 class Runner:
     """Runs one validated recipe into one run directory."""
 
-    def __init__(self, recipe, workdir, log=print):
+    def __init__(self, recipe, workdir, log=print, resume_from=None):
+        """`resume_from`: an earlier run's directory (pipeline/resume.py's
+        `locate`) whose unchanged stages this run reuses."""
         self.recipe = recipe
+        self.resume_from = resume_from
         # The run directory; while the run goes on, `workdir` is its staging
         # directory (pipeline/rundir.py), swapped in whole at the end.
         self.target = self.workdir = os.path.abspath(workdir)
@@ -66,8 +70,12 @@ class Runner:
                              recipe.model.options, recipe.model.trust_model_code,
                              self.custom_objects, recipe.model.batchnorm_momentum)
         self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
-        with RunDirectory(self.target, self._say) as run_dir:
+        staging = (resume.adopt(self.resume_from, self.target, self._say)
+                   if self.resume_from else None)
+        with RunDirectory(self.target, self._say, staging=staging) as run_dir:
             self.workdir = run_dir.path
+            atomic_write_text(os.path.join(self.workdir, resume.RUN_FILE),
+                              json.dumps(resume.run_record(recipe), indent=2))
             report = self._run_stages_and_export(model, data)
             run_dir.commit()
         self.workdir = self.target
@@ -95,9 +103,15 @@ class Runner:
     def _run_stages_and_export(self, model, data):
         recipe = self.recipe
         stage_records, models_by_stage = [], {}
+        self.hashes = resume.stage_hashes(recipe)
+        reused = self._reusable_stages() if self.resume_from else 0
         for index, spec in enumerate(recipe.stages, 1):
-            model = self._run_stage(index, spec, model, data, models_by_stage, stage_records)
+            if index <= reused:
+                model = self._reuse_stage(index, spec, stage_records)
+            else:
+                model = self._run_stage(index, spec, model, data, models_by_stage, stage_records)
             models_by_stage[spec.name] = model
+        shutil.rmtree(os.path.join(self.workdir, resume.BACKUP_DIR), ignore_errors=True)
 
         variants = self._export_and_benchmark(data, stage_records)
         if recipe.export.doctor:
@@ -118,6 +132,32 @@ class Runner:
         report_lib.write(self.workdir, report)
         return report
 
+    def _reusable_stages(self):
+        """Keeps the earlier run's stages that are unchanged; discards the rest."""
+        recipe = self.recipe
+        count = resume.reusable_stages(self.workdir, recipe)
+        discarded = resume.discard_from(self.workdir, count + 1, recipe)
+        names = [spec.name for spec in recipe.stages]
+        self._say(f"resume: {count} of {len(names)} stage(s) unchanged and finished"
+                  + (f" ({', '.join(names[:count])}): reused, not trained again" if count else "")
+                  + (f"; from {names[count]} on: run again" if count < len(names) else "")
+                  + (f"; removed {len(discarded)} earlier output(s) that follow it"
+                     if discarded else ""))
+        return count
+
+    def _reuse_stage(self, index, spec, stage_records):
+        directory = resume.stage_directory(index, spec.name)
+        with open(os.path.join(self.workdir, directory, "metrics.json")) as f:
+            record = json.load(f)
+        model = models_saved.load(os.path.join(self.workdir, record["model_path"]),
+                                  self.custom_objects)
+        record["reused"] = True
+        stage_records.append(record)
+        self._say(f"[stage {index}/{len(self.recipe.stages)}] {spec.name}: reused from the "
+                  f"earlier run ({directory}, configuration {record['config_hash'][:12]}); "
+                  f"Keras test accuracy {record['keras_accuracy']:.4f}")
+        return model
+
     def _run_stage(self, index, spec, model, data, models_by_stage, stage_records):
         count = len(self.recipe.stages)
         self._say(f"[stage {index}/{count}] {spec.name} ({spec.type}) ...")
@@ -128,7 +168,9 @@ class Runner:
             ctx = RunContext(workdir=self.workdir, seed=self.recipe.seed, stage_name=spec.name,
                              stage_dir=tmp, models=dict(models_by_stage), log=self._say,
                              custom_objects=self.custom_objects,
-                             claims=structure.Claims.from_dict(previous))
+                             claims=structure.Claims.from_dict(previous),
+                             backup_dir=resume.backup_dir(self.workdir, index, spec.name,
+                                                          self.hashes[index - 1]))
             stage_energy = {}
             from pipeline.attention import unbounded_attention_layers
             # Models, tfmot wrappers, optimizers and metrics made in the stage
@@ -141,6 +183,8 @@ class Runner:
             keras_accuracy, keras_ce = training.evaluate(result, data.test)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
+                # What --resume compares (pipeline/resume.py).
+                "config_hash": self.hashes[index - 1],
                 "model_path": os.path.join(directory, os.path.basename(saved)),
                 "seconds": time.perf_counter() - start,
                 "energy": stage_energy,

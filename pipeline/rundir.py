@@ -9,7 +9,8 @@ at chance, a NaN loss) leaves the previous run as it was. A run that fails
 keeps what it had finished in `<target>.failed/` and says so.
 
 A run killed outright (kill -9) leaves its staging directory behind; the next
-run into the same target removes it, once its process is gone, and says so.
+run into the same target removes it, once its process is gone, and says so,
+unless that run is `--resume`d (pipeline/resume.py): it then goes on in it.
 """
 import contextlib
 import os
@@ -29,9 +30,31 @@ def _alive(pid):
     return True
 
 
-def clean_debris(target, log=print):
+def dead_staging_dirs(target):
+    """Staging directories of runs into `target` whose process is gone (killed runs)."""
+    parent, base = os.path.split(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        return []
+    found = []
+    for entry in sorted(os.listdir(parent)):
+        path = os.path.join(parent, entry)
+        if entry.startswith(f".tmp-{base}-") and os.path.isdir(path) and not _running(path):
+            found.append(path)
+    return found
+
+
+def _running(path):
+    try:
+        with open(os.path.join(path, PID_FILE)) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    return bool(pid) and pid != os.getpid() and _alive(pid)
+
+
+def clean_debris(target, log=print, keep=None):
     """Removes staging and half-swapped directories of earlier runs into `target`
-    whose process is gone; returns their paths."""
+    whose process is gone (except `keep`); returns their paths."""
     parent, base = os.path.split(os.path.abspath(target))
     if not os.path.isdir(parent):
         return []
@@ -39,6 +62,8 @@ def clean_debris(target, log=print):
     for entry in sorted(os.listdir(parent)):
         path = os.path.join(parent, entry)
         if not entry.startswith((f".tmp-{base}-", f".old-{base}-")) or not os.path.isdir(path):
+            continue
+        if keep and os.path.abspath(path) == os.path.abspath(keep):
             continue
         try:
             with open(os.path.join(path, PID_FILE)) as f:
@@ -68,14 +93,18 @@ class RunDirectory:
             run_dir.commit()
     """
 
-    def __init__(self, target, log=print):
+    def __init__(self, target, log=print, staging=None):
+        """`staging`: an existing staging directory to go on with (a resumed
+        run's, pipeline/resume.py) instead of a new, empty one."""
         self.target = os.path.abspath(target)
         self.log = log
-        self.path = None
+        self.path = staging
         self.committed = False
 
     def __enter__(self):
-        clean_debris(self.target, self.log)
+        clean_debris(self.target, self.log, keep=self.path)
+        if self.path is not None:
+            return self
         parent, base = os.path.split(self.target)
         os.makedirs(parent, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix=f".tmp-{base}-", dir=parent)

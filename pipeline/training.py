@@ -88,8 +88,25 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.early_stopping_patience,
             restore_best_weights=True))
+    backup = ctx.fit_backup_dir()
+    if backup:
+        # First, so that the weights and the epoch are restored before any
+        # other callback reads them.
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup))
+        if os.path.isfile(os.path.join(backup, "chief", "checkpoint")):
+            ctx.log(f"{where}: found the interrupted run's checkpoint ({backup}); resuming it")
     # A progress bar per batch on a terminal, one line per epoch in logs.
     common = dict(epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    history = _fit(model, data, cfg, ctx, teacher, common)
+    if history.epoch and history.epoch[0] > 0:
+        ctx.log(f"{where}: resumed at epoch {history.epoch[0] + 1} of {cfg.epochs}; epochs "
+                f"1-{history.epoch[0]} were restored from the checkpoint, not trained again")
+        ctx.metrics["resumed_at_epoch"] = history.epoch[0] + 1
+    return history
+
+
+def _fit(model, data, cfg, ctx, teacher, common):
+    from pipeline import distillation
     if data.streamed or cfg.augment_shift:
         train = data.train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed)
         if cfg.augment_shift:

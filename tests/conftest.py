@@ -98,12 +98,12 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
                           text=True, timeout=timeout, env=env)
 
 
-def run_pipeline(recipe, workdir, *overrides):
+def run_pipeline(recipe, workdir, *overrides, resume=False):
     """Runs the pipeline on recipes/<recipe>.yaml (or a recipe file's absolute
     path) with `--set` overrides, as
     `python -m pipeline` does, in this process (one TensorFlow start-up saved
     per run: the suite runs a dozen); returns a CompletedProcess with its
-    exit status and what it printed. Its converter and benchmark still run in
+    exit status and what it printed. `resume`: as the CLI's --resume. Its converter and benchmark still run in
     child processes. The command line itself is tested through `run_cli`.
 
     The tflite-runtime gate is off unless an override sets it: it needs the
@@ -136,7 +136,12 @@ def run_pipeline(recipe, workdir, *overrides):
                                                                        f"{recipe}.yaml")
             loaded = recipe_lib.load(path, overrides)
             recipe_lib.check_inputs(loaded)
-            Runner(loaded, str(workdir), log=lambda line: print(line, flush=True)).run()
+            resume_from = None
+            if resume:
+                from pipeline import resume as resume_lib
+                resume_from = resume_lib.locate(str(workdir), loaded)
+            Runner(loaded, str(workdir), log=lambda line: print(line, flush=True),
+                   resume_from=resume_from).run()
         except GreenliteError as e:
             print(f"greenlite: error: {e}", file=sys.stderr)
             status = 2

@@ -50,7 +50,7 @@ class Int4Aware(Stage):
         ctx.log(f"int4_aware: {len(targets)} kernels on the {cfg.granularity} grid "
                 f"({sum(int(w.shape.num_elements()) for _, w, _ in targets):,} values)")
         history = fit(model, data, cfg, ctx,
-                      callbacks=[int4_grid.StraightThrough(targets, cfg.granularity)])
+                      callbacks=[int4_grid.straight_through(targets, cfg.granularity)])
         ctx.metrics["epochs_trained"] = len(history.epoch)
         ctx.metrics["int4_grid"] = {
             "granularity": cfg.granularity,

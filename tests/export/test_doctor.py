@@ -21,7 +21,9 @@ def broken_lm_run(tmp_path_factory):
         "text_lm", workdir,
         "model.options={width: 32, heads: 2, layers: 1, mlp_width: 64, mask_value: null}",
         "data.max_bytes=60000", "data.sequence_length=32", "data.representative_samples=64",
-        "stages.train.epochs=6", "export.formats=[int8]",
+        # The recipe's train stage alone, exported to int8 alone.
+        "stages={train: {epochs: 6, batch_size: 64, learning_rate: 0.003}}",
+        "export.formats_by_stage=null", "export.strip=[]", "export.formats=[int8]",
         "export.bound_attention=false", "export.doctor=true", "export.max_rise_percent=5",
         "benchmark.num_runs=2", "benchmark.warmup_runs=0")
     assert result.returncode == 0, result.stderr

@@ -86,7 +86,7 @@ def test_straight_through_training_moves_weights_across_grid_steps(digits):
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(digits.train.x, digits.train.y, batch_size=32, epochs=2, verbose=0,
-              callbacks=[int4_grid.StraightThrough(targets, "channelwise")])
+              callbacks=[int4_grid.straight_through(targets, "channelwise")])
     assert int4_grid.off_grid(targets, "channelwise") < 1e-6
     # Moved by at least a tenth of a grid step (re-rounding moves values by ~1e-8).
     moved = np.mean(np.concatenate([(np.abs(w.numpy() - b) > np.abs(b).max() / 70).ravel()

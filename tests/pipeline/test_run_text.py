@@ -36,6 +36,14 @@ def test_text_lm_int4_aware_run(text_lm_run):
               if w.dtype == "int4"}
     np.testing.assert_allclose(stored[table.shape[::-1]].T, table, atol=1e-6 * np.abs(table).max())
 
+    # Both int4 files hold the position table at 4 bits too, and no float32
+    # table or folded (L, L) causal mask: what puts an int4 file under 0.2x.
+    # (The lookups' version keeps a 256 x 32 float table and a 32 x 32 mask.)
+    for name in ("train_int4_blockwise", "int4_aware_int4_blockwise"):
+        tensors = weight_tensors(workdir / variants[name]["path"])
+        assert (32, 32) in {w.shape for w in tensors if w.dtype == "int4"}  # positions (out, in)
+        assert not [w.shape for w in tensors if w.dtype == "float32" and w.values.size >= 32 * 32]
+
     # export.strip: no names left, the bytes saved reported, and the file still
     # scores what the model scores (activations are quantized on the fly).
     for name in ("train_int4_blockwise", "int4_aware_int4_blockwise"):
