@@ -127,6 +127,14 @@ MUTATIONS = {
     "a stage's settings left out of its resume hash": (
         "pipeline/resume.py", '"config": config_lib.to_dict(spec.config)})', '"config": None})',
         ["tests/pipeline/test_resume.py::test_a_changed_stage_invalidates_it_and_every_later_stage"]),
+    "every worker of a multi-worker run writes the run directory": (
+        "pipeline/run.py", "        if not distribute.is_chief(recipe.distribute):",
+        "        if False:",
+        ["tests/pipeline/test_distribute.py::test_a_worker_that_is_not_the_chief_trains_and_writes_nothing"]),
+    "a failing worker leaves the others running": (
+        "pipeline/launcher.py", "            if process.poll() is None:\n                _stop(process)",
+        "            if process.poll() is None:\n                process.wait()",
+        ["tests/pipeline/test_launcher.py::test_a_failing_worker_stops_the_others_and_is_named"]),
 }
 
 

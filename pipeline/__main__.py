@@ -1,7 +1,7 @@
 """The greenlite command line.
 
     python -m pipeline --recipe=recipes/default.yaml --workdir=runs/default \
-        [--set train.epochs=3 ...] [--resume]
+        [--set train.epochs=3 ...] [--resume | --workers=N]
 """
 import os
 import sys
@@ -18,6 +18,10 @@ flags.DEFINE_bool("resume", False,
                   "Go on from the latest run in --workdir (killed, failed or completed): "
                   "stages whose settings and inputs are unchanged are reused, an interrupted "
                   "stage continues from its last finished epoch, the rest runs again.")
+flags.DEFINE_integer("workers", None,
+                     "Run the recipe as this many local worker processes of one multi-worker "
+                     "run (distribute.strategy multi_worker, TF_CONFIG made for each); worker 0 "
+                     "writes the run directory.")
 flags.DEFINE_bool("verbose", False, "Also print TensorFlow's own C++ log lines (muted by default).")
 FLAGS = flags.FLAGS
 
@@ -26,7 +30,7 @@ def main(argv):
     from pipeline.errors import GreenliteError
     if len(argv) > 1:
         print(f"greenlite: error: unexpected arguments {argv[1:]}; "
-              "flags are --recipe, --workdir, --set and --resume", file=sys.stderr)
+              "flags are --recipe, --workdir, --set, --resume and --workers", file=sys.stderr)
         return 2
     if FLAGS.verbose:
         os.environ["GREENLITE_VERBOSE"] = "1"  # read by pipeline.backend, inherited by children
@@ -37,7 +41,13 @@ def main(argv):
         recipe = recipe_lib.load(FLAGS.recipe, FLAGS["set"].value)
         recipe_lib.check_inputs(recipe)
         workdir = FLAGS.workdir or f"runs/{recipe.name}"
+        if FLAGS.workers is not None:
+            return _launch_workers(recipe, workdir)
         resume_from = None
+        if FLAGS.resume and recipe.distribute.strategy == "multi_worker":
+            raise GreenliteError("--resume: not with distribute.strategy multi_worker (the "
+                                 "workers would have to agree on what to skip); run again "
+                                 "without --resume")
         if FLAGS.resume:
             from pipeline import resume
             resume_from = resume.locate(workdir, recipe)
@@ -50,6 +60,24 @@ def main(argv):
         print(f"greenlite: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _launch_workers(recipe, workdir):
+    """--workers=N: N local processes of this command as one multi-worker run."""
+    from pipeline import launcher
+    from pipeline.errors import GreenliteError
+    if FLAGS.workers < 1:
+        raise GreenliteError(f"--workers: got {FLAGS.workers}; expected at least 1")
+    if FLAGS.resume:
+        raise GreenliteError("--resume: not with --workers (the workers would have to agree "
+                             "on what to skip); run again without --resume")
+    command = [sys.executable, "-m", "pipeline", f"--recipe={FLAGS.recipe}", f"--workdir={workdir}",
+               *(f"--set={o}" for o in FLAGS["set"].value),
+               "--set=distribute.strategy=multi_worker", "--set=distribute.devices=null",
+               *(["--verbose"] if FLAGS.verbose else [])]
+    print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}, "
+          f"{FLAGS.workers} local worker(s)", flush=True)
+    return launcher.launch(command, FLAGS.workers)
 
 
 def run():

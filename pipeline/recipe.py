@@ -288,6 +288,8 @@ def check_inputs(recipe):
     if (model.custom_objects and model.custom_objects.endswith(".py")
             and not os.path.isfile(model.custom_objects)):
         raise RecipeError(f"model.custom_objects: {model.custom_objects!r} does not exist")
+    from pipeline import distribute
+    distribute.check_environment(recipe.distribute)
 
 
 def from_dict(raw):

@@ -22,7 +22,7 @@ import models
 from models import saved as models_saved
 from pipeline import custom_objects
 from pipeline import data as data_lib
-from pipeline import energy, resume
+from pipeline import distribute, energy, resume
 from pipeline import report as report_lib
 from pipeline import structure, training
 from pipeline.context import RunContext
@@ -52,8 +52,8 @@ class Runner:
         self.log(f"[{time.perf_counter() - self._start:7.1f}s] {text}")
 
     def run(self):
-        """Runs every stage, exports, benchmarks and writes the report; returns it."""
-        from pipeline import distribute
+        """Runs every stage, exports, benchmarks and writes the report; returns it
+        (None on a multi-worker run's workers other than the chief)."""
         from pipeline.backend import keras, tf
         recipe = self.recipe
         # First: logical CPU replicas can only be made before TensorFlow runs an op.
@@ -70,6 +70,8 @@ class Runner:
                              recipe.model.options, recipe.model.trust_model_code,
                              self.custom_objects, recipe.model.batchnorm_momentum)
         self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
+        if not distribute.is_chief(recipe.distribute):
+            return self._run_as_worker(model, data)
         staging = (resume.adopt(self.resume_from, self.target, self._say)
                    if self.resume_from else None)
         with RunDirectory(self.target, self._say, staging=staging) as run_dir:
@@ -87,6 +89,17 @@ class Runner:
                                  f"report.md): {' | '.join(failed)}")
         return report
 
+    def _run_as_worker(self, model, data):
+        """A multi-worker run's other workers: every stage (the collective training
+        needs each of them), written to a scratch directory; no export, no report."""
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="greenlite-worker-") as scratch:
+            self.workdir = scratch
+            self._run_stages(model, data)
+        self.workdir = self.target
+        self._say("worker: every stage done; the chief writes the run directory")
+        return None
+
     def _deploy_data(self, data):
         """What the deploy checks need of the data; labels checked before any training."""
         from pipeline import deploy
@@ -100,8 +113,13 @@ class Runner:
                                      "class, in label order")
         return deploy.data_info(data, self.recipe.benchmark.split, self.recipe.model.name)
 
-    def _run_stages_and_export(self, model, data):
+    def _run_stages(self, model, data):
+        """Runs (or, resuming, reuses) every stage; returns the stage records."""
         recipe = self.recipe
+        # Checkpoints for --resume, except across workers: BackupAndRestore
+        # makes variables (collective broadcasts) that every worker must make
+        # alike, and resuming there is refused anyway.
+        backups = recipe.distribute.strategy != "multi_worker"
         stage_records, models_by_stage = [], {}
         self.hashes = resume.stage_hashes(recipe)
         reused = self._reusable_stages() if self.resume_from else 0
@@ -109,9 +127,15 @@ class Runner:
             if index <= reused:
                 model = self._reuse_stage(index, spec, stage_records)
             else:
-                model = self._run_stage(index, spec, model, data, models_by_stage, stage_records)
+                model = self._run_stage(index, spec, model, data, models_by_stage, stage_records,
+                                        backups)
             models_by_stage[spec.name] = model
         shutil.rmtree(os.path.join(self.workdir, resume.BACKUP_DIR), ignore_errors=True)
+        return stage_records
+
+    def _run_stages_and_export(self, model, data):
+        recipe = self.recipe
+        stage_records = self._run_stages(model, data)
 
         variants = self._export_and_benchmark(data, stage_records)
         if recipe.export.doctor:
@@ -158,7 +182,7 @@ class Runner:
                   f"Keras test accuracy {record['keras_accuracy']:.4f}")
         return model
 
-    def _run_stage(self, index, spec, model, data, models_by_stage, stage_records):
+    def _run_stage(self, index, spec, model, data, models_by_stage, stage_records, backups=True):
         count = len(self.recipe.stages)
         self._say(f"[stage {index}/{count}] {spec.name} ({spec.type}) ...")
         directory = f"{index:02d}_{spec.name}"
@@ -170,7 +194,8 @@ class Runner:
                              custom_objects=self.custom_objects,
                              claims=structure.Claims.from_dict(previous),
                              backup_dir=resume.backup_dir(self.workdir, index, spec.name,
-                                                          self.hashes[index - 1]))
+                                                          self.hashes[index - 1])
+                             if backups else None)
             stage_energy = {}
             from pipeline.attention import unbounded_attention_layers
             # Models, tfmot wrappers, optimizers and metrics made in the stage
