@@ -134,7 +134,11 @@ MUTATIONS = {
     "a failing worker leaves the others running": (
         "pipeline/launcher.py", "            if process.poll() is None:\n                _stop(process)",
         "            if process.poll() is None:\n                process.wait()",
-        ["tests/pipeline/test_launcher.py::test_a_failing_worker_stops_the_others_and_is_named"]),
+        ["tests/pipeline/test_launcher.py"]),
+    "search processes sharing a study each run every trial": (
+        "pipeline/search.py", "    claimed = 0\n    for t in study.get_trials(deepcopy=False):",
+        "    return 0\n    for t in study.get_trials(deepcopy=False):",
+        ["tests/pipeline/test_search.py::test_two_processes_share_a_search_and_a_rerun_resumes_it"]),
 }
 
 

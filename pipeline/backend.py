@@ -56,3 +56,5 @@ if not VERBOSE:
     # TensorFlow's Python INFO lines (a "Sharding callback duration" per
     # checkpoint that BackupAndRestore writes every epoch) are noise in a run's log.
     tf.get_logger().setLevel("WARNING")
+    from absl import logging as absl_logging  # they reach absl's handler under app.run
+    absl_logging.set_verbosity(absl_logging.WARNING)

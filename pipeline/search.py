@@ -12,13 +12,18 @@ trial runs the other stages on that model with its values, in
 `trials/NNN/`, and is judged by one exported variant (`search.variant`,
 default the last). Optuna samples the values (TPE, NSGA-II or random, seeded
 by the recipe) under the budget as a constraint; its study lives in
-`study.journal`, so a rerun with the same workdir resumes (and several
-processes may share it). `search.json` and `search.md` list every trial and
+`study.journal`, so a rerun with the same workdir resumes, and several
+processes (on one machine, or on several sharing the disk) may work on one
+search at once: the first trains the base while the others wait for it
+(a file lock), each trial is claimed once through the journal, and a
+process stops when the trials asked for are all claimed. `search.json` and `search.md` list every trial and
 mark the Pareto front of the trials within budget.
 """
+import contextlib
 import copy
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -104,7 +109,6 @@ class Search:
 
     def _base(self):
         """Runs the first stage once (or reuses it); returns (model path, reference variant)."""
-        from pipeline import recipe as recipe_lib
         raw = copy.deepcopy(self.raw)
         raw.pop("search", None)
         raw["stages"] = {self.first: raw["stages"][self.first]}
@@ -112,6 +116,13 @@ class Search:
         raw.setdefault("benchmark", {}).update(check_tflite_runtime=False, split="val")
         raw = json.loads(json.dumps(raw))  # as report.json will hold it
         directory = os.path.join(self.workdir, "base")
+        with _locked(os.path.join(self.workdir, ".base.lock")):
+            # Several processes sharing the study: the first trains the base,
+            # the others wait for it here and reuse it.
+            return self._base_locked(raw, directory)
+
+    def _base_locked(self, raw, directory):
+        from pipeline import recipe as recipe_lib
         report = _report(directory)
         if report is None or report.get("search_base") != raw:
             self.log(f"search: training the base model ({self.first}) once, in {directory}")
@@ -177,7 +188,7 @@ class Search:
             study_name="greenlite", directions=["minimize"] * len(config.objectives),
             sampler=sampler, load_if_exists=True,
             storage=JournalStorage(JournalFileBackend(os.path.join(self.workdir, "study.journal"))))
-        done = [t for t in study.trials if t.state.is_finished()]
+        done = [t for t in study.trials if _counts(t)]
         wanted = trials or config.trials
         self.log(f"search: {len(done)} trial(s) done, {max(0, wanted - len(done))} to run; "
                  f"objectives {', '.join(config.objectives)}; budget {budget_key} {budget:g} "
@@ -197,6 +208,13 @@ class Search:
                         if best else "none"))
 
         def objective(trial):
+            # Another process sharing the study may already have claimed the
+            # last trials: this one runs only if fewer than `wanted` come before it.
+            trial.set_user_attr("worker", WORKER)
+            if _claimed_before(trial.study, trial.number) >= wanted:
+                trial.set_user_attr("surplus", True)
+                trial.study.stop()
+                raise optuna.TrialPruned()
             values = {key: _suggest(trial, key, space) for key, space in config.space.items()}
             # Samplers may propose values already measured (a small discrete
             # space): the earlier trial's figures stand for them.
@@ -244,8 +262,14 @@ class Search:
                     for k in config.objectives]
 
         if wanted > len(done):
-            study.optimize(objective, n_trials=wanted - len(done),
-                           callbacks=[lambda study, trial: progress(trial)])
+            def stop_when_claimed(study, trial):
+                progress(trial)
+                # Every trial asked for is finished or being run (by another
+                # process too): asking for one more would only make a surplus claim.
+                if _claimed_before(study, float("inf")) >= wanted:
+                    study.stop()
+
+            study.optimize(objective, n_trials=wanted - len(done), callbacks=[stop_when_claimed])
         return self._write(study, reference)
 
     def _write(self, study, reference):
@@ -254,7 +278,7 @@ class Search:
         budget = next(iter(config.budget.values()))
         rows = []
         for t in study.trials:
-            if not t.state.is_finished():
+            if not t.state.is_finished() or t.user_attrs.get("surplus"):
                 continue
             rows.append({"number": t.number, "params": t.params, "state": t.state.name,
                          **{k: t.user_attrs.get(k) for k in ("directory", "variant", "figures",
@@ -369,6 +393,54 @@ def _figure(value):
     if float(value).is_integer() and abs(value) >= 1:
         return f"{int(value):,}"
     return f"{value:.4g}"
+
+
+# Who runs a trial: other processes on this host skip its RUNNING trials only
+# while this process lives (a killed search's trial is run again on resume).
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _counts(trial):
+    """A finished trial that is part of the study (not a claim given up as surplus)."""
+    return trial.state.is_finished() and not trial.user_attrs.get("surplus")
+
+
+def _claimed_before(study, number):
+    """Trials numbered below `number` that are finished or still being run."""
+    import optuna
+    claimed = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.number >= number:
+            continue
+        if _counts(t) or (t.state == optuna.trial.TrialState.RUNNING
+                          and _owner_alive(t.user_attrs.get("worker"))):
+            claimed += 1
+    return claimed
+
+
+def _owner_alive(worker):
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's trial: assume it is being run
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock on `path` (created if missing) for the block."""
+    import fcntl
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _report(directory):

@@ -5,34 +5,39 @@ import os
 import sys
 import time
 
+import pytest
+
 from pipeline import launcher
 
 # A stand-in worker: prints its TF_CONFIG task, then worker 1 fails and the
 # others would wait for it forever (as a real worker waits in a collective op).
 WORKER = """
-import json, os, sys, time
+import json, os, signal, sys, time
 task = json.loads(os.environ["TF_CONFIG"])["task"]
 print("task", task["index"], json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"], flush=True)
 if task["index"] == 1:
     print("ValueError: worker one met bad data", flush=True)
+    if sys.argv[2] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
     sys.exit(3)
 open(os.path.join(sys.argv[1], f"alive-{os.getpid()}"), "w").close()
 time.sleep(120)
 """
 
 
-def test_a_failing_worker_stops_the_others_and_is_named(tmp_path, capsys):
+@pytest.mark.parametrize("how, status, why", [("exit", 3, "exit status 3"),
+                                              ("kill", 2, "killed by signal 9")])
+def test_a_failing_worker_stops_the_others_and_is_named(how, status, why, tmp_path, capsys):
     out = io.StringIO()
     start = time.perf_counter()
-    status = launcher.launch([sys.executable, "-c", WORKER, str(tmp_path)], 3, out=out)
+    assert launcher.launch([sys.executable, "-c", WORKER, str(tmp_path), how], 3, out=out) == status
     assert time.perf_counter() - start < 60  # not the survivors' 120 s
-    assert status == 3
     lines = out.getvalue().splitlines()
     assert any(line.startswith("[worker 0] task 0 ['localhost:") for line in lines)
     assert "[worker 1] ValueError: worker one met bad data" in lines
     error = capsys.readouterr().err
     assert error.count("greenlite: error:") == 1
-    assert ("worker 1 failed (exit status 3): ValueError: worker one met bad data; "
+    assert (f"worker 1 failed ({why}): ValueError: worker one met bad data; "
             "stopped worker(s)") in error
     for marker in tmp_path.iterdir():  # the survivors are gone
         pid = int(marker.name.split("-")[1])
