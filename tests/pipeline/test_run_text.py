@@ -14,7 +14,7 @@ def text_lm_run(tmp_path_factory):
         "text_lm", workdir, "data.max_bytes=30000", "data.sequence_length=32",
         "data.representative_samples=20",
         "model.options={width: 32, heads: 2, layers: 1, mlp_width: 64, embeddings: matmul}",
-        "train.epochs=2", "int4_aware.epochs=1", "benchmark.num_runs=3", "benchmark.warmup_runs=1",
+        "train.epochs=1", "int4_aware.epochs=1", "benchmark.num_runs=3", "benchmark.warmup_runs=1",
         "export.formats_by_stage={train: [float32, int4_blockwise], int4_aware: [int4_blockwise]}")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, json.loads((workdir / "report.json").read_text())
