@@ -138,7 +138,7 @@ MUTATIONS = {
     "search processes sharing a study each run every trial": (
         "pipeline/search.py", "    claimed = 0\n    for t in study.get_trials(deepcopy=False):",
         "    return 0\n    for t in study.get_trials(deepcopy=False):",
-        ["tests/pipeline/test_search.py::test_two_processes_share_a_search_and_a_rerun_resumes_it"]),
+        ["tests/pipeline/test_search.py::test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed"]),
 }
 
 

@@ -124,9 +124,10 @@ def discard_from(workdir, first_stage, recipe, log=print):
     for index, spec in enumerate(recipe.stages, 1):
         if index >= first_stage:
             gone += glob.glob(os.path.join(workdir, stage_directory(index, spec.name)))
+            gone += glob.glob(os.path.join(workdir, "tensorboard", spec.name))
     # Exports, reports, and a stage's half-written directory (.tmp-NN_name-*).
     gone += [os.path.join(workdir, name) for name in os.listdir(workdir)
-             if name in ("export", "tensorboard") or name.startswith(("report.", ".tmp-"))
+             if name == "export" or name.startswith(("report.", ".tmp-"))
              or name.endswith((".png", ".html"))]
     # Stage directories of stages the recipe no longer has.
     known = {stage_directory(i, s.name) for i, s in enumerate(recipe.stages, 1)}

@@ -11,7 +11,7 @@ from tests.conftest import run_pipeline
 def text_lm_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("text_lm") / "run"
     result = run_pipeline(
-        "text_lm", workdir, "data.max_bytes=30000", "data.sequence_length=32",
+        "text_lm", workdir, "data.max_bytes=16000", "data.sequence_length=32",
         "data.representative_samples=20",
         "model.options={width: 32, heads: 2, layers: 1, mlp_width: 64, embeddings: matmul}",
         "train.epochs=1", "int4_aware.epochs=1", "benchmark.num_runs=3", "benchmark.warmup_runs=1",

@@ -29,7 +29,7 @@ def _processes_mentioning(text):
     return found
 
 
-def test_kill_9_during_export_leaves_no_process_and_a_rerun_cleans_up(tmp_path):
+def test_kill_9_during_export_leaves_no_process_and_resume_redoes_the_export(tmp_path):
     workdir = tmp_path / "killed"
     marker = f"--workdir={workdir}"
     run = subprocess.Popen(
@@ -55,16 +55,20 @@ def test_kill_9_during_export_leaves_no_process_and_a_rerun_cleans_up(tmp_path):
     assert not (tmp_path / staging[0] / "export" / "train_float32.tflite").exists()
     assert not workdir.exists()  # nothing was swapped in
 
-    again = run_pipeline("default", workdir, *FAST, "export.formats=[float32, int8]")
+    # --resume: the trained stage is reused, the export done again (a plain
+    # rerun removes the debris instead: test_debris_of_a_live_run_is_left_alone;
+    # a rerun over a finished run replaces it whole: tests/pipeline/test_run.py).
+    again = run_pipeline("default", workdir, *FAST, "export.formats=[float32, int8]",
+                         resume=True)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "removed what earlier killed run(s) left behind" in again.stdout
+    assert "resume: taking over the killed run's directory" in again.stdout
+    assert "[stage 1/1] train: reused from the earlier run" in again.stdout
     assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
+    # Only this run's exports: the killed run's float16 is gone with its export directory.
     assert sorted(f for f in os.listdir(workdir / "export") if f.endswith(".tflite")) == [
         "train_float32.tflite", "train_int8.tflite"]
-
-    # This run's own files only (a rerun over a finished run: tests/pipeline/test_run.py).
     events = [f for _, _, files in os.walk(workdir / "tensorboard") for f in files]
-    assert len([f for f in events if "tfevents" in f]) == 2  # train and validation
+    assert len([f for f in events if "tfevents" in f]) == 2  # the reused stage's logs stay
     bench = json.loads((workdir / "export" / "train_int8.benchmark.json").read_text())
     assert bench["model"] == os.path.join("export", "train_int8.tflite")
 

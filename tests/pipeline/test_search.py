@@ -15,6 +15,68 @@ FAST = ["train.epochs=3", "train.early_stopping_patience=null", "prune_channels.
         "search.objectives=[size_bytes, macs]", "search.budget={max_drop_points: 100}"]
 
 
+def test_a_search_measures_each_trial_and_resumes(tmp_path):
+    lines = []
+    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(1)
+    (trial,) = record["trials"]
+    assert trial["number"] == 0 and trial["within_budget"] and trial["pareto"]
+    report = json.loads((tmp_path / trial["directory"] / "report.json").read_text())
+    v = next(v for v in report["variants"] if v["name"] == trial["variant"])
+    assert trial["figures"]["size_bytes"] == v["size_bytes"] and trial["figures"]["macs"] == v["macs"]
+    # 7/8 of the channels gone: the device file is a fraction of the float32 reference.
+    assert trial["figures"]["size_bytes"] < record["reference"]["size_bytes"] / 10
+    # Chosen on the validation split; the test split only scores the front, at the end.
+    assert report["recipe"]["benchmark"]["split"] == "val"
+    assert v["num_examples"] == report["data"]["val"]
+    assert 0 < trial["test"]["accuracy"] <= 1 and "loss" in trial["test"]
+    from pipeline import recipe as recipe_lib
+    best = recipe_lib.load(str(tmp_path / "best.yaml"))
+    assert record["best"] == 0 and best.search is None
+    assert [s.name for s in best.stages] == ["train", "prune_channels"]
+    assert best.stages[1].config.ratio == 0.875
+    assert "| trial | values | variant | size_bytes | macs |" in (tmp_path / "search.md").read_text()
+    assert (tmp_path / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Rerun: the base model is reused, only the missing trial runs, and values
+    # already measured are not measured again.
+    lines.clear()
+    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(2)
+    assert any("reusing the base model" in line for line in lines)
+    assert any("1 trial(s) done, 1 to run" in line for line in lines)
+    assert [(t["number"], t["same_as"]) for t in record["trials"]] == [(0, None), (1, 0)]
+    assert record["trials"][1]["figures"] == trial["figures"]
+    assert not (tmp_path / "trials" / "001").exists()
+
+
+
+def test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed():
+    """The claim rule of processes sharing a study (the real two-process run:
+    test_two_processes_share_a_search_and_a_rerun_resumes_it)."""
+    import os
+
+    import optuna
+    from pipeline import search
+    study = optuna.create_study(directions=["minimize"])
+    dead = f"{search.socket.gethostname()}:{2 ** 22 + 7}"  # no such process
+    done = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[1.0],
+                                     distributions={}, params={})
+    study.add_trial(done)                                              # 0: finished
+    surplus = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, distributions={},
+                                        params={}, user_attrs={"surplus": True})
+    study.add_trial(surplus)                                           # 1: a surplus claim
+    for worker in (search.WORKER, dead, "another-host:1"):            # 2, 3, 4: running
+        trial = study.ask()
+        trial.set_user_attr("worker", worker)
+    # Trial 5 sees: the finished one, its own process's and another host's running ones;
+    # not the surplus claim, not the dead process's trial.
+    assert search._claimed_before(study, 5) == 3
+    assert search._claimed_before(study, 2) == 1
+    assert os.getpid() == int(search.WORKER.rsplit(":", 1)[1])
+
+
+@pytest.mark.skipif(__import__("os").environ.get("GREENLITE_SLOW_TESTS") != "1",
+                    reason="75 s (two search processes, each with TensorFlow); "
+                           "set GREENLITE_SLOW_TESTS=1")
 def test_two_processes_share_a_search_and_a_rerun_resumes_it(tmp_path):
     """Two `python -m pipeline.search` processes on one workdir: one trains the
     base model while the other waits; each trial is claimed once. Then a rerun
