@@ -32,7 +32,8 @@ class Int4Aware(Stage):
         if not info:
             return super().notes(name, metrics)
         formats = " or ".join(f"`{f}`" for f in int4_grid.FORMATS[info["granularity"]])
-        return [f"stage `{name}` trained {len(info['kernels'])} kernels ({info['weights']:,} "
+        kernels = info.get("kernels", info.get("layers", []))  # "layers" before 2026-11-29
+        return [f"stage `{name}` trained {len(kernels)} kernels ({info['weights']:,} "
                 f"values) on the int4 {info['granularity']} grid (straight-through); "
                 f"{formats} stores them exactly; off the grid at the end: {info['off_grid']:.1e}"
                 ] + super().notes(name, metrics)
