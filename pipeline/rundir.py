@@ -32,18 +32,22 @@ def _alive(pid):
 
 def dead_staging_dirs(target):
     """Staging directories of runs into `target` whose process is gone (killed runs)."""
+    return _dead_dirs(target, (".tmp-",))
+
+
+def _dead_dirs(target, kinds):
+    """Directories `<kind><target name>-*` beside `target` that no live process owns."""
     parent, base = os.path.split(os.path.abspath(target))
     if not os.path.isdir(parent):
         return []
-    found = []
-    for entry in sorted(os.listdir(parent)):
-        path = os.path.join(parent, entry)
-        if entry.startswith(f".tmp-{base}-") and os.path.isdir(path) and not _running(path):
-            found.append(path)
-    return found
+    prefixes = tuple(f"{kind}{base}-" for kind in kinds)
+    return [os.path.join(parent, entry) for entry in sorted(os.listdir(parent))
+            if entry.startswith(prefixes) and os.path.isdir(os.path.join(parent, entry))
+            and not _running(os.path.join(parent, entry))]
 
 
 def _running(path):
+    """Whether the run that owns the staging directory `path` is another live process."""
     try:
         with open(os.path.join(path, PID_FILE)) as f:
             pid = int(f.read().strip() or 0)
@@ -55,23 +59,10 @@ def _running(path):
 def clean_debris(target, log=print, keep=None):
     """Removes staging and half-swapped directories of earlier runs into `target`
     whose process is gone (except `keep`); returns their paths."""
-    parent, base = os.path.split(os.path.abspath(target))
-    if not os.path.isdir(parent):
-        return []
     removed = []
-    for entry in sorted(os.listdir(parent)):
-        path = os.path.join(parent, entry)
-        if not entry.startswith((f".tmp-{base}-", f".old-{base}-")) or not os.path.isdir(path):
-            continue
+    for path in _dead_dirs(target, (".tmp-", ".old-")):
         if keep and os.path.abspath(path) == os.path.abspath(keep):
             continue
-        try:
-            with open(os.path.join(path, PID_FILE)) as f:
-                pid = int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            pid = 0
-        if pid and pid != os.getpid() and _alive(pid):
-            continue  # another run into the same target is still going
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     # Stage directories half-written inside the target by an older greenlite.
