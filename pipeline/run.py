@@ -185,7 +185,7 @@ class Runner:
     def _run_stage(self, index, spec, model, data, models_by_stage, stage_records, backups=True):
         count = len(self.recipe.stages)
         self._say(f"[stage {index}/{count}] {spec.name} ({spec.type}) ...")
-        directory = f"{index:02d}_{spec.name}"
+        directory = resume.stage_directory(index, spec.name)
         start = time.perf_counter()
         with atomic_directory(os.path.join(self.workdir, directory)) as tmp:
             previous = stage_records[-1]["claims"] if stage_records else None
