@@ -35,7 +35,7 @@ import os
 import sys
 
 FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8", "int4_weights",
-           "int4_dynamic", "int4_blockwise", "int16x8_mixed")
+           "int4_dynamic", "int4_blockwise", "int16x8_mixed", "float32_sparse")
 # Made by ai-edge-quantizer from the float32 file (the TFLite converter has no
 # int4, and no int16x8 that keeps the ops without int16 kernels in float).
 AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic", "int4_blockwise", "int16x8_mixed")
@@ -68,7 +68,11 @@ def convert(model, fmt, representative=None, bound_attention=True):
     if fmt in AI_EDGE_QUANTIZER:
         return _ai_edge_quantize(convert(model, "float32"), fmt, representative)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if fmt == "float16":
+    if fmt == "float32_sparse":
+        # Float32 whose mostly-zero weights are stored sparse (DENSIFY ops):
+        # fewer file bytes, and the input XNNPACK's sparse inference needs.
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    elif fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif fmt == "dynamic_range":

@@ -100,6 +100,10 @@ def weight_tensors(path):
         if (buffer is None or len(buffer) == 0 or len(shape) < 2
                 or tensor.type not in _DTYPES and tensor.type != INT4):
             continue
+        if tensor.sparsity is not None:
+            # Stored sparse (float32_sparse: a DENSIFY op makes the dense
+            # kernel at load time); its buffer holds only the nonzero values.
+            continue
         raw = np.asarray(buffer, dtype=np.uint8).tobytes()
         if tensor.type == INT4:
             dtype, values = "int4", unpack_int4(raw, int(np.prod(shape)))

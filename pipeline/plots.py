@@ -80,7 +80,8 @@ def search_png(record):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    objectives = record["objectives"]
+    # The loss is every panel's y axis; it needs no panel of its own.
+    objectives = [o for o in record["objectives"] if o != "loss"] or ["loss"]
     budget_key, budget = next(iter(record["budget"].items()))
     trials = [r for r in record["trials"] if r.get("figures") and r.get("loss") is not None]
     fig, axes = plt.subplots(1, len(objectives), figsize=(5 * len(objectives), 4.2), dpi=DPI,

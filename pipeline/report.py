@@ -75,6 +75,7 @@ import re
 from pipeline import energy as energy_lib
 from pipeline import plots
 from pipeline.layers import describe_skipped
+from pipeline.sparse_inference import note as sparse_note
 from pipeline.files import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
@@ -197,6 +198,8 @@ def variant_figures(figures):
         throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
         gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
         not_delegated=figures.get("not_delegated"),
+        # Weights stored sparse (float32_sparse; pipeline/sparse_inference.py).
+        densify_ops=(figures.get("ops") or {}).get("DENSIFY", 0),
         peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"])
 
 
@@ -350,6 +353,8 @@ def notes(report):
                        "outputs are addressed by index"
                        + (f"; structure claims not checked: {v['claims_unchecked']}"
                           if v.get("claims_unchecked") else ""))
+        if sparse_note(v):
+            out.append(sparse_note(v))
         for problem in v.get("violations", []):
             out.append(f"**`{v['name']}` fails its structure check**: {problem}")
         for runtime, result in v.get("runtimes", {}).items():

@@ -6,11 +6,13 @@
 The recipe's `search:` section (pipeline/recipe.py SearchConfig) names the
 recipe values to vary (`space`), the figures of the exported file to minimize
 (`objectives`: size_bytes, gzip_bytes, latency_ms, macs,
-joules_per_inference) and the largest loss allowed on the TFLite metric
+joules_per_inference, and `loss`, the budget's measure) and the largest loss allowed on the TFLite metric
 (`budget`). The recipe's first stage (training) runs once, in `base/`; each
 trial runs the other stages on that model with its values, in
 `trials/NNN/`, and is judged by one exported variant (`search.variant`,
-default the last). Optuna samples the values (TPE, NSGA-II or random, seeded
+default the last). A trial whose leading stages have the configuration of
+an earlier trial's (the hash chain of pipeline/resume.py) copies them and
+trains only from the first stage that differs: the stage cache. Optuna samples the values (TPE, NSGA-II or random, seeded
 by the recipe) under the budget as a constraint; its study lives in
 `study.journal`, so a rerun with the same workdir resumes, and several
 processes (on one machine, or on several sharing the disk) may work on one
@@ -23,6 +25,7 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -136,11 +139,42 @@ class Search:
         stage = report["stages"][0]
         return os.path.join(directory, stage["model_path"]), report["variants"][0]
 
-    def _run(self, recipe, directory):
+    def _run(self, recipe, directory, resume_from=None):
         from pipeline.backend import keras
         from pipeline.run import Runner
         keras.backend.clear_session()
-        Runner(recipe, directory, log=lambda line: self.log("  " + line)).run()
+        Runner(recipe, directory, log=lambda line: self.log("  " + line),
+               resume_from=resume_from).run()
+
+    def _from_cache(self, recipe, directory):
+        """The stage cache: copies into `directory` the longest run of leading
+        stages that an earlier trial finished with the same configuration
+        hashes; returns (stages copied, seconds they took to train)."""
+        from pipeline import resume
+        best, source = 0, None
+        trials = os.path.join(self.workdir, "trials")
+        # Only finished trials: a trial's directory appears when its run completes.
+        for name in sorted(os.listdir(trials)) if os.path.isdir(trials) else []:
+            other = os.path.join(trials, name)
+            if other != directory and name.isdigit() and os.path.isdir(other):
+                count = resume.reusable_stages(other, recipe)
+                if count > best:
+                    best, source = count, other
+        if not best:
+            return 0, 0.0
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)  # a killed search's trial, run again
+        os.makedirs(directory)
+        saved = 0.0
+        for index, spec in enumerate(recipe.stages[:best], 1):
+            name = resume.stage_directory(index, spec.name)
+            shutil.copytree(os.path.join(source, name), os.path.join(directory, name))
+            with open(os.path.join(source, name, "metrics.json")) as f:
+                saved += json.load(f).get("seconds") or 0.0
+        shutil.copy(os.path.join(source, resume.RUN_FILE), os.path.join(directory, resume.RUN_FILE))
+        self.log(f"search: stage cache: {best} leading stage(s) as in "
+                 f"{os.path.relpath(source, self.workdir)} ({saved:.0f} s of training not redone)")
+        return best, saved
 
     def _trial_raw(self, base_model, values):
         from pipeline import recipe as recipe_lib
@@ -164,6 +198,12 @@ class Search:
         # Trials are chosen on the validation split; the test split is for the
         # final front only (`_measure_on_test`).
         raw.setdefault("benchmark", {})["split"] = "val"
+        # A trial is judged by its benchmark; the microcontroller run, C array
+        # and metadata are for the file shipped (best.yaml keeps the recipe's).
+        raw["deploy"] = {**(raw.get("deploy") or {}), "micro": False, "c_array": False,
+                         "metadata": False}
+        # The quantization doctor explains a loss; a trial only needs it measured.
+        export["doctor"] = False
         return raw
 
     def run(self, trials=None):
@@ -222,7 +262,8 @@ class Search:
                                                   states=[optuna.trial.TrialState.COMPLETE]):
                 if earlier.params == trial.params and "figures" in earlier.user_attrs:
                     for key, value in earlier.user_attrs.items():
-                        trial.set_user_attr(key, value)
+                        if key not in ("cached_stages", "cache_saved_seconds", "worker"):
+                            trial.set_user_attr(key, value)
                     trial.set_user_attr("same_as", earlier.number)
                     self.log(f"search: trial {trial.number}: {json.dumps(values)} as trial "
                              f"{earlier.number}: its figures stand")
@@ -231,11 +272,20 @@ class Search:
             trial.set_user_attr("directory", os.path.relpath(directory, self.workdir))
             self.log(f"search: trial {trial.number}: {json.dumps(values)}")
             try:
-                self._run(recipe_lib.from_dict(self._trial_raw(base_model, values)), directory)
-            except GreenliteError as e:
-                trial.set_user_attr("error", str(e))
+                recipe = recipe_lib.from_dict(self._trial_raw(base_model, values))
+                cached, saved = self._from_cache(recipe, directory)
+                trial.set_user_attr("cached_stages", cached)
+                trial.set_user_attr("cache_saved_seconds", saved)
+                self._run(recipe, directory, resume_from=directory if cached else None)
+            except Exception as e:  # pylint: disable=broad-except
+                # One trial's values may break a library (a clustering that
+                # cannot start, a converter crash): that trial fails, the search
+                # goes on. Our own errors read as they are; others get their type.
+                error = str(e) if isinstance(e, GreenliteError) else (
+                    f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[-1]}")
+                trial.set_user_attr("error", error)
                 trial.set_user_attr("violation", 1e9)
-                self.log(f"search: trial {trial.number} failed: {e}")
+                self.log(f"search: trial {trial.number} failed: {error}")
                 return [float("inf")] * len(config.objectives)
             report = _report(directory)
             variants = [v for v in report["variants"] if "error" not in v]
@@ -249,7 +299,7 @@ class Search:
             lost = loss(v, reference, config.budget)
             figures = {"size_bytes": v["size_bytes"], "gzip_bytes": v["gzip_bytes"],
                        "latency_ms": v["latency_ms"]["p50"], "macs": v.get("macs"),
-                       "joules_per_inference": v.get("joules_per_inference")}
+                       "joules_per_inference": v.get("joules_per_inference"), "loss": lost}
             trial.set_user_attr("variant", v["name"])
             trial.set_user_attr("figures", figures)
             trial.set_user_attr("metric", dict([_metric(v, config.budget)]))
@@ -280,10 +330,14 @@ class Search:
         for t in study.trials:
             if not t.state.is_finished() or t.user_attrs.get("surplus"):
                 continue
+            seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
+                       if t.datetime_complete and t.datetime_start else None)
             rows.append({"number": t.number, "params": t.params, "state": t.state.name,
+                         "seconds": seconds,
                          **{k: t.user_attrs.get(k) for k in ("directory", "variant", "figures",
                                                              "metric", "loss", "error",
-                                                             "same_as")},
+                                                             "same_as", "cached_stages",
+                                                             "cache_saved_seconds")},
                          "within_budget": t.user_attrs.get("loss") is not None
                          and t.user_attrs["loss"] <= budget})
         feasible = [r for r in rows if r["within_budget"]]
@@ -296,7 +350,15 @@ class Search:
                   "reference": {"variant": reference["name"], "accuracy": reference["accuracy"],
                                 "perplexity": reference["perplexity"],
                                 "size_bytes": reference["size_bytes"]},
-                  "trials": rows}
+                  "trials": rows,
+                  # What the trials took, and what the stage cache and the
+                  # re-use of repeated values spared.
+                  "effort": {"trials": len(rows),
+                             "trial_seconds": sum(r["seconds"] or 0.0 for r in rows),
+                             "stages_from_cache": sum(r["cached_stages"] or 0 for r in rows),
+                             "cache_saved_seconds": sum(r["cache_saved_seconds"] or 0.0
+                                                        for r in rows),
+                             "repeats_not_rerun": sum(r["same_as"] is not None for r in rows)}}
         self._measure_on_test(record)
         best = min((r for r in rows if r["pareto"]),
                    key=lambda r: (r["figures"][config.objectives[0]], r["loss"]), default=None)
@@ -382,6 +444,13 @@ def to_markdown(record):
                      + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'} | "
                      + ("**yes**" if r["pareto"] else "") + " | "
                      + (f"{r['test']['loss']:+.2f}" if r.get("test") else "") + " |")
+    effort = record.get("effort")
+    if effort:
+        lines += ["", f"Effort: {effort['trials']} trial(s), {effort['trial_seconds']:.0f} s "
+                  f"in trials; the stage cache supplied {effort['stages_from_cache']} stage(s) "
+                  f"({effort['cache_saved_seconds']:.0f} s of training not redone); "
+                  f"{effort['repeats_not_rerun']} repeated value set(s) took an earlier "
+                  "trial's figures."]
     lines += ["", "![trials: loss against each objective](search.png)"]
     return "\n".join(lines) + "\n"
 

@@ -164,15 +164,19 @@ def main():
     parser.add_argument("--kws", help="write keyword features to this .npz")
     parser.add_argument("--images", help="write a shape-image folder here")
     parser.add_argument("--scenes", help="write a photo-like 10-class image folder here")
-    parser.add_argument("--per_class", type=int, default=150, help="images per class (--scenes)")
-    parser.add_argument("--size", type=int, default=96, help="image side in pixels (--scenes)")
+    parser.add_argument("--per_class", type=int, default=None,
+                        help="images per class (default: 40 with --images, 150 with --scenes)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="image side in pixels (default: 48 with --images, 96 with --scenes)")
     args = parser.parse_args()
     if args.kws:
         print("wrote", keyword_features(args.kws))
     if args.images:
-        print("wrote", shape_images(args.images))
+        print("wrote", shape_images(args.images, per_class=args.per_class or 40,
+                                    size=args.size or 48))
     if args.scenes:
-        print("wrote", scene_images(args.scenes, per_class=args.per_class, size=args.size))
+        print("wrote", scene_images(args.scenes, per_class=args.per_class or 150,
+                                    size=args.size or 96))
 
 
 if __name__ == "__main__":

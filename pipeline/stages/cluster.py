@@ -2,9 +2,11 @@
 import dataclasses
 from typing import Literal, Optional
 
+import numpy as np
+
 from pipeline import layers as layers_lib
 from pipeline import structure
-from pipeline.lazy_backend import tfmot
+from pipeline.lazy_backend import tf, tfmot
 from pipeline.config import at_least, between
 from pipeline.errors import GreenliteError, RecipeError
 from pipeline.stages.base import Stage, wrap_fit_strip
@@ -66,6 +68,14 @@ class Cluster(Stage):
                 f"{', preserving sparsity' if preserve else ''}); skipped: "
                 f"{'; '.join(layers_lib.describe_skipped(skipped)) or 'none'}")
 
+        for name in selected:
+            kernel = np.asarray(model.get_layer(name).weights[0])
+            points = int(np.count_nonzero(kernel)) if preserve else kernel.size
+            if points < cfg.number_of_clusters:
+                raise RecipeError(
+                    f"{where}.number_of_clusters: {cfg.number_of_clusters} is more than the "
+                    f"{points}{' nonzero' if preserve else ''} weights of layer {name!r}; "
+                    f"lower it, or leave the layer out with {where}.layers")
         init = getattr(tfmot.clustering.keras.CentroidInitialization, _INIT[cfg.centroid_init])
         def wrap(layer):
             try:
@@ -76,6 +86,16 @@ class Cluster(Stage):
             except ValueError as e:
                 raise RecipeError(f"{where}: tfmot cannot cluster layer {layer.name!r}: "
                                   f"{str(e).splitlines()[0]}") from None
+            except tf.errors.InvalidArgumentError as e:
+                # k-means++ draws its first centroids from the layer's weights
+                # (with preserve_sparsity, from its nonzero ones, per sign).
+                if "num_to_sample" not in str(e):
+                    raise
+                raise RecipeError(
+                    f"{where}.number_of_clusters: {cfg.number_of_clusters} is more than layer "
+                    f"{layer.name!r} has weights to start from"
+                    f"{' (nonzero, of each sign)' if preserve else ''}; lower it, or leave the "
+                    f"layer out with {where}.layers") from None
 
         result = wrap_fit_strip(model, selected, wrap, tfmot.clustering.keras.strip_clustering,
                                 data, cfg, ctx)

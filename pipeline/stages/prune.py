@@ -34,6 +34,11 @@ class Prune(Stage):
         # Glob patterns on layer names and layer class names; default: every prunable layer.
         layers: Optional[list[str]] = None
         layer_types: Optional[list[str]] = None
+        # `xnnpack_latency`: tfmot's PruneForLatencyOnXNNPack policy. It checks
+        # that the model can run XNNPACK's sparse inference (a 3x3 stride-2
+        # stem on 3 channels ... global pooling) and prunes only its 1x1
+        # convolutions; export the stage as `float32_sparse` to store them sparse.
+        policy: Literal["all", "xnnpack_latency"] = "all"
 
         def validate(self):
             if self.early_stopping_patience is not None:
@@ -61,6 +66,10 @@ class Prune(Stage):
                                  cfg.begin_step, cfg.end_step, cfg.frequency, where)
         selected, skipped = layers_lib.select(model, layers_lib.PRUNE, cfg.layers,
                                               cfg.layer_types, where)
+        if cfg.policy == "xnnpack_latency":
+            selected, skipped, check = self._xnnpack_policy(model, selected, skipped, where,
+                                                            ctx.log)
+            ctx.metrics["xnnpack_model_check"] = check or "passed"
         if not selected:
             raise RecipeError(f"{where}: no layer of the model can be pruned; skipped: "
                               + "; ".join(layers_lib.describe_skipped(skipped)))
@@ -106,6 +115,7 @@ class Prune(Stage):
             skipped_layers=skipped, target_sparsity=cfg.target,
             keras_sparsity={n: stats[n]["sparsity"] for n in selected if n in stats},
             keras_overall_sparsity=structure.overall_sparsity(stats, selected))
+        ctx.metrics["policy"] = cfg.policy
         short = claims.violations(stats)
         if short:
             raise GreenliteError(
@@ -115,3 +125,25 @@ class Prune(Stage):
                 f"{where}.end_step so it is reached, or leave these layers out with "
                 f"{where}.layers / {where}.layer_types")
         return result
+
+    @staticmethod
+    def _xnnpack_policy(model, selected, skipped, where, log):
+        """tfmot's PruneForLatencyOnXNNPack: its choice of layers (1x1 Conv2D),
+        and its model check, whose verdict is logged and kept, not enforced:
+        the check wants the stem as Keras layers (ZeroPadding2D(1) + a VALID
+        3x3 stride-2 Conv2D), while XNNPACK judges the converted graph, where a
+        SAME-padded stem on odd-sized inputs (keras.applications' MobileNetV2)
+        is the same thing. The report's latency verdict says what happened."""
+        policy = tfmot.sparsity.keras.PruneForLatencyOnXNNPack()
+        check = None
+        try:
+            policy.ensure_model_supports_pruning(model)
+        except ValueError as e:
+            check = str(e).splitlines()[0]
+            log(f"prune: {where}.policy xnnpack_latency: tfmot's model check fails ({check}); "
+                "pruning the 1x1 convolutions anyway: the report measures whether XNNPACK's "
+                "sparse path engages")
+        kept = [name for name in selected if policy.allow_pruning(model.get_layer(name))]
+        skipped = {**skipped, **{name: "not a 1x1 Conv2D (policy xnnpack_latency)"
+                                 for name in selected if name not in kept}}
+        return kept, skipped, check

@@ -204,3 +204,27 @@ def test_int16x8_mixed_runs_where_the_converters_int16x8_cannot(tmp_path):
     spread = outputs["float32"].max() - outputs["float32"].min()
     difference = np.abs(outputs["int16x8_mixed"] - outputs["float32"])
     assert difference.mean() < 0.02 * spread
+
+
+def test_float32_sparse_stores_a_pruned_model_sparse(trained_model, digits, tmp_path):
+    """The zeros are left out of the file (DENSIFY ops), the answers unchanged."""
+    from export import benchmark
+    from export.tflite_file import weight_tensors
+    from pipeline.stages.base import clone
+    from tests.conftest import export_file
+    model = clone(trained_model)
+    for name in ("conv2", "dense1"):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.9)] = 0
+        layer.set_weights([kernel, bias])
+    dense = export_file(model, "float32", digits, tmp_path / "dense.tflite")
+    sparse = export_file(model, "float32_sparse", digits, tmp_path / "sparse.tflite")
+    assert os.path.getsize(sparse) < 0.5 * os.path.getsize(dense)
+    data = (digits.test.x[:50], digits.test.y[:50])
+    figures = {p: benchmark.benchmark(p, data, num_runs=1, keep_outputs=50) for p in (dense, sparse)}
+    assert figures[sparse]["ops"]["DENSIFY"] >= 2 and "DENSIFY" not in figures[dense]["ops"]
+    np.testing.assert_allclose(figures[sparse]["outputs"], figures[dense]["outputs"], atol=1e-5)
+    # The sparse buffers are not read as dense kernels.
+    names = {t.name for t in weight_tensors(sparse)}
+    assert not any("dense1" in n and "MatMul" in n for n in names)

@@ -29,28 +29,48 @@ def _check_the_first_trial(tmp_path, record, trial):
     from pipeline import recipe as recipe_lib
     best = recipe_lib.load(str(tmp_path / "best.yaml"))
     assert record["best"] == 0 and best.search is None
-    assert [s.name for s in best.stages] == ["train", "prune_channels"]
+    assert [s.name for s in best.stages] == ["train", "prune_channels", "quantize"]
     assert best.stages[1].config.ratio == 0.875
     assert "| trial | values | variant | size_bytes | macs |" in (tmp_path / "search.md").read_text()
     assert (tmp_path / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# A QAT stage after the channel pruning, so that trials share a leading stage.
+WITH_QAT = ["stages.quantize={epochs: 1, teacher: train}",
+            "search.space={prune_channels.ratio: [0.875], quantize.learning_rate: [0.0005, 0.001]}"]
+
+
 def test_a_search_measures_each_trial_and_resumes(tmp_path):
     lines = []
-    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(1)
+    recipe = "recipes/search_channels.yaml"
+    record = Search(recipe, str(tmp_path), FAST + WITH_QAT, log=lines.append).run(1)
     (trial,) = record["trials"]
     assert trial["number"] == 0 and trial["within_budget"] and trial["pareto"]
     _check_the_first_trial(tmp_path, record, trial)
+    assert trial["cached_stages"] == 0
 
-    # Rerun: the base model is reused, only the missing trial runs, and values
-    # already measured are not measured again.
+    # Rerun: the base model is reused and only the missing trials run. The
+    # seeded sampler proposes learning rates 0.001, 0.001, 0.0005: trial 1
+    # repeats trial 0's values and takes its figures; trial 2 takes the pruned
+    # model from trial 0's stage cache and trains only the QAT stage.
     lines.clear()
-    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(2)
+    record = Search(recipe, str(tmp_path), FAST + WITH_QAT, log=lines.append).run(3)
     assert any("reusing the base model" in line for line in lines)
-    assert any("1 trial(s) done, 1 to run" in line for line in lines)
-    assert [(t["number"], t["same_as"]) for t in record["trials"]] == [(0, None), (1, 0)]
+    assert any("1 trial(s) done, 2 to run" in line for line in lines)
+    assert [t["params"]["quantize.learning_rate"] for t in record["trials"]] == [0.001, 0.001,
+                                                                                  0.0005]
+    assert [(t["number"], t["same_as"], t["cached_stages"]) for t in record["trials"]] == [
+        (0, None, 0), (1, 0, None), (2, None, 1)]
     assert record["trials"][1]["figures"] == trial["figures"]
     assert not (tmp_path / "trials" / "001").exists()
+    first, second = tmp_path / "trials" / "000", tmp_path / "trials" / "002"
+    assert ((first / "01_prune_channels" / "model.h5").read_bytes()
+            == (second / "01_prune_channels" / "model.h5").read_bytes())
+    stages = json.loads((second / "report.json").read_text())["stages"]
+    assert [s.get("reused", False) for s in stages] == [True, False]
+    assert record["effort"]["stages_from_cache"] == 1
+    assert record["effort"]["cache_saved_seconds"] == pytest.approx(stages[0]["seconds"])
+    assert any("stage cache: 1 leading stage(s) as in trials/000" in line for line in lines)
 
 
 

@@ -38,3 +38,11 @@ def test_preserving_sparsity_needs_a_pruned_input(trained_model, digits, tmp_pat
 def test_fewer_than_two_clusters_is_rejected():
     assert "number_of_clusters: got 1; expected an integer >= 2" in stage_config_error(
         "cluster", {"number_of_clusters": 1})
+
+
+def test_more_clusters_than_weights_is_one_clear_error(trained_model, digits, tmp_path):
+    # conv1 of the small model holds 3x3x1x8 = 72 weights.
+    with pytest.raises(RecipeError, match=r"stages.cluster.number_of_clusters: 100 is more than "
+                                          r"the 72 weights of layer 'conv1'"):
+        run_stage("cluster", {"number_of_clusters": 100, "layers": ["conv1"], "epochs": 1},
+                  trained_model, digits, tmp_path)

@@ -108,3 +108,29 @@ def test_a_shortfall_in_keras_stops_the_stage(trained_model, digits, tmp_path, m
                                              r"layer\(s\): dense1: sparsity 0.0000 is more than"):
         run_stage("prune", {**FAST, "epochs": 2, "target_sparsity": 0.5}, trained_model, digits,
                   tmp_path)
+
+
+def test_the_xnnpack_latency_policy_prunes_only_1x1_convolutions():
+    """tfmot's PruneForLatencyOnXNNPack picks the layers; its model check is recorded."""
+    from pipeline.backend import keras
+    from pipeline.stages.prune import Prune
+    inputs = keras.Input((17, 17, 3))
+    x = keras.layers.ZeroPadding2D(1)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="stem")(x)
+    x = keras.layers.Conv2D(16, 1, name="expand")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+    lines = []
+    kept, skipped, check = Prune._xnnpack_policy(
+        model, ["stem", "expand", "logits"], {}, "stages.prune", lines.append)
+    assert kept == ["expand"] and check is None and not lines
+    assert skipped == {"stem": "not a 1x1 Conv2D (policy xnnpack_latency)",
+                       "logits": "not a 1x1 Conv2D (policy xnnpack_latency)"}
+
+
+def test_the_xnnpack_latency_policy_on_a_model_without_1x1_convolutions(
+        trained_model, digits, tmp_path):
+    with pytest.raises(RecipeError, match=r"no layer of the model can be pruned; skipped: "
+                                          r".*not a 1x1 Conv2D \(policy xnnpack_latency\)"):
+        run_stage("prune", {**FAST, "policy": "xnnpack_latency"}, trained_model, digits, tmp_path)
