@@ -139,6 +139,29 @@ MUTATIONS = {
         "pipeline/search.py", "    claimed = 0\n    for t in study.get_trials(deepcopy=False):",
         "    return 0\n    for t in study.get_trials(deepcopy=False):",
         ["tests/pipeline/test_search.py::test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed"]),
+    "the search's stage cache never finds a match": (
+        "pipeline/search.py", "                if count > best:", "                if False:",
+        ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
+    "a trial's library error stops the search": (
+        "pipeline/search.py", "            except Exception as e:  # pylint: disable=broad-except\n"
+        "                # One trial's", "            except GreenliteError as e:\n"
+        "                # One trial's",
+        ["tests/pipeline/test_search.py::test_a_trial_that_crashes_fails_alone"]),
+    "float32_sparse stores its zeros dense": (
+        "export/convert.py", "converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]",
+        "pass", ["tests/export/test_convert.py::test_float32_sparse_stores_a_pruned_model_sparse"]),
+    "sparse path called engaged whatever the latency": (
+        "pipeline/sparse_inference.py", "engaged=speedup >= ENGAGED_SPEEDUP,", "engaged=True,",
+        ["tests/pipeline/test_sparse_inference.py"]),
+    "policy xnnpack_latency prunes every layer": (
+        "pipeline/stages/prune.py",
+        "kept = [name for name in selected if policy.allow_pruning(model.get_layer(name))]",
+        "kept = list(selected)",
+        ["tests/pipeline/stages/test_prune.py::test_the_xnnpack_latency_policy_prunes_only_1x1_convolutions"]),
+    "more clusters than weights left to tfmot": (
+        "pipeline/stages/cluster.py", "            if points < cfg.number_of_clusters:",
+        "            if False:",
+        ["tests/pipeline/stages/test_cluster.py::test_more_clusters_than_weights_is_one_clear_error"]),
 }
 
 

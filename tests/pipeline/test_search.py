@@ -15,7 +15,8 @@ FAST = ["train.epochs=3", "train.early_stopping_patience=null", "prune_channels.
         "search.objectives=[size_bytes, macs]", "search.budget={max_drop_points: 100}"]
 
 
-def _check_the_first_trial(tmp_path, record, trial):
+def _check_the_first_trial(tmp_path, record, trial, stages=("train", "prune_channels",
+                                                             "quantize")):
     """Trial 0's record against its run's files, and what the search writes."""
     report = json.loads((tmp_path / trial["directory"] / "report.json").read_text())
     v = next(v for v in report["variants"] if v["name"] == trial["variant"])
@@ -29,7 +30,7 @@ def _check_the_first_trial(tmp_path, record, trial):
     from pipeline import recipe as recipe_lib
     best = recipe_lib.load(str(tmp_path / "best.yaml"))
     assert record["best"] == 0 and best.search is None
-    assert [s.name for s in best.stages] == ["train", "prune_channels", "quantize"]
+    assert [s.name for s in best.stages] == list(stages)
     assert best.stages[1].config.ratio == 0.875
     assert "| trial | values | variant | size_bytes | macs |" in (tmp_path / "search.md").read_text()
     assert (tmp_path / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -37,6 +38,7 @@ def _check_the_first_trial(tmp_path, record, trial):
 
 # A QAT stage after the channel pruning, so that trials share a leading stage.
 WITH_QAT = ["stages.quantize={epochs: 1, teacher: train}",
+            "export.formats_by_stage={quantize: [int8]}",
             "search.space={prune_channels.ratio: [0.875], quantize.learning_rate: [0.0005, 0.001]}"]
 
 
@@ -130,7 +132,7 @@ def test_two_processes_share_a_search_and_a_rerun_resumes_it(tmp_path):
     assert record["trials"][1]["same_as"] in (None, 0)
     trial = record["trials"][0]
     assert trial["within_budget"] and trial["pareto"]
-    _check_the_first_trial(tmp_path, record, trial)
+    _check_the_first_trial(tmp_path, record, trial, stages=("train", "prune_channels"))
 
     # Rerun: the base model is reused, only the missing trial runs, and values
     # already measured are not measured again.
@@ -144,6 +146,29 @@ def test_two_processes_share_a_search_and_a_rerun_resumes_it(tmp_path):
     assert third["number"] >= 2 and third["same_as"] in (0, 1)
     assert third["figures"]["size_bytes"] == trial["figures"]["size_bytes"]
     assert not (tmp_path / "trials" / f"{third['number']:03d}").exists()
+
+
+def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
+    """A library error inside one trial (not greenlite's own) marks that trial
+    failed with its type and message; the search goes on to the next."""
+    from pipeline import search as search_lib
+    reference = {"name": "train_float32", "accuracy": 0.9, "perplexity": 1.5,
+                 "size_bytes": 1000}
+    base = tmp_path / "base.h5"
+    base.write_bytes(b"")  # a trial recipe names it as its model and teacher
+    monkeypatch.setattr(search_lib.Search, "_base", lambda self: (str(base), reference))
+    monkeypatch.setattr(search_lib.Search, "_measure_on_test", lambda self, record: None)
+
+    def crash(self, recipe, directory, resume_from=None):
+        raise ValueError("Expected num_to_sample <= points.rows(). 85 vs 24.")
+    monkeypatch.setattr(search_lib.Search, "_run", crash)
+    lines = []
+    record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(2)
+    assert [(t["number"], t["error"]) for t in record["trials"]] == [
+        (0, "ValueError: Expected num_to_sample <= points.rows(). 85 vs 24."),
+        (1, "ValueError: Expected num_to_sample <= points.rows(). 85 vs 24.")]
+    assert not record["trials"][0]["within_budget"] and record["best"] is None
+    assert any("search: trial 0 failed: ValueError" in line for line in lines)
 
 
 def test_the_loss_the_budget_limits():

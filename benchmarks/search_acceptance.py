@@ -1,0 +1,159 @@
+"""Issue 11's acceptance figures for finished `search_digits` searches.
+
+    python benchmarks/search_acceptance.py --searches=runs/acceptance/search_digits_seed0,...
+        --hand=runs/acceptance/hand [--runs=500]
+
+For each search (one per seed; run them first with
+`python -m pipeline.search --recipe=recipes/search_digits.yaml --workdir=DIR --set seed=N`):
+
+- the baseline: the better TFLite test accuracy of the search's own float32
+  file (its base run) and the default recipe's float32 file
+  (`--hand`/default);
+- the smallest front variant whose raw file is at most 1/50 of the float32
+  file's bytes and whose test accuracy is within 1 point of the baseline
+  (front chosen on the validation split, scored on test once);
+- its p50 latency against the float32 file's, 1 thread, measured here in one
+  process with the two files' runs interleaved (so load on the machine
+  falls on both alike);
+- whether the front dominates or equals every variant of every hand recipe
+  run under `--hand` on (raw bytes, TFLite test accuracy);
+- the search's trials, time in trials, and what the stage cache saved.
+
+Prints one table per search and a summary; exits 0 whatever the verdicts.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def interleaved_p50(paths, runs, example):
+    """Median ms per file, the files' invocations interleaved (1 thread)."""
+    import numpy as np
+
+    from export.benchmark import load_interpreter_class, make_interpreter, quantize_input
+    interpreter_class, _ = load_interpreter_class()
+    interpreters = []
+    for path in paths:
+        interpreter = make_interpreter(interpreter_class, path, 1, True)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], quantize_input(example, detail))
+        interpreters.append(interpreter)
+    times = [[] for _ in paths]
+    for k in range(runs + 20):
+        for i, interpreter in enumerate(interpreters):
+            start = time.perf_counter()
+            interpreter.invoke()
+            if k >= 20:  # warm-up
+                times[i].append((time.perf_counter() - start) * 1e3)
+    return [float(np.median(t)) for t in times]
+
+
+def hand_points(hand_dir):
+    """(recipe, variant, raw bytes, test accuracy) of every hand recipe's variants."""
+    points = []
+    for report_path in sorted(glob.glob(os.path.join(hand_dir, "*", "report.json"))):
+        report = _load(report_path)
+        recipe = os.path.basename(os.path.dirname(report_path))
+        for v in report["variants"]:
+            if "error" not in v and v.get("accuracy") is not None:
+                points.append((recipe, v["name"], v["size_bytes"], v["accuracy"]))
+    return points
+
+
+def judge(search_dir, hand_dir, runs):
+    import numpy as np
+    record = _load(os.path.join(search_dir, "search.json"))
+    base_report = _load(os.path.join(search_dir, "base", "report.json"))
+    float32 = next(v for v in base_report["variants"] if v["format"] == "float32")
+    float32_path = os.path.join(search_dir, "base", float32["path"])
+    own = record["reference"]["test"]["accuracy"]
+    default = next(v for v in _load(os.path.join(hand_dir, "default", "report.json"))["variants"]
+                   if v["format"] == "float32")["accuracy"]
+    baseline = max(own, default)
+    front = [t for t in record["trials"] if t.get("pareto") and t.get("test")]
+    size_goal = float32["size_bytes"] / 50
+    qualifying = sorted((t for t in front if t["figures"]["size_bytes"] <= size_goal
+                         and t["test"]["accuracy"] >= baseline - 0.01 - 1e-9),
+                        key=lambda t: t["figures"]["size_bytes"])
+    out = {"search": search_dir, "seed": base_report["recipe"].get("seed"),
+           "baseline": baseline, "own_float32": own, "default_float32": default,
+           "float32_bytes": float32["size_bytes"], "front": len(front),
+           "effort": record.get("effort")}
+    if qualifying:
+        best = qualifying[0]
+        trial_report = _load(os.path.join(search_dir, best["directory"], "report.json"))
+        variant = next(v for v in trial_report["variants"] if v["name"] == best["variant"])
+        int8_path = os.path.join(search_dir, best["directory"], variant["path"])
+        from export.benchmark import load_eval_data
+        data = np.asarray(load_eval_data(os.path.join(search_dir, "base", "export",
+                                                      "val_data"))[0][:1])
+        p50_float, p50_int8 = interleaved_p50([float32_path, int8_path], runs, data)
+        out["chosen"] = {"trial": best["number"], "params": best["params"],
+                         "bytes": best["figures"]["size_bytes"],
+                         "bytes_ratio": best["figures"]["size_bytes"] / float32["size_bytes"],
+                         "test_accuracy": best["test"]["accuracy"],
+                         "points_below_baseline": 100 * (baseline - best["test"]["accuracy"]),
+                         "p50_ms": p50_int8, "float32_p50_ms": p50_float,
+                         "latency_ratio": p50_int8 / p50_float}
+    beaten = []
+    for recipe, name, size, accuracy in hand_points(hand_dir):
+        if not any(t["figures"]["size_bytes"] <= size and t["test"]["accuracy"] >= accuracy
+                   for t in front):
+            beaten.append({"recipe": recipe, "variant": name, "bytes": size,
+                           "accuracy": accuracy})
+    out["hand_variants"] = len(hand_points(hand_dir))
+    out["hand_not_dominated"] = beaten
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--searches", required=True, help="comma-separated search workdirs")
+    parser.add_argument("--hand", required=True, help="directory of hand-recipe runs "
+                        "(one subdirectory per recipe, default/ among them)")
+    parser.add_argument("--runs", type=int, default=500, help="timed runs per file")
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args()
+    results = [judge(d, args.hand, args.runs) for d in args.searches.split(",")]
+    for r in results:
+        print(f"\n## {r['search']} (seed {r['seed']})")
+        print(f"baseline {r['baseline']:.4f} (own float32 {r['own_float32']:.4f}, default "
+              f"{r['default_float32']:.4f}); float32 file {r['float32_bytes']:,} B; "
+              f"front {r['front']} trial(s)")
+        c = r.get("chosen")
+        if c:
+            print(f"chosen: trial {c['trial']} {json.dumps(c['params'])}")
+            print(f"  raw int8 {c['bytes']:,} B = {c['bytes_ratio']:.4f}x float32 (goal <= 0.02); "
+                  f"test accuracy {c['test_accuracy']:.4f} ({c['points_below_baseline']:+.2f} "
+                  f"points below baseline, goal <= 1); p50 {c['p50_ms']:.4f} ms vs "
+                  f"{c['float32_p50_ms']:.4f} ms = {c['latency_ratio']:.3f}x (goal <= 0.2)")
+        else:
+            print("chosen: NONE on the front meets 1/50 of the bytes within 1 point")
+        print(f"hand variants not dominated by the front: {len(r['hand_not_dominated'])} of "
+              f"{r['hand_variants']}" + "".join(
+                  f"\n  {h['recipe']}/{h['variant']}: {h['bytes']:,} B, {h['accuracy']:.4f}"
+                  for h in r["hand_not_dominated"]))
+        e = r.get("effort") or {}
+        print(f"effort: {e.get('trials')} trials, {e.get('trial_seconds', 0):.0f} s in trials; "
+              f"stage cache {e.get('stages_from_cache')} stage(s), "
+              f"{e.get('cache_saved_seconds', 0):.0f} s of training not redone; "
+              f"{e.get('repeats_not_rerun')} repeat(s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
