@@ -66,8 +66,12 @@ def _suggest(trial, key, values):
                                    log=values.get("log", False))
     # Optuna's choices must be plain scalars: lists (formats) travel as JSON text.
     choices = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values]
-    picked = trial.suggest_categorical(key, choices)
-    return json.loads(picked) if isinstance(picked, str) and picked[:1] in "[{" else picked
+    return _decoded(trial.suggest_categorical(key, choices))
+
+
+def _decoded(value):
+    """A trial's value as the recipe takes it (lists and dicts travel as JSON text)."""
+    return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
 
 
 class Search:
@@ -332,7 +336,8 @@ class Search:
                 continue
             seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
                        if t.datetime_complete and t.datetime_start else None)
-            rows.append({"number": t.number, "params": t.params, "state": t.state.name,
+            rows.append({"number": t.number, "state": t.state.name,
+                         "params": {k: _decoded(v) for k, v in t.params.items()},
                          "seconds": seconds,
                          **{k: t.user_attrs.get(k) for k in ("directory", "variant", "figures",
                                                              "metric", "loss", "error",
@@ -340,7 +345,8 @@ class Search:
                                                              "cache_saved_seconds")},
                          "within_budget": t.user_attrs.get("loss") is not None
                          and t.user_attrs["loss"] <= budget})
-        feasible = [r for r in rows if r["within_budget"]]
+        # A repeat (same_as) stands for the earlier trial: the front lists that one.
+        feasible = [r for r in rows if r["within_budget"] and r["same_as"] is None]
         front = {r["number"] for r in feasible if not any(
             _dominates(o, r, config.objectives) for o in feasible)}
         for r in rows:

@@ -194,3 +194,18 @@ def test_a_recipe_without_a_search_section(tmp_path):
     with pytest.raises(RecipeError, match="has no search: section"):
         Search("recipes/default.yaml", str(tmp_path))
 
+
+
+def test_list_and_dict_values_come_back_as_the_recipe_takes_them():
+    """Optuna keeps only scalars: a dict or list choice travels as JSON text and
+    must reach the trial's recipe, search.json and best.yaml decoded."""
+    import optuna
+    from pipeline.search import _decoded, _suggest
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    options = [{"width": 0.125, "dense_units": 16}, {"width": 0.5, "dense_units": 64}]
+    picked = _suggest(trial, "distill.student_options", options)
+    assert picked in options
+    assert isinstance(trial.params["distill.student_options"], str)
+    assert _decoded(trial.params["distill.student_options"]) == picked
+    assert _decoded("l1") == "l1" and _decoded(0.5) == 0.5
