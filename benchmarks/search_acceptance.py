@@ -26,7 +26,6 @@ import glob
 import json
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -35,29 +34,6 @@ sys.path.insert(0, ROOT)
 def _load(path):
     with open(path) as f:
         return json.load(f)
-
-
-def interleaved_p50(paths, runs, example):
-    """Median ms per file, the files' invocations interleaved (1 thread)."""
-    import numpy as np
-
-    from export.benchmark import load_interpreter_class, make_interpreter, quantize_input
-    interpreter_class, _ = load_interpreter_class()
-    interpreters = []
-    for path in paths:
-        interpreter = make_interpreter(interpreter_class, path, 1, True)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], quantize_input(example, detail))
-        interpreters.append(interpreter)
-    times = [[] for _ in paths]
-    for k in range(runs + 20):
-        for i, interpreter in enumerate(interpreters):
-            start = time.perf_counter()
-            interpreter.invoke()
-            if k >= 20:  # warm-up
-                times[i].append((time.perf_counter() - start) * 1e3)
-    return [float(np.median(t)) for t in times]
 
 
 def hand_points(hand_dir):
@@ -73,7 +49,6 @@ def hand_points(hand_dir):
 
 
 def judge(search_dir, hand_dir, runs):
-    import numpy as np
     record = _load(os.path.join(search_dir, "search.json"))
     base_report = _load(os.path.join(search_dir, "base", "report.json"))
     float32 = next(v for v in base_report["variants"] if v["format"] == "float32")
@@ -91,22 +66,26 @@ def judge(search_dir, hand_dir, runs):
            "baseline": baseline, "own_float32": own, "default_float32": default,
            "float32_bytes": float32["size_bytes"], "front": len(front),
            "effort": record.get("effort")}
+    # Every front member, measured: bytes and accuracy against the goals, and
+    # its p50 against the float32 file's in one interleaved run.
+    from benchmarks.interleaved_latency import medians
+    paths = []
+    for t in front:
+        trial_report = _load(os.path.join(search_dir, t["directory"], "report.json"))
+        variant = next(v for v in trial_report["variants"] if v["name"] == t["variant"])
+        paths.append(os.path.join(search_dir, t["directory"], variant["path"]))
+    times = medians([float32_path] + paths, runs) if front else [None]
+    out["front_members"] = [{
+        "trial": t["number"], "params": t["params"], "bytes": t["figures"]["size_bytes"],
+        "bytes_ratio": t["figures"]["size_bytes"] / float32["size_bytes"],
+        "test_accuracy": t["test"]["accuracy"],
+        "points_below_baseline": 100 * (baseline - t["test"]["accuracy"]),
+        "p50_ms": ms, "float32_p50_ms": times[0], "latency_ratio": ms / times[0]}
+        for t, ms in zip(front, times[1:])]
+    out["float32_p50_ms"] = times[0]
     if qualifying:
-        best = qualifying[0]
-        trial_report = _load(os.path.join(search_dir, best["directory"], "report.json"))
-        variant = next(v for v in trial_report["variants"] if v["name"] == best["variant"])
-        int8_path = os.path.join(search_dir, best["directory"], variant["path"])
-        from export.benchmark import load_eval_data
-        data = np.asarray(load_eval_data(os.path.join(search_dir, "base", "export",
-                                                      "val_data"))[0][:1])
-        p50_float, p50_int8 = interleaved_p50([float32_path, int8_path], runs, data)
-        out["chosen"] = {"trial": best["number"], "params": best["params"],
-                         "bytes": best["figures"]["size_bytes"],
-                         "bytes_ratio": best["figures"]["size_bytes"] / float32["size_bytes"],
-                         "test_accuracy": best["test"]["accuracy"],
-                         "points_below_baseline": 100 * (baseline - best["test"]["accuracy"]),
-                         "p50_ms": p50_int8, "float32_p50_ms": p50_float,
-                         "latency_ratio": p50_int8 / p50_float}
+        out["chosen"] = next(m for m in out["front_members"]
+                             if m["trial"] == qualifying[0]["number"])
     beaten = []
     for recipe, name, size, accuracy in hand_points(hand_dir):
         if not any(t["figures"]["size_bytes"] <= size and t["test"]["accuracy"] >= accuracy
@@ -141,6 +120,12 @@ def main():
                   f"{c['float32_p50_ms']:.4f} ms = {c['latency_ratio']:.3f}x (goal <= 0.2)")
         else:
             print("chosen: NONE on the front meets 1/50 of the bytes within 1 point")
+        print("front (test split; p50 interleaved with the float32 file's):")
+        for m in sorted(r["front_members"], key=lambda m: m["bytes"]):
+            print(f"  trial {m['trial']}: {m['bytes']:,} B ({m['bytes_ratio']:.4f}x), test "
+                  f"{m['test_accuracy']:.4f} ({m['points_below_baseline']:+.2f} points below "
+                  f"baseline), p50 {m['p50_ms']:.4f} ms ({m['latency_ratio']:.3f}x); "
+                  f"{json.dumps(m['params'])}")
         print(f"hand variants not dominated by the front: {len(r['hand_not_dominated'])} of "
               f"{r['hand_variants']}" + "".join(
                   f"\n  {h['recipe']}/{h['variant']}: {h['bytes']:,} B, {h['accuracy']:.4f}"

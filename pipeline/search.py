@@ -30,6 +30,7 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 
 from absl import app, flags
 
@@ -224,6 +225,10 @@ class Search:
         def constraints(trial):
             return [trial.user_attrs.get("violation", 1.0)]
 
+        # Optuna 5 deprecates constraints_func for Trial.set_constraint, which
+        # Optuna 4 (allowed by setup.cfg) lacks; the argument works in both.
+        warnings.filterwarnings("ignore", message="`constraints_func` has been deprecated",
+                                category=FutureWarning)
         samplers = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler}
         sampler = (optuna.samplers.RandomSampler(seed=self.recipe.seed) if config.sampler == "random"
                    else samplers[config.sampler](seed=self.recipe.seed, constraints_func=constraints))
