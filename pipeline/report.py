@@ -74,9 +74,9 @@ import re
 
 from pipeline import energy as energy_lib
 from pipeline import plots
+from pipeline.files import atomic_write_bytes, atomic_write_text
 from pipeline.layers import describe_skipped
 from pipeline.sparse_inference import note as sparse_note
-from pipeline.files import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
 

@@ -6,20 +6,22 @@
 The recipe's `search:` section (pipeline/recipe.py SearchConfig) names the
 recipe values to vary (`space`), the figures of the exported file to minimize
 (`objectives`: size_bytes, gzip_bytes, latency_ms, macs,
-joules_per_inference, and `loss`, the budget's measure) and the largest loss allowed on the TFLite metric
-(`budget`). The recipe's first stage (training) runs once, in `base/`; each
-trial runs the other stages on that model with its values, in
-`trials/NNN/`, and is judged by one exported variant (`search.variant`,
-default the last). A trial whose leading stages have the configuration of
-an earlier trial's (the hash chain of pipeline/resume.py) copies them and
-trains only from the first stage that differs: the stage cache. Optuna samples the values (TPE, NSGA-II or random, seeded
-by the recipe) under the budget as a constraint; its study lives in
-`study.journal`, so a rerun with the same workdir resumes, and several
-processes (on one machine, or on several sharing the disk) may work on one
-search at once: the first trains the base while the others wait for it
-(a file lock), each trial is claimed once through the journal, and a
-process stops when the trials asked for are all claimed. `search.json` and `search.md` list every trial and
-mark the Pareto front of the trials within budget.
+joules_per_inference, and `loss`, the budget's measure) and the largest
+loss allowed on the TFLite metric (`budget`). The recipe's first stage
+(training) runs once, in `base/`; each trial runs the other stages on that
+model with its values, in `trials/NNN/`, and is judged by one exported
+variant (`search.variant`, default the last). A trial whose leading stages
+have the configuration of an earlier trial's (the hash chain of
+pipeline/resume.py) copies them and trains only from the first stage that
+differs: the stage cache. Optuna samples the values (TPE, NSGA-II or
+random, seeded by the recipe) under the budget as a constraint; its study
+lives in `study.journal`, so a rerun with the same workdir resumes, and
+several processes (on one machine, or on several sharing the disk) may work
+on one search at once: the first trains the base while the others wait for
+it (a file lock), each trial is claimed once through the journal, and a
+process stops when the trials asked for are all claimed. `search.json` and
+`search.md` list every trial and mark the Pareto front of the trials within
+budget.
 """
 import contextlib
 import copy
@@ -290,6 +292,9 @@ class Search:
                 # One trial's values may break a library (a clustering that
                 # cannot start, a converter crash): that trial fails, the search
                 # goes on. Our own errors read as they are; others get their type.
+                if not os.path.isfile(os.path.join(directory, "report.json")):
+                    # Only the stage cache's copies: the run keeps its own in .failed.
+                    shutil.rmtree(directory, ignore_errors=True)
                 error = str(e) if isinstance(e, GreenliteError) else (
                     f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[-1]}")
                 trial.set_user_attr("error", error)

@@ -34,10 +34,10 @@ class Prune(Stage):
         # Glob patterns on layer names and layer class names; default: every prunable layer.
         layers: Optional[list[str]] = None
         layer_types: Optional[list[str]] = None
-        # `xnnpack_latency`: tfmot's PruneForLatencyOnXNNPack policy. It checks
-        # that the model can run XNNPACK's sparse inference (a 3x3 stride-2
-        # stem on 3 channels ... global pooling) and prunes only its 1x1
-        # convolutions; export the stage as `float32_sparse` to store them sparse.
+        # `xnnpack_latency`: tfmot's PruneForLatencyOnXNNPack policy prunes
+        # only the 1x1 convolutions, for XNNPACK's sparse inference; its check
+        # of the model (a 3x3 stride-2 stem on 3 channels ... global pooling)
+        # is logged, not enforced. Export the stage as `float32_sparse`.
         policy: Literal["all", "xnnpack_latency"] = "all"
 
         def validate(self):
