@@ -19,7 +19,8 @@ For each search (one per seed; run them first with
   run under `--hand` on (raw bytes, TFLite test accuracy);
 - the search's trials, time in trials, and what the stage cache saved.
 
-Prints one table per search and a summary; exits 0 whatever the verdicts.
+Prints one block per search (and writes them to --json); exits 0 whatever
+the verdicts.
 """
 import argparse
 import glob
@@ -48,7 +49,8 @@ def hand_points(hand_dir):
     return points
 
 
-def judge(search_dir, hand_dir, runs):
+def judge(search_dir, hand_dir, hand, runs):
+    """The verdicts for one search; `hand` is hand_points(hand_dir)."""
     record = _load(os.path.join(search_dir, "search.json"))
     base_report = _load(os.path.join(search_dir, "base", "report.json"))
     float32 = next(v for v in base_report["variants"] if v["format"] == "float32")
@@ -87,12 +89,12 @@ def judge(search_dir, hand_dir, runs):
         out["chosen"] = next(m for m in out["front_members"]
                              if m["trial"] == qualifying[0]["number"])
     beaten = []
-    for recipe, name, size, accuracy in hand_points(hand_dir):
+    for recipe, name, size, accuracy in hand:
         if not any(t["figures"]["size_bytes"] <= size and t["test"]["accuracy"] >= accuracy
                    for t in front):
             beaten.append({"recipe": recipe, "variant": name, "bytes": size,
                            "accuracy": accuracy})
-    out["hand_variants"] = len(hand_points(hand_dir))
+    out["hand_variants"] = len(hand)
     out["hand_not_dominated"] = beaten
     return out
 
@@ -105,7 +107,8 @@ def main():
     parser.add_argument("--runs", type=int, default=500, help="timed runs per file")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
-    results = [judge(d, args.hand, args.runs) for d in args.searches.split(",")]
+    hand = hand_points(args.hand)
+    results = [judge(d, args.hand, hand, args.runs) for d in args.searches.split(",")]
     for r in results:
         print(f"\n## {r['search']} (seed {r['seed']})")
         print(f"baseline {r['baseline']:.4f} (own float32 {r['own_float32']:.4f}, default "
@@ -136,8 +139,8 @@ def main():
               f"{e.get('cache_saved_seconds', 0):.0f} s of training not redone; "
               f"{e.get('repeats_not_rerun')} repeat(s)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        from pipeline.files import atomic_write_text
+        atomic_write_text(args.json, json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def verdicts(variants):
             v["sparse_inference"] = {
                 "stored_sparse": False, "engaged": False,
                 "why": "its zeros are stored dense; export the stage as float32_sparse"}
-        elif v.get("sparsity") and v["format"] != "float32_sparse":
+        elif v.get("sparsity"):
             v["sparse_inference"] = {
                 "stored_sparse": False, "engaged": False,
                 "why": f"XNNPACK has no sparse path for {v['format']} files (sparse int8 "
