@@ -15,8 +15,10 @@ For each search (one per seed; run them first with
 - its p50 latency against the float32 file's, 1 thread, measured here in one
   process with the two files' runs interleaved (so load on the machine
   falls on both alike);
-- whether the front dominates or equals every variant of every hand recipe
-  run under `--hand` on (raw bytes, TFLite test accuracy);
+- whether the front dominates or equals every hand recipe run under `--hand`
+  on (raw bytes, TFLite test accuracy): what each recipe ships (the
+  variants of its last stage), and, stricter, every variant it exports
+  (its float teacher's too);
 - the search's trials, time in trials, and what the stage cache saved.
 
 Prints one block per search (and writes them to --json); exits 0 whatever
@@ -38,14 +40,17 @@ def _load(path):
 
 
 def hand_points(hand_dir):
-    """(recipe, variant, raw bytes, test accuracy) of every hand recipe's variants."""
+    """(recipe, variant, raw bytes, test accuracy, shipped) of every hand recipe's
+    variants; `shipped`: the variant is of the recipe's last stage."""
     points = []
     for report_path in sorted(glob.glob(os.path.join(hand_dir, "*", "report.json"))):
         report = _load(report_path)
         recipe = os.path.basename(os.path.dirname(report_path))
+        last = report["stages"][-1]["name"]
         for v in report["variants"]:
             if "error" not in v and v.get("accuracy") is not None:
-                points.append((recipe, v["name"], v["size_bytes"], v["accuracy"]))
+                points.append((recipe, v["name"], v["size_bytes"], v["accuracy"],
+                               v.get("stage") == last))
     return points
 
 
@@ -89,12 +94,13 @@ def judge(search_dir, hand_dir, hand, runs):
         out["chosen"] = next(m for m in out["front_members"]
                              if m["trial"] == qualifying[0]["number"])
     beaten = []
-    for recipe, name, size, accuracy in hand:
+    for recipe, name, size, accuracy, shipped in hand:
         if not any(t["figures"]["size_bytes"] <= size and t["test"]["accuracy"] >= accuracy
                    for t in front):
             beaten.append({"recipe": recipe, "variant": name, "bytes": size,
-                           "accuracy": accuracy})
+                           "accuracy": accuracy, "shipped": shipped})
     out["hand_variants"] = len(hand)
+    out["hand_shipped_variants"] = sum(1 for point in hand if point[-1])
     out["hand_not_dominated"] = beaten
     return out
 
@@ -129,10 +135,12 @@ def main():
                   f"{m['test_accuracy']:.4f} ({m['points_below_baseline']:+.2f} points below "
                   f"baseline), p50 {m['p50_ms']:.4f} ms ({m['latency_ratio']:.3f}x); "
                   f"{json.dumps(m['params'])}")
-        print(f"hand variants not dominated by the front: {len(r['hand_not_dominated'])} of "
-              f"{r['hand_variants']}" + "".join(
-                  f"\n  {h['recipe']}/{h['variant']}: {h['bytes']:,} B, {h['accuracy']:.4f}"
-                  for h in r["hand_not_dominated"]))
+        shipped = [h for h in r["hand_not_dominated"] if h["shipped"]]
+        print(f"hand recipes' shipped variants (last stage) not dominated by the front: "
+              f"{len(shipped)} of {r['hand_shipped_variants']}; of all their variants: "
+              f"{len(r['hand_not_dominated'])} of {r['hand_variants']}" + "".join(
+                  f"\n  {h['recipe']}/{h['variant']}{'' if h['shipped'] else ' (not shipped)'}: "
+                  f"{h['bytes']:,} B, {h['accuracy']:.4f}" for h in r["hand_not_dominated"]))
         e = r.get("effort") or {}
         print(f"effort: {e.get('trials')} trials, {e.get('trial_seconds', 0):.0f} s in trials; "
               f"stage cache {e.get('stages_from_cache')} stage(s), "

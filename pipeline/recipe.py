@@ -173,6 +173,11 @@ class SearchConfig:
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     # The variant each trial is judged by (default: the last one exported).
     variant: Optional[str] = None
+    # Value sets the study runs first, in order, before its sampler proposes
+    # any (Optuna's enqueue_trial): e.g. a hand recipe's values, so the front
+    # starts from what is already known to work. Each is {space key: value};
+    # keys left out are sampled.
+    enqueue: list = dataclasses.field(default_factory=list)
 
     def validate(self):
         if not self.space:
@@ -193,6 +198,24 @@ class SearchConfig:
         if not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise ValueError(f"objectives: got {self.objectives!r}; name one or more of "
                              f"{', '.join(SEARCH_OBJECTIVES)}, each once")
+        if not isinstance(self.enqueue, list):
+            raise ValueError(f"enqueue: got {self.enqueue!r}; allowed: a list of "
+                             "{space key: value} sets")
+        for i, values in enumerate(self.enqueue):
+            if not isinstance(values, dict) or not values:
+                raise ValueError(f"enqueue[{i}]: got {values!r}; allowed: a non-empty "
+                                 "{space key: value} set")
+            for key, value in values.items():
+                if key not in self.space:
+                    raise ValueError(f"enqueue[{i}].{key}: not a key of space ("
+                                     f"{', '.join(self.space)})")
+                space = self.space[key]
+                fits = (space["low"] <= value <= space["high"]
+                        if isinstance(space, dict) and isinstance(value, (int, float))
+                        else not isinstance(space, dict) and value in space)
+                if not fits:
+                    raise ValueError(f"enqueue[{i}].{key}: {value!r} is not among the space's "
+                                     f"values ({space!r})")
 
 
 @dataclasses.dataclass

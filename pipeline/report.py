@@ -128,7 +128,8 @@ def _stage_columns(lm):
     return ([("stage", lambda s: s["name"]), ("type", lambda s: s["type"]),
              ("time (s)", lambda s: f"{s['seconds']:.1f}"),
              ("parameters", lambda s: f"{s['params']:,}"),
-             ("Keras test accuracy", lambda s: f"{s['keras_accuracy']:.4f}")]
+             ("Keras accuracy", lambda s: f"{s['keras_accuracy']:.4f} "
+                                          f"({s.get('keras_split', 'test')})")]
             + ([("Keras perplexity", lambda s: _num(s.get("keras_perplexity"), ".3f"))]
                if lm else [])
             + [("energy (kWh)", lambda s: _num(energy(s).get("energy_kwh"), ".3g")),
@@ -387,7 +388,8 @@ def to_markdown(report):
         f"Data: {report['data']['description']} ({report['data']['train']} train / "
         f"{report['data']['val']} val / {report['data']['test']} test). "
         f"Run time: {report['seconds']:.1f} s.", "",
-        f"Baseline (Keras float model of stage `{base['stage']}`): test accuracy "
+        f"Baseline (Keras float model of stage `{base['stage']}`): "
+        f"{report['stages'][0].get('keras_split', 'test')} accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
     ]
     if report["data"].get("preprocessing"):

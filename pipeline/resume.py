@@ -77,8 +77,8 @@ def adopt(source, target, log=print):
     """A staging directory for this run holding what `source` finished.
 
     A killed run's staging directory is taken over as it is; a failed run's
-    directory is moved; a completed run is copied (it stays the run directory
-    until this run completes).
+    directory (or one a search's stage cache filled) is moved; a completed run
+    is copied (it stays the run directory until this run completes).
     """
     from pipeline.rundir import PID_FILE
     parent, base = os.path.split(os.path.abspath(target))
@@ -94,7 +94,8 @@ def adopt(source, target, log=print):
         else:
             os.rmdir(staging)
             os.rename(source, staging)
-            log(f"resume: starting from the failed run kept in {source}")
+            # A failed run's directory, or the stages a search's cache copied.
+            log(f"resume: starting from the finished stages kept in {source}")
     with open(os.path.join(staging, PID_FILE), "w") as f:
         f.write(str(os.getpid()))
     return staging

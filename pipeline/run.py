@@ -11,6 +11,7 @@ Layout of the run directory:
     export/test_data/{x,y}.npy (val_data with benchmark.split: val), representative.npy
     report.json, report.md, report.html, pareto.png
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from pipeline import distribute, energy, resume, sparse_inference
 from pipeline import report as report_lib
 from pipeline import structure, training
 from pipeline.context import RunContext
+from pipeline.data.split import WithheldSplit
 from pipeline.errors import GreenliteError
 from pipeline.files import atomic_directory, atomic_write_bytes, atomic_write_text
 from pipeline.rundir import RunDirectory
@@ -62,6 +64,11 @@ class Runner:
         if recipe.deterministic:
             tf.config.experimental.enable_op_determinism()
         data = data_lib.load(recipe.data, recipe.seed)
+        if recipe.benchmark.split == "val":
+            # Judged on validation (a search's trial, chosen on it): the run
+            # never reads the test split, which scores only what is finally chosen.
+            data = dataclasses.replace(data, test=WithheldSplit(len(data.test)),
+                                       judged_on="val")
         keras.utils.set_random_seed(recipe.seed)  # the model's initial weights
         self._say(f"data: {data.summary()}")
         self.deploy_data = self._deploy_data(data)
@@ -180,7 +187,7 @@ class Runner:
         stage_records.append(record)
         self._say(f"[stage {index}/{len(self.recipe.stages)}] {spec.name}: reused from the "
                   f"earlier run ({directory}, configuration {record['config_hash'][:12]}); "
-                  f"Keras test accuracy {record['keras_accuracy']:.4f}")
+                  f"Keras {_split(record)} accuracy {record['keras_accuracy']:.4f}")
         return model
 
     def _run_stage(self, index, spec, model, data, models_by_stage, stage_records, backups=True):
@@ -206,7 +213,7 @@ class Runner:
                 result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
             saved = models_saved.save(result, tmp)
-            keras_accuracy, keras_ce = training.evaluate(result, data.test)
+            keras_accuracy, keras_ce = training.evaluate(result, data.judged)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
                 # What --resume compares (pipeline/resume.py).
@@ -215,6 +222,8 @@ class Runner:
                 "seconds": time.perf_counter() - start,
                 "energy": stage_energy,
                 "params": int(result.count_params()),
+                # On the split the run is judged on (data.judged_on), as its files are.
+                "keras_split": data.judged_on,
                 "keras_accuracy": keras_accuracy,
                 "keras_cross_entropy": keras_ce,
                 "keras_perplexity": float(np.exp(keras_ce)),
@@ -229,7 +238,7 @@ class Runner:
             atomic_write_text(os.path.join(tmp, "metrics.json"), json.dumps(record, indent=2))
         stage_records.append(record)
         self._say(f"[stage {index}/{count}] {spec.name} done in {record['seconds']:.1f}s: "
-                  f"Keras test accuracy {record['keras_accuracy']:.4f}")
+                  f"Keras {_split(record)} accuracy {record['keras_accuracy']:.4f}")
         return result
 
     def _export_and_benchmark(self, data, stage_records):
@@ -241,7 +250,7 @@ class Runner:
                   data.representative(recipe.data.representative_samples, recipe.seed))
         split = recipe.benchmark.split
         test_data = os.path.join(export_dir, f"{split}_data")
-        save_split(test_data, data.test if split == "test" else data.val)
+        save_split(test_data, data.judged)
 
         from export.convert import CALIBRATED, convert_all_in_child
         from pipeline.attention import MASK_VALUE
@@ -406,3 +415,8 @@ def _save_npy(path, array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _split(stage_record):
+    """The split a stage's Keras figures are on (records before keras_split: test)."""
+    return stage_record.get("keras_split", "test")

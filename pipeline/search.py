@@ -68,8 +68,13 @@ def _suggest(trial, key, values):
         return trial.suggest_float(key, low, high, step=values.get("step"),
                                    log=values.get("log", False))
     # Optuna's choices must be plain scalars: lists (formats) travel as JSON text.
-    choices = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values]
+    choices = [_encoded(v) for v in values]
     return _decoded(trial.suggest_categorical(key, choices))
+
+
+def _encoded(value):
+    """A value as Optuna holds it (lists and dicts as JSON text; see `_suggest`)."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def _decoded(value):
@@ -239,6 +244,12 @@ class Search:
             study_name="greenlite", directions=["minimize"] * len(config.objectives),
             sampler=sampler, load_if_exists=True,
             storage=JournalStorage(JournalFileBackend(os.path.join(self.workdir, "study.journal"))))
+        if not study.trials:
+            # A new study: the recipe's value sets to try first. A rerun (or a
+            # second process) finds them already queued or run.
+            for values in config.enqueue:
+                study.enqueue_trial({k: _encoded(v) for k, v in values.items()},
+                                    skip_if_exists=True)
         done = [t for t in study.trials if _counts(t)]
         wanted = trials or config.trials
         self.log(f"search: {len(done)} trial(s) done, {max(0, wanted - len(done))} to run; "

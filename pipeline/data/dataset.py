@@ -30,6 +30,14 @@ class Data:
     # kind: image|features, color_space} with x = (raw - mean) / std and raw
     # in [min, max] (None where unknown); None for token inputs.
     normalization: dict = None
+    # The split a run is judged on (benchmark.split): Keras figures are
+    # measured on it too, so that they compare with the files'.
+    judged_on: str = "test"
+
+    @property
+    def judged(self):
+        """The split the run is judged on: `test`, or `val` (see judged_on)."""
+        return self.val if self.judged_on == "val" else self.test
 
     @classmethod
     def from_arrays(cls, x_train, y_train, x_val, y_val, x_test, y_test, **kwargs):

@@ -16,6 +16,21 @@ evaluates without being loaded whole.
 import numpy as np
 
 
+class WithheldSplit:
+    """Stands in for the test split of a run judged on validation (a search's
+    trial): its size is known, and any read of its examples is a bug."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def __len__(self):
+        return self.count
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"the test split is withheld from a run judged on the validation "
+                           f"split (benchmark.split: val); read of .{name}")
+
+
 class ArraySplit:
     """Examples held in memory as numpy arrays `x` and `y`."""
 

@@ -65,4 +65,4 @@ class Distill(Stage):
 def _summary(model, data, name):
     params = int(model.count_params())
     return {"model": name, "params": params, "float32_bytes": 4 * params,
-            "keras_accuracy": accuracy(model, data.test)}
+            "keras_accuracy": accuracy(model, data.judged)}

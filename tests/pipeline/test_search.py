@@ -26,6 +26,9 @@ def _check_the_first_trial(tmp_path, record, trial, stages=("train", "prune_chan
     # Chosen on the validation split; the test split only scores the front, at the end.
     assert report["recipe"]["benchmark"]["split"] == "val"
     assert v["num_examples"] == report["data"]["val"]
+    # ... and never reads the test split: the stages' Keras figures are on validation
+    # too (any read of the withheld test split fails the trial).
+    assert [s["keras_split"] for s in report["stages"]] == ["val", "val"]
     assert 0 < trial["test"]["accuracy"] <= 1 and "loss" in trial["test"]
     from pipeline import recipe as recipe_lib
     best = recipe_lib.load(str(tmp_path / "best.yaml"))
@@ -45,27 +48,31 @@ WITH_QAT = ["stages.quantize={epochs: 1, teacher: train}",
 def test_a_search_measures_each_trial_and_resumes(tmp_path):
     lines = []
     recipe = "recipes/search_channels.yaml"
-    record = Search(recipe, str(tmp_path), FAST + WITH_QAT, log=lines.append).run(1)
+    # Trial 0 runs the enqueued values (the seeded sampler alone would propose 0.001).
+    overrides = FAST + WITH_QAT + ["search.enqueue=[{quantize.learning_rate: 0.0005}]"]
+    record = Search(recipe, str(tmp_path), overrides, log=lines.append).run(1)
     (trial,) = record["trials"]
     assert trial["number"] == 0 and trial["within_budget"] and trial["pareto"]
+    assert trial["params"]["quantize.learning_rate"] == 0.0005
     _check_the_first_trial(tmp_path, record, trial)
     assert trial["cached_stages"] == 0
 
-    # Rerun: the base model is reused and only the missing trials run. The
-    # seeded sampler proposes learning rates 0.001, 0.001, 0.0005: trial 1
-    # repeats trial 0's values and takes its figures; trial 2 takes the pruned
-    # model from trial 0's stage cache and trains only the QAT stage.
+    # Rerun: the base model is reused and only the missing trials run (the
+    # enqueued values are not queued again). The seeded sampler proposes
+    # learning rates 0.001, 0.0005: trial 1 takes the pruned model from trial
+    # 0's stage cache and trains only the QAT stage; trial 2 repeats trial 0's
+    # values and takes its figures.
     lines.clear()
-    record = Search(recipe, str(tmp_path), FAST + WITH_QAT, log=lines.append).run(3)
+    record = Search(recipe, str(tmp_path), overrides, log=lines.append).run(3)
     assert any("reusing the base model" in line for line in lines)
     assert any("1 trial(s) done, 2 to run" in line for line in lines)
-    assert [t["params"]["quantize.learning_rate"] for t in record["trials"]] == [0.001, 0.001,
+    assert [t["params"]["quantize.learning_rate"] for t in record["trials"]] == [0.0005, 0.001,
                                                                                   0.0005]
     assert [(t["number"], t["same_as"], t["cached_stages"]) for t in record["trials"]] == [
-        (0, None, 0), (1, 0, None), (2, None, 1)]
-    assert record["trials"][1]["figures"] == trial["figures"]
-    assert not (tmp_path / "trials" / "001").exists()
-    first, second = tmp_path / "trials" / "000", tmp_path / "trials" / "002"
+        (0, None, 0), (1, None, 1), (2, 0, None)]
+    assert record["trials"][2]["figures"] == trial["figures"]
+    assert not (tmp_path / "trials" / "002").exists()
+    first, second = tmp_path / "trials" / "000", tmp_path / "trials" / "001"
     assert ((first / "01_prune_channels" / "model.h5").read_bytes()
             == (second / "01_prune_channels" / "model.h5").read_bytes())
     stages = json.loads((second / "report.json").read_text())["stages"]
@@ -183,6 +190,10 @@ def test_the_loss_the_budget_limits():
     (["search.space={}"], "search: space: empty"),
     (["search.space={prune_channels.nope: [1]}"], "search.space.prune_channels.nope: value 1: "),
     (["search.budget={max_rise_percent: 5}"], "search.budget: max_rise_percent is on perplexity"),
+    (["search.enqueue=[{prune.target_sparsity: 0.5}]"],
+     "search: enqueue[0].prune.target_sparsity: not a key of space (prune_channels.ratio"),
+    (["search.enqueue=[{prune_channels.ratio: 0.3}]"],
+     "search: enqueue[0].prune_channels.ratio: 0.3 is not among the space's values"),
 ])
 def test_bad_search_settings(tmp_path, overrides, message):
     with pytest.raises(RecipeError, match=re.escape(message)):

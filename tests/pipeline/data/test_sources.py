@@ -105,3 +105,12 @@ def test_image_folder_needs_two_classes(tmp_path):
     root = _image_folder(tmp_path / "images", classes=("only",))
     with pytest.raises(DataError, match="a classifier needs at least 2"):
         load(DataConfig(source="image_folder", path=str(root), image_size=[8, 8]), seed=0)
+
+
+def test_a_withheld_split_has_a_size_and_no_examples():
+    """The test split of a run judged on validation (pipeline/run.py)."""
+    from pipeline.data.split import WithheldSplit
+    split = WithheldSplit(360)
+    assert len(split) == 360
+    with pytest.raises(RuntimeError, match="withheld from a run judged on the validation"):
+        split.batches(32)
