@@ -147,6 +147,18 @@ MUTATIONS = {
         "                # One trial's", "            except GreenliteError as e:\n"
         "                # One trial's",
         ["tests/pipeline/test_search.py::test_a_trial_that_crashes_fails_alone"]),
+    "a failed trial leaves its half-made directory": (
+        "pipeline/search.py", "                    shutil.rmtree(directory, ignore_errors=True)",
+        "                    pass",
+        ["tests/pipeline/test_search.py::test_a_trial_that_crashes_fails_alone"]),
+    "enqueued value sets are not run first": (
+        "pipeline/search.py", "            for values in config.enqueue:",
+        "            for values in []:",
+        ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
+    "a run judged on validation reads the test split": (
+        "pipeline/run.py", "            keras_accuracy, keras_ce = training.evaluate(result, data.judged)",
+        "            keras_accuracy, keras_ce = training.evaluate(result, data.test)",
+        ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
     "float32_sparse stores its zeros dense": (
         "export/convert.py", "converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]",
         "pass", ["tests/export/test_convert.py::test_float32_sparse_stores_a_pruned_model_sparse"]),

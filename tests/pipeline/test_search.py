@@ -167,6 +167,8 @@ def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(search_lib.Search, "_measure_on_test", lambda self, record: None)
 
     def crash(self, recipe, directory, resume_from=None):
+        # As the stage cache leaves a trial directory before the run starts.
+        (tmp_path / directory / "01_prune_channels").mkdir(parents=True)
         raise ValueError("Expected num_to_sample <= points.rows(). 85 vs 24.")
     monkeypatch.setattr(search_lib.Search, "_run", crash)
     lines = []
@@ -176,6 +178,9 @@ def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
         (1, "ValueError: Expected num_to_sample <= points.rows(). 85 vs 24.")]
     assert not record["trials"][0]["within_budget"] and record["best"] is None
     assert any("search: trial 0 failed: ValueError" in line for line in lines)
+    # The failed trial's half-made directory is gone (a later trial could take it
+    # for finished stages).
+    assert not (tmp_path / "trials" / "000").exists()
 
 
 def test_the_loss_the_budget_limits():
