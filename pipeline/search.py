@@ -13,8 +13,11 @@ model with its values, in `trials/NNN/`, and is judged by one exported
 variant (`search.variant`, default the last). A trial whose leading stages
 have the configuration of an earlier trial's (the hash chain of
 pipeline/resume.py) copies them and trains only from the first stage that
-differs: the stage cache. Optuna samples the values (TPE, NSGA-II or
-random, seeded by the recipe) under the budget as a constraint; its study
+differs: the stage cache. Trials are judged on the validation split and
+never read the test split (pipeline/run.py withholds it), which scores only
+the final front. Optuna samples the values (TPE, NSGA-II or random, seeded
+by the recipe; `search.enqueue` value sets first) under the budget as a
+constraint; its study
 lives in `study.journal`, so a rerun with the same workdir resumes, and
 several processes (on one machine, or on several sharing the disk) may work
 on one search at once: the first trains the base while the others wait for
@@ -25,8 +28,11 @@ budget.
 """
 import contextlib
 import copy
+import itertools
 import json
+import math
 import os
+import random
 import shutil
 import socket
 import sys
@@ -263,7 +269,8 @@ class Search:
                                                     states=[optuna.trial.TrialState.COMPLETE])
                         if t.user_attrs.get("loss") is not None and t.user_attrs["loss"] <= budget]
             best = min(feasible, key=lambda t: t.values[0], default=None)
-            self.log(f"search: trial {trial.number + 1} of {wanted} done, "
+            measured = sum(_counts(t) for t in study.get_trials(deepcopy=False))
+            self.log(f"search: {measured} of {wanted} trials measured, "
                      f"{time.perf_counter() - start:.0f} s; best within budget so far: "
                      + (f"trial {best.number} ({config.objectives[0]} "
                         f"{_figure(best.user_attrs['figures'][config.objectives[0]])})"
@@ -337,14 +344,39 @@ class Search:
                     for k in config.objectives]
 
         if wanted > len(done):
-            def stop_when_claimed(study, trial):
+            repeats = [0]  # proposals in a row that repeated a measured value set
+
+            def after_each(study, trial):
                 progress(trial)
                 # Every trial asked for is finished or being run (by another
                 # process too): asking for one more would only make a surplus claim.
                 if _claimed_before(study, float("inf")) >= wanted:
                     study.stop()
+                    return
+                if trial.user_attrs.get("same_as") is None:
+                    repeats[0] = 0
+                    return
+                # A repeat measures nothing and is not a trial: samplers settle
+                # on a small discrete space (TPE repeated 20 of 24 proposals once
+                # it had 16 trials), so the next trial is a value set not yet
+                # measured, drawn at random (seeded).
+                repeats[0] += 1
+                unmeasured = _unmeasured(study, config.space)
+                if unmeasured is not None and not unmeasured:
+                    self.log("search: every value set of the space is measured; stopping")
+                    study.stop()
+                elif unmeasured:
+                    pick = random.Random(f"{self.recipe.seed}:{trial.number}").choice(unmeasured)
+                    study.enqueue_trial(dict(zip(config.space, pick)))
+                    self.log(f"search: trial {trial.number} repeated trial "
+                             f"{trial.user_attrs['same_as']}; the next tries a value set not "
+                             f"yet measured ({len(unmeasured)} left)")
+                elif repeats[0] >= MAX_REPEATS_IN_A_ROW:
+                    self.log(f"search: the sampler proposed {repeats[0]} measured value sets in "
+                             "a row; stopping")
+                    study.stop()
 
-            study.optimize(objective, n_trials=wanted - len(done), callbacks=[stop_when_claimed])
+            study.optimize(objective, n_trials=None, callbacks=[after_each])
         return self._write(study, reference)
 
     def _write(self, study, reference):
@@ -380,7 +412,7 @@ class Search:
                   "trials": rows,
                   # What the trials took, and what the stage cache and the
                   # re-use of repeated values spared.
-                  "effort": {"trials": len(rows),
+                  "effort": {"trials": sum(r["same_as"] is None for r in rows),
                              "trial_seconds": sum(r["seconds"] or 0.0 for r in rows),
                              "stages_from_cache": sum(r["cached_stages"] or 0 for r in rows),
                              "cache_saved_seconds": sum(r["cache_saved_seconds"] or 0.0
@@ -473,7 +505,8 @@ def to_markdown(record):
                      + (f"{r['test']['loss']:+.2f}" if r.get("test") else "") + " |")
     effort = record.get("effort")
     if effort:
-        lines += ["", f"Effort: {effort['trials']} trial(s), {effort['trial_seconds']:.0f} s "
+        lines += ["", f"Effort: {effort['trials']} trial(s) measured, "
+                  f"{effort['trial_seconds']:.0f} s "
                   f"in trials; the stage cache supplied {effort['stages_from_cache']} stage(s) "
                   f"({effort['cache_saved_seconds']:.0f} s of training not redone); "
                   f"{effort['repeats_not_rerun']} repeated value set(s) took an earlier "
@@ -496,9 +529,35 @@ def _figure(value):
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+# A space with a range cannot be listed: a search on it stops after this many
+# proposals in a row that repeat measured values.
+MAX_REPEATS_IN_A_ROW = 20
+# Listing a discrete space larger than this costs more than it saves.
+MAX_LISTED_VALUE_SETS = 100_000
+
+
 def _counts(trial):
-    """A finished trial that is part of the study (not a claim given up as surplus)."""
-    return trial.state.is_finished() and not trial.user_attrs.get("surplus")
+    """A finished trial that measured its values: not a repeat of an earlier
+    trial's (same_as), not a claim given up as surplus."""
+    return (trial.state.is_finished() and not trial.user_attrs.get("surplus")
+            and trial.user_attrs.get("same_as") is None)
+
+
+def _unmeasured(study, space):
+    """The value sets (tuples of Optuna values, in space order) no trial has
+    measured, is running or has queued; None for a space with a range or too
+    many value sets to list."""
+    import optuna
+    if any(isinstance(values, dict) for values in space.values()) or math.prod(
+            len(values) for values in space.values()) > MAX_LISTED_VALUE_SETS:
+        return None
+    state = optuna.trial.TrialState
+    # A queued trial holds its values apart until it runs.
+    taken = {tuple((t.params or t.system_attrs.get("fixed_params", {})).get(key) for key in space)
+             for t in study.get_trials(deepcopy=False,
+                                       states=[state.COMPLETE, state.RUNNING, state.WAITING])}
+    return [values for values in itertools.product(
+        *([_encoded(v) for v in values] for values in space.values())) if values not in taken]
 
 
 def _claimed_before(study, number):

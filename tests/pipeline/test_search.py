@@ -1,5 +1,7 @@
 """`python -m pipeline.search`: trials on measured files, the budget as a constraint, resume."""
 import json
+import os
+import pathlib
 import re
 
 import pytest
@@ -28,7 +30,7 @@ def _check_the_first_trial(tmp_path, record, trial, stages=("train", "prune_chan
     assert v["num_examples"] == report["data"]["val"]
     # ... and never reads the test split: the stages' Keras figures are on validation
     # too (any read of the withheld test split fails the trial).
-    assert [s["keras_split"] for s in report["stages"]] == ["val", "val"]
+    assert [s["keras_split"] for s in report["stages"]] == ["val"] * (len(stages) - 1)
     assert 0 < trial["test"]["accuracy"] <= 1 and "loss" in trial["test"]
     from pipeline import recipe as recipe_lib
     best = recipe_lib.load(str(tmp_path / "best.yaml"))
@@ -71,6 +73,9 @@ def test_a_search_measures_each_trial_and_resumes(tmp_path):
     assert [(t["number"], t["same_as"], t["cached_stages"]) for t in record["trials"]] == [
         (0, None, 0), (1, None, 1), (2, 0, None)]
     assert record["trials"][2]["figures"] == trial["figures"]
+    # The repeat was not a trial; with both value sets measured the search stops.
+    assert any("every value set of the space is measured; stopping" in line for line in lines)
+    assert record["effort"]["trials"] == 2 and record["effort"]["repeats_not_rerun"] == 1
     assert not (tmp_path / "trials" / "002").exists()
     first, second = tmp_path / "trials" / "000", tmp_path / "trials" / "001"
     assert ((first / "01_prune_channels" / "model.h5").read_bytes()
@@ -142,11 +147,14 @@ def test_two_processes_share_a_search_and_a_rerun_resumes_it(tmp_path):
     _check_the_first_trial(tmp_path, record, trial, stages=("train", "prune_channels"))
 
     # Rerun: the base model is reused, only the missing trial runs, and values
-    # already measured are not measured again.
+    # already measured are not measured again: the space holds one value set,
+    # so the proposal repeats it and the search stops.
+    done = sum(t["same_as"] is None for t in record["trials"])
     lines = []
     record = Search("recipes/search_channels.yaml", str(tmp_path), FAST, log=lines.append).run(3)
     assert any("reusing the base model" in line for line in lines)
-    assert any("2 trial(s) done, 1 to run" in line for line in lines)
+    assert any(f"{done} trial(s) done, {3 - done} to run" in line for line in lines)
+    assert any("every value set of the space is measured; stopping" in line for line in lines)
     # (A claim given up as surplus when the two processes raced for a third
     # trial keeps its number but is not a trial: numbers may skip.)
     (_, _, third) = record["trials"]
@@ -181,6 +189,44 @@ def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
     # The failed trial's half-made directory is gone (a later trial could take it
     # for finished stages).
     assert not (tmp_path / "trials" / "000").exists()
+
+
+def test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured(tmp_path,
+                                                                               monkeypatch):
+    """Samplers settle on a small discrete space. A proposal that repeats a
+    measured value set takes its figures and does not count; the next trial
+    runs a value set not yet measured; once all are measured the search stops."""
+    from pipeline import search as search_lib
+    reference = {"name": "train_float32", "accuracy": 0.9, "perplexity": 1.5,
+                 "size_bytes": 1000}
+    base = tmp_path / "base.h5"
+    base.write_bytes(b"")
+    monkeypatch.setattr(search_lib.Search, "_base", lambda self: (str(base), reference))
+    monkeypatch.setattr(search_lib.Search, "_measure_on_test", lambda self, record: None)
+
+    def measured(self, recipe, directory, resume_from=None):  # a trial's report, no training
+        os.makedirs(directory)
+        variant = {"name": "quantize_int8", "size_bytes": 100, "gzip_bytes": 50, "macs": 10,
+                   "latency_ms": {"p50": 0.01}, "accuracy": 0.9, "perplexity": 1.5}
+        (pathlib.Path(directory) / "report.json").write_text(json.dumps({"variants": [variant]}))
+    monkeypatch.setattr(search_lib.Search, "_run", measured)
+    rates = [0.0001, 0.0002, 0.0005, 0.001]
+    overrides = FAST + WITH_QAT + [f"search.space={{quantize.learning_rate: {rates}}}"]
+    lines = []
+    record = Search("recipes/search_channels.yaml", str(tmp_path), overrides,
+                    log=lines.append).run(4)
+    rows = record["trials"]
+    assert sorted(r["params"]["quantize.learning_rate"] for r in rows
+                  if r["same_as"] is None) == rates
+    assert record["effort"]["trials"] == 4
+    # The seeded sampler repeated itself; each repeat was followed by new values.
+    repeats = [i for i, r in enumerate(rows) if r["same_as"] is not None]
+    assert repeats and all(rows[i + 1]["same_as"] is None for i in repeats if i + 1 < len(rows))
+    assert any("the next tries a value set not yet measured" in line for line in lines)
+
+    lines.clear()
+    Search("recipes/search_channels.yaml", str(tmp_path), overrides, log=lines.append).run(5)
+    assert any("every value set of the space is measured; stopping" in line for line in lines)
 
 
 def test_the_loss_the_budget_limits():
