@@ -159,6 +159,14 @@ MUTATIONS = {
         "pipeline/run.py", "            keras_accuracy, keras_ce = training.evaluate(result, data.judged)",
         "            keras_accuracy, keras_ce = training.evaluate(result, data.test)",
         ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
+    "a repeated value set counts as a trial": (
+        "pipeline/search.py", "            and trial.user_attrs.get(\"same_as\") is None)",
+        "            and True)",
+        ["tests/pipeline/test_search.py::test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured"]),
+    "after a repeat the sampler proposes again": (
+        "pipeline/search.py", "                    study.enqueue_trial(dict(zip(config.space, pick)))",
+        "                    pass",
+        ["tests/pipeline/test_search.py::test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured"]),
     "float32_sparse stores its zeros dense": (
         "export/convert.py", "converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]",
         "pass", ["tests/export/test_convert.py::test_float32_sparse_stores_a_pruned_model_sparse"]),

@@ -17,7 +17,8 @@ differs: the stage cache. Trials are judged on the validation split and
 never read the test split (pipeline/run.py withholds it), which scores only
 the final front. Optuna samples the values (TPE, NSGA-II or random, seeded
 by the recipe; `search.enqueue` value sets first) under the budget as a
-constraint; its study
+constraint; a proposal that repeats a measured value set is not a trial,
+and the next tries a value set not yet measured. Its study
 lives in `study.journal`, so a rerun with the same workdir resumes, and
 several processes (on one machine, or on several sharing the disk) may work
 on one search at once: the first trains the base while the others wait for
