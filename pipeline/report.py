@@ -7,7 +7,7 @@ report.json schema (version 1), stable for tools and dashboards:
                      train, val, test}: `preprocessing` is what an app must do to
                      raw inputs; each variant's `input` gives the file's input
                      dtype, shape, and (int8) scale and zero point
-    baseline        {stage, keras_accuracy, accuracy, params, float32_variant}:
+    baseline        {stage, keras_accuracy, keras_split, accuracy, params, float32_variant}:
                     the first stage's Keras float model and its float32 file
     stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy,
                      distribute{strategy, replicas} (the tf.distribute strategy
@@ -103,6 +103,7 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None):
                  "num_classes": data.num_classes, "train": len(data.train),
                  "val": len(data.val), "test": len(data.test), "streamed": data.streamed},
         "baseline": {"stage": first["name"], "keras_accuracy": first["keras_accuracy"],
+                     "keras_split": first.get("keras_split", "test"),
                      "accuracy": first["keras_accuracy"], "params": first["params"],
                      "float32_variant": reference["name"] if reference else None},
         "stages": stage_records,
@@ -389,7 +390,7 @@ def to_markdown(report):
         f"{report['data']['val']} val / {report['data']['test']} test). "
         f"Run time: {report['seconds']:.1f} s.", "",
         f"Baseline (Keras float model of stage `{base['stage']}`): "
-        f"{report['stages'][0].get('keras_split', 'test')} accuracy "
+        f"{base.get('keras_split', 'test')} accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
     ]
     if report["data"].get("preprocessing"):
