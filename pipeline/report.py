@@ -10,6 +10,7 @@ report.json schema (version 1), stable for tools and dashboards:
     baseline        {stage, keras_accuracy, keras_split, accuracy, params, float32_variant}:
                     the first stage's Keras float model and its float32 file
     stages[]        {name, type, dir, model_path, seconds, params, keras_accuracy,
+                     keras_split (test, or val in a run judged on validation),
                      distribute{strategy, replicas} (the tf.distribute strategy
                      the stage's model was made in),
                      metrics, claims{sparsity, clusters, preserve_zero} or null
