@@ -138,18 +138,6 @@ def _calibration_data(float_flatbuffer, representative):
                   for i in range(len(representative))]}
 
 
-def convert_in_child(model_path, fmt, output, representative_path=None, timeout=900,
-                     custom_objects=None):
-    """Converts a saved model in a child process; returns None or the failure reason.
-
-    The output file is written atomically by the child, so a crash leaves no file.
-    `custom_objects`: module names or .py files defining the model's custom
-    objects, imported in the child (pipeline/custom_objects.py lists a run's).
-    """
-    return convert_all_in_child([(model_path, fmt, output)], representative_path, timeout,
-                                custom_objects)[0]
-
-
 def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_objects=None,
                          on_done=None, bound_attention=True):
     """Converts [(model_path, fmt, output)] in one child process, in order; returns
