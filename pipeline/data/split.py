@@ -27,6 +27,8 @@ class WithheldSplit:
         return self.count
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # copy, pickle and friends probe for these
+            raise AttributeError(name)
         raise RuntimeError(f"the test split is withheld from a run judged on the validation "
                            f"split (benchmark.split: val); read of .{name}")
 
