@@ -82,6 +82,12 @@ from pipeline.sparse_inference import note as sparse_note
 SCHEMA_VERSION = 1
 
 
+def keras_split(record):
+    """The split a stage's (or the baseline's) Keras figures are on; records
+    written before keras_split existed are on the test split."""
+    return record.get("keras_split", "test")
+
+
 def build(recipe, data, stage_records, variants, seconds, deploy_data=None):
     """Assembles the report dict."""
     from pipeline import deploy
@@ -104,7 +110,7 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None):
                  "num_classes": data.num_classes, "train": len(data.train),
                  "val": len(data.val), "test": len(data.test), "streamed": data.streamed},
         "baseline": {"stage": first["name"], "keras_accuracy": first["keras_accuracy"],
-                     "keras_split": first.get("keras_split", "test"),
+                     "keras_split": keras_split(first),
                      "accuracy": first["keras_accuracy"], "params": first["params"],
                      "float32_variant": reference["name"] if reference else None},
         "stages": stage_records,
@@ -131,7 +137,7 @@ def _stage_columns(lm):
              ("time (s)", lambda s: f"{s['seconds']:.1f}"),
              ("parameters", lambda s: f"{s['params']:,}"),
              ("Keras accuracy", lambda s: f"{s['keras_accuracy']:.4f} "
-                                          f"({s.get('keras_split', 'test')})")]
+                                          f"({keras_split(s)})")]
             + ([("Keras perplexity", lambda s: _num(s.get("keras_perplexity"), ".3f"))]
                if lm else [])
             + [("energy (kWh)", lambda s: _num(energy(s).get("energy_kwh"), ".3g")),
@@ -391,7 +397,7 @@ def to_markdown(report):
         f"{report['data']['val']} val / {report['data']['test']} test). "
         f"Run time: {report['seconds']:.1f} s.", "",
         f"Baseline (Keras float model of stage `{base['stage']}`): "
-        f"{base.get('keras_split', 'test')} accuracy "
+        f"{keras_split(base)} accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
     ]
     if report["data"].get("preprocessing"):

@@ -187,7 +187,7 @@ class Runner:
         stage_records.append(record)
         self._say(f"[stage {index}/{len(self.recipe.stages)}] {spec.name}: reused from the "
                   f"earlier run ({directory}, configuration {record['config_hash'][:12]}); "
-                  f"Keras {_split(record)} accuracy {record['keras_accuracy']:.4f}")
+                  f"Keras {report_lib.keras_split(record)} accuracy {record['keras_accuracy']:.4f}")
         return model
 
     def _run_stage(self, index, spec, model, data, models_by_stage, stage_records, backups=True):
@@ -238,7 +238,7 @@ class Runner:
             atomic_write_text(os.path.join(tmp, "metrics.json"), json.dumps(record, indent=2))
         stage_records.append(record)
         self._say(f"[stage {index}/{count}] {spec.name} done in {record['seconds']:.1f}s: "
-                  f"Keras {_split(record)} accuracy {record['keras_accuracy']:.4f}")
+                  f"Keras {report_lib.keras_split(record)} accuracy {record['keras_accuracy']:.4f}")
         return result
 
     def _export_and_benchmark(self, data, stage_records):
@@ -415,8 +415,3 @@ def _save_npy(path, array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def _split(stage_record):
-    """The split a stage's Keras figures are on (records before keras_split: test)."""
-    return stage_record.get("keras_split", "test")
