@@ -167,6 +167,22 @@ MUTATIONS = {
         "pipeline/search.py", "                    study.enqueue_trial(dict(zip(config.space, pick)))",
         "                    pass",
         ["tests/pipeline/test_search.py::test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured"]),
+    "the search's front holds only trials within budget": (
+        "pipeline/search.py",
+        "measured = [r for r in rows if r[\"loss\"] is not None and r[\"same_as\"] is None]",
+        "measured = [r for r in rows if r[\"within_budget\"] and r[\"same_as\"] is None]",
+        ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "best.yaml may take a trial out of budget": (
+        "pipeline/search.py", "if r[\"pareto\"] and r[\"within_budget\"]),",
+        "if r[\"pareto\"]),",
+        ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "each conversion call starts its own converter child": (
+        "export/convert.py", "    if _CONVERTER is None:\n", "    if True:\n",
+        ["tests/export/test_convert.py::test_child_conversion_writes_the_file_or_reports_why"]),
+    "a converter child that crashed is asked again": (
+        "export/child.py", "            if self._proc is None or self._proc.poll() is not None:",
+        "            if self._proc is None:",
+        ["tests/export/test_child.py::test_a_server_keeps_its_child_and_a_failure_fails_only_its_request"]),
     "float32_sparse stores its zeros dense": (
         "export/convert.py", "converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]",
         "pass", ["tests/export/test_convert.py::test_float32_sparse_stores_a_pruned_model_sparse"]),

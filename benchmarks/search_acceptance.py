@@ -9,9 +9,9 @@ For each search (one per seed; run them first with
 - the baseline: the better TFLite test accuracy of the search's own float32
   file (its base run) and the default recipe's float32 file
   (`--hand`/default);
-- the smallest front variant whose raw file is at most 1/50 of the float32
-  file's bytes and whose test accuracy is within 1 point of the baseline
-  (front chosen on the validation split, scored on test once);
+- the smallest front variant within budget on the validation split whose
+  raw file is at most 1/50 of the float32 file's bytes and whose test
+  accuracy is within 1 point of the baseline (scored on test once);
 - its p50 latency against the float32 file's, 1 thread, measured here in one
   process with the two files' runs interleaved (so load on the machine
   falls on both alike);
@@ -66,7 +66,11 @@ def judge(search_dir, hand_dir, hand, runs):
     baseline = max(own, default)
     front = [t for t in record["trials"] if t.get("pareto") and t.get("test")]
     size_goal = float32["size_bytes"] / 50
-    qualifying = sorted((t for t in front if t["figures"]["size_bytes"] <= size_goal
+    # Only what the search judged within budget on the validation split may be
+    # chosen: the front's members out of budget are scored on test too, and
+    # picking one of them by its test figure would be selecting on test.
+    qualifying = sorted((t for t in front if t["within_budget"]
+                         and t["figures"]["size_bytes"] <= size_goal
                          and t["test"]["accuracy"] >= baseline - 0.01 - 1e-9),
                         key=lambda t: t["figures"]["size_bytes"])
     out = {"search": search_dir, "seed": base_report["recipe"].get("seed"),

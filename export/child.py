@@ -7,14 +7,24 @@ down in-process. The child's failure comes back as one line of text.
 A child dies with its parent: on Linux it asks the kernel for SIGKILL when
 the parent goes (prctl PR_SET_PDEATHSIG), so a run killed with kill -9 leaves
 no converter behind to write into its run directory afterwards.
+
+`run` starts a child for one piece of work; `Server` keeps one for many
+requests, so that a process making many runs (a search, the tests) pays the
+child's start-up (a TensorFlow import: seconds) once, with each request still
+isolated: a crash fails the request it hit, and the next starts a fresh child.
 """
 import ctypes
 import ctypes.util
 import functools
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 _PR_SET_PDEATHSIG = 1
 # Looked up once, here in the parent: find_library may run ldconfig or a
@@ -46,19 +56,107 @@ def run(args, timeout, what, python=None, cwd=None):
     Returns:
       (stdout, None) on success, or (None, the reason it failed).
     """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     try:
         result = subprocess.run([python or sys.executable] + list(args), capture_output=True,
-                                text=True, timeout=timeout, env=env, cwd=cwd,
+                                text=True, timeout=timeout, env=_env(), cwd=cwd,
                                 preexec_fn=functools.partial(die_with_parent, os.getpid()))
     except subprocess.TimeoutExpired:
         return None, f"{what} ran past {timeout} s and was stopped"
     if result.returncode == 0:
         return result.stdout, None
-    if result.returncode < 0:
-        return None, f"{what} process crashed ({signal.Signals(-result.returncode).name})"
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return None, _reason(result.returncode, result.stderr, what)
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+
+
+def _reason(returncode, stderr, what):
+    """One line: why a child that exited with `returncode` failed."""
+    if returncode < 0:
+        return f"{what} process crashed ({signal.Signals(-returncode).name})"
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
     if not lines:
-        return None, f"{what} process exited with status {result.returncode}"
-    return None, lines[-1].removeprefix("greenlite: error: ").removeprefix("benchmark: error: ")
+        return f"{what} process exited with status {returncode}"
+    return lines[-1].removeprefix("greenlite: error: ").removeprefix("benchmark: error: ")
+
+
+class Server:
+    """A child process kept for many requests: `python <args> --reply_fd=N`.
+
+    Each request is one JSON line on the child's stdin; the child answers
+    with one JSON line on its own pipe (fd N), see `serve`. Its stdout and
+    stderr go to an unnamed temporary file, read back for the reason of a
+    failure. A child that crashed, was stopped or is gone (it dies with the
+    thread that started it) is started afresh at the next request.
+    """
+
+    def __init__(self, args, what):
+        self.args, self.what = list(args), what
+        self._proc = None
+        self._lock = threading.Lock()
+
+    def request(self, payload, timeout):
+        """Sends `payload`; returns (the reply, None) or (None, why the child failed)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            since = os.fstat(self._log.fileno()).st_size
+            try:
+                self._proc.stdin.write((json.dumps(payload) + "\n").encode())
+                self._proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died: the read below says how
+            reply, deadline = b"", time.monotonic() + timeout
+            while not reply.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+                    self.stop()
+                    return None, f"{self.what} ran past {timeout} s and was stopped"
+                chunk = os.read(self._replies, 1 << 16)
+                if not chunk:  # the child is gone
+                    returncode = self._proc.wait()
+                    size = os.fstat(self._log.fileno()).st_size
+                    stderr = os.pread(self._log.fileno(), size - since, since).decode(
+                        errors="replace")
+                    self.stop()
+                    return None, _reason(returncode, stderr, self.what)
+                reply += chunk
+            return json.loads(reply), None
+
+    def _start(self):
+        self.stop()
+        read_end, write_end = os.pipe()
+        # Appending: the child's writes go to the end whatever the parent reads.
+        self._log = tempfile.TemporaryFile("a+b")
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable] + self.args + [f"--reply_fd={write_end}"],
+                stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, env=_env(),
+                pass_fds=(write_end,),
+                preexec_fn=functools.partial(die_with_parent, os.getpid()))
+        finally:
+            os.close(write_end)
+        self._replies = read_end
+
+    def stop(self):
+        """Stops the child, if any (the next request starts another)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdin.close()
+        os.close(self._replies)
+        self._log.close()
+        self._proc = None
+
+
+def serve(handle, reply_fd):
+    """The child's side of `Server`: `handle(request)` for each request line on
+    stdin, its (JSON) result written to `reply_fd`; returns at end of input."""
+    with os.fdopen(reply_fd, "wb", buffering=0) as replies:
+        for line in sys.stdin.buffer:
+            if line.strip():
+                replies.write((json.dumps(handle(json.loads(line))) + "\n").encode())

@@ -25,7 +25,8 @@ the calibrated range of the attention scores and round every real score to 0.
 
 Run as a program it converts one saved model in its own process, which is how
 the runner isolates the converter: a converter abort (SIGABRT in MLIR passes
-happens) fails that one variant, not the whole run.
+happens) fails that one variant, not the whole run. The runner keeps that
+process between runs (`--serve`, convert_all_in_child).
 
     python -m export.convert --model=DIR/01_train/model.h5 --format=int8 \
         --representative=DIR/export/representative.npy --output=out.tflite
@@ -138,14 +139,19 @@ def _calibration_data(float_flatbuffer, representative):
                   for i in range(len(representative))]}
 
 
+# The converter child of this process, kept between runs (see convert_all_in_child).
+_CONVERTER = None
+
+
 def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_objects=None,
                          on_done=None, bound_attention=True):
-    """Converts [(model_path, fmt, output)] in one child process, in order; returns
+    """Converts [(model_path, fmt, output)] in a child process, in order; returns
     [None or the failure reason] per job.
 
-    One child, one TensorFlow start-up (seconds each) for all the jobs, with
-    each job still isolated: a crash or a timeout fails the job it hit (the
-    child records each finished job in a progress file before the next), and a
+    The child is kept for the next call (one TensorFlow start-up, seconds, for
+    all the runs of a process: a search's trials, the tests), with each job
+    still isolated: a crash or a timeout fails the job it hit (the child
+    records each finished job in a progress file before the next), and a
     fresh child goes on with the rest. `timeout` is per job. `on_done(index,
     error)` is called as each job's result is known. `bound_attention`: see
     `convert`.
@@ -154,28 +160,27 @@ def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_obj
     import tempfile
 
     from export import child
+    global _CONVERTER
     if not jobs:
         return []
+    if _CONVERTER is None:
+        _CONVERTER = child.Server(["-m", "export.convert", "--serve"], "the converter")
     results = [None] * len(jobs)
     pending = list(range(len(jobs)))
-    # The job list lives beside the outputs: the run directory is then the
-    # only place the conversion touches (and names on its command line).
+    # The progress file lives beside the outputs: the run directory is then
+    # the only place the conversion touches.
     with tempfile.TemporaryDirectory(prefix=".convert-",
                                      dir=os.path.dirname(os.path.abspath(jobs[0][2]))) as tmp:
+        progress = os.path.join(tmp, "progress")
         while pending:
-            jobs_file, progress = os.path.join(tmp, "jobs.json"), os.path.join(tmp, "progress")
-            with open(jobs_file, "w") as f:
-                json.dump([list(jobs[i]) for i in pending], f)
             if os.path.exists(progress):
                 os.unlink(progress)
-            args = ["-m", "export.convert", f"--jobs={jobs_file}", f"--progress={progress}"]
-            if not bound_attention:
-                args.append("--keep_attention_masks")
-            if representative_path:
-                args.append(f"--representative={representative_path}")
-            for spec in custom_objects or ():
-                args.append(f"--custom_objects={spec}")
-            _, failure = child.run(args, timeout * len(pending), "the converter")
+            reply, failure = _CONVERTER.request(
+                {"cwd": os.getcwd(), "jobs": [list(jobs[i]) for i in pending],
+                 "progress": progress, "representative": representative_path,
+                 "custom_objects": list(custom_objects or ()),
+                 "bound_attention": bound_attention}, timeout * len(pending))
+            failure = failure or (reply or {}).get("failure")
             done = []
             if os.path.exists(progress):
                 with open(progress) as f:
@@ -187,7 +192,7 @@ def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_obj
                     on_done(index, record["error"])
             finished = len(done)
             if finished < len(pending):
-                # The child died during job `finished`: that job fails, the rest retry.
+                # The child failed during job `finished`: that job fails, the rest retry.
                 index = pending[finished]
                 results[index] = failure or "the converter stopped without a result"
                 if on_done:
@@ -195,6 +200,25 @@ def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_obj
                 finished += 1
             pending = pending[finished:]
     return results
+
+
+def _serve_one(request):
+    """A `--serve` request: the jobs of one convert_all_in_child call."""
+    import traceback
+    os.chdir(request["cwd"])  # the caller's relative paths and custom-object modules
+    if request["cwd"] not in sys.path:
+        sys.path.insert(0, request["cwd"])
+    try:
+        run_jobs([tuple(job) for job in request["jobs"]], request["representative"],
+                 request["custom_objects"], request["progress"],
+                 bound_attention=request["bound_attention"])
+        return {}
+    except Exception as e:  # pylint: disable=broad-except
+        # What a one-shot child's traceback would end with; the next job goes on.
+        return {"failure": traceback.format_exception_only(e)[-1].strip()}
+    finally:
+        from pipeline.backend import keras
+        keras.backend.clear_session()  # the next run's models start from a clean graph
 
 
 def representative_dataset(representative):
@@ -226,7 +250,15 @@ def main(argv=None):
     parser.add_argument("--custom_objects", action="append", default=[],
                         help="a module or .py file defining custom objects of the model "
                              "(repeatable)")
+    parser.add_argument("--serve", action="store_true",
+                        help="convert the jobs of each JSON request line on stdin, answering "
+                             "on --reply_fd (export/child.py's Server)")
+    parser.add_argument("--reply_fd", type=int, help="with --serve: the reply pipe")
     args = parser.parse_args(argv)
+    if args.serve:
+        from export import child
+        child.serve(_serve_one, args.reply_fd)
+        return 0
     if args.jobs:
         import json
         with open(args.jobs) as f:

@@ -24,8 +24,9 @@ several processes (on one machine, or on several sharing the disk) may work
 on one search at once: the first trains the base while the others wait for
 it (a file lock), each trial is claimed once through the journal, and a
 process stops when the trials asked for are all claimed. `search.json` and
-`search.md` list every trial and mark the Pareto front of the trials within
-budget.
+`search.md` list every trial and mark the Pareto front of all measured
+trials on the objectives and the loss: the small end of the front shows what
+a larger loss would buy. `best` is the front's smallest trial within budget.
 """
 import contextlib
 import copy
@@ -400,9 +401,14 @@ class Search:
                          "within_budget": t.user_attrs.get("loss") is not None
                          and t.user_attrs["loss"] <= budget})
         # A repeat (same_as) stands for the earlier trial: the front lists that one.
-        feasible = [r for r in rows if r["within_budget"] and r["same_as"] is None]
-        front = {r["number"] for r in feasible if not any(
-            _dominates(o, r, config.objectives) for o in feasible)}
+        # The loss is always an axis, so a file out of budget joins the front only
+        # by being smaller than every more accurate one; a trial that dominates
+        # one within budget is within budget itself, so the front's part within
+        # budget is the front of the trials within budget.
+        measured = [r for r in rows if r["loss"] is not None and r["same_as"] is None]
+        axes = list(dict.fromkeys(config.objectives + ["loss"]))
+        front = {r["number"] for r in measured if not any(
+            _dominates(o, r, axes) for o in measured)}
         for r in rows:
             r["pareto"] = r["number"] in front
         record = {"objectives": config.objectives, "budget": config.budget,
@@ -420,7 +426,7 @@ class Search:
                                                         for r in rows),
                              "repeats_not_rerun": sum(r["same_as"] is not None for r in rows)}}
         self._measure_on_test(record)
-        best = min((r for r in rows if r["pareto"]),
+        best = min((r for r in rows if r["pareto"] and r["within_budget"]),
                    key=lambda r: (r["figures"][config.objectives[0]], r["loss"]), default=None)
         record["best"] = best and best["number"]
         if best is not None:
@@ -473,9 +479,9 @@ class Search:
                 r["test"]["loss"] = loss(r["test"], reference, record["budget"])
 
 
-def _dominates(a, b, objectives):
-    fa = [a["figures"][k] for k in objectives]
-    fb = [b["figures"][k] for k in objectives]
+def _dominates(a, b, axes):
+    fa = [a["figures"][k] for k in axes]
+    fb = [b["figures"][k] for k in axes]
     return all(x <= y for x, y in zip(fa, fb)) and any(x < y for x, y in zip(fa, fb))
 
 
@@ -488,8 +494,8 @@ def to_markdown(record):
              f"{ref['accuracy']:.4f}, {ref['size_bytes']:,} bytes). Objectives, minimized: "
              f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
              "judged on the validation split; the front's files are scored on the test split "
-             "once, at the end. **Pareto**: not beaten on every objective by another trial "
-             "within budget." + (f" `best.yaml` reproduces trial {record['best']}."
+             "once, at the end. **Pareto**: not beaten on every objective and the loss by "
+             "another trial; `best` is the smallest within budget." + (f" `best.yaml` reproduces trial {record['best']}."
                                  if record.get("best") is not None else ""), "",
              "| trial | values | variant | " + " | ".join(objectives)
              + " | loss (validation) | within budget | Pareto | loss (test, front only) |",

@@ -98,29 +98,15 @@ def run_cli(args, cwd=ROOT, env=None, timeout=600):
                           text=True, timeout=timeout, env=env)
 
 
-def _convert_in_this_process(jobs, representative_path=None, timeout=900, custom_objects=None,
-                             on_done=None, bound_attention=True):
-    """export.convert.convert_all_in_child's contract, without the child process."""
-    from export.convert import run_jobs
-    errors = run_jobs(jobs, representative_path, list(custom_objects or ()),
-                      bound_attention=bound_attention)
-    for index, error in enumerate(errors):
-        if on_done:
-            on_done(index, error)
-    return errors
-
-
-def run_pipeline(recipe, workdir, *overrides, resume=False, converter_child=False):
+def run_pipeline(recipe, workdir, *overrides, resume=False):
     """Runs the pipeline on recipes/<recipe>.yaml (or a recipe file's absolute
     path) with `--set` overrides, as
     `python -m pipeline` does, in this process (one TensorFlow start-up saved
     per run: the suite runs a dozen); returns a CompletedProcess with its
     exit status and what it printed. `resume`: as the CLI's --resume.
-    The converter runs in this process too (another TensorFlow start-up
-    saved per run) unless `converter_child`: the child process and its crash
-    isolation are tested where it matters (tests/export/test_convert.py, the
-    converter-crash and kill -9 tests). The benchmark still runs in its child
-    process. The command line itself is tested through `run_cli`.
+    The converter and the benchmark run in their child processes, as in a
+    run (the converter child is kept between runs: one TensorFlow start-up
+    per test process). The command line itself is tested through `run_cli`.
 
     The tflite-runtime gate is off unless an override sets it: it needs the
     package registry (tests/export/test_compat.py tests it where one is reachable).
@@ -146,11 +132,7 @@ def run_pipeline(recipe, workdir, *overrides, resume=False, converter_child=Fals
             overrides += (key + "=false",)
     out, err, status = io.StringIO(), io.StringIO(), 0
     keras.backend.clear_session()  # layer names and graphs as in a fresh process
-    import export.convert
-    in_child = export.convert.convert_all_in_child
-    converter = in_child if converter_child else _convert_in_this_process
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-            _replaced(export.convert, "convert_all_in_child", converter):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             path = recipe if os.path.isabs(recipe) else os.path.join(ROOT, "recipes",
                                                                        f"{recipe}.yaml")
@@ -167,16 +149,6 @@ def run_pipeline(recipe, workdir, *overrides, resume=False, converter_child=Fals
             status = 2
     return subprocess.CompletedProcess(["pipeline", recipe, *overrides], status, out.getvalue(),
                                        err.getvalue())
-
-
-@__import__("contextlib").contextmanager
-def _replaced(module, name, value):
-    saved = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
 
 
 def stage_config_error(stage_type, settings):

@@ -1,4 +1,7 @@
 """Child processes: a crash comes back as a reason, not as the pipeline's death."""
+import os
+import signal
+
 from export import child
 
 
@@ -22,3 +25,47 @@ def test_an_error_line_is_passed_on():
 def test_a_hang_is_stopped():
     _, error = child.run(["-c", "import time; time.sleep(30)"], timeout=1, what="the converter")
     assert error == "the converter ran past 1 s and was stopped"
+
+
+# A Server's child: answers each request with what it asks for.
+SERVED = """
+import os, signal, sys, time
+from export import child
+
+def handle(request):
+    if request == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if request == "exit":
+        print("greenlite: error: bad request", file=sys.stderr)
+        sys.exit(2)
+    if request == "hang":
+        time.sleep(30)
+    return os.getpid() if request == "pid" else request
+
+child.serve(handle, int(sys.argv[1].removeprefix("--reply_fd=")))
+"""
+
+
+def test_a_server_keeps_its_child_and_a_failure_fails_only_its_request():
+    server = child.Server(["-c", SERVED], "the converter")
+    try:
+        first, error = server.request("pid", timeout=60)
+        assert error is None and server.request("pid", timeout=60) == (first, None)  # kept
+        assert server.request({"jobs": [1, 2]}, timeout=60) == ({"jobs": [1, 2]}, None)
+        assert server.request("crash", timeout=60) == (
+            None, "the converter process crashed (SIGSEGV)")
+        second, _ = server.request("pid", timeout=60)  # a fresh child
+        assert second != first
+        assert server.request("exit", timeout=60) == (None, "bad request")
+        assert server.request("hang", timeout=1) == (
+            None, "the converter ran past 1 s and was stopped")
+        third, _ = server.request("pid", timeout=60)
+        assert third not in (first, second, None)
+        # A child gone between requests (killed, or with the thread that
+        # started it) is replaced before the next request, which then succeeds.
+        os.kill(third, signal.SIGKILL)
+        server._proc.wait()
+        fourth, error = server.request("pid", timeout=60)
+        assert error is None and fourth not in (first, second, third)
+    finally:
+        server.stop()

@@ -104,6 +104,11 @@ def test_child_conversion_writes_the_file_or_reports_why(tmp_path, trained_model
                          f"directory found at {tmp_path / 'nope.h5'}")
     assert errors[2].startswith(f"--model: cannot load {str(garbage)!r}: ")
     assert not missing.exists()
+    # The child is kept for the next call: one TensorFlow start-up per process.
+    import export.convert
+    child_pid = export.convert._CONVERTER._proc.pid
+    assert convert_all_in_child([(str(model_path), "float32", str(missing))]) == [None]
+    assert export.convert._CONVERTER._proc.pid == child_pid and missing.exists()
 
 
 def test_one_converter_process_for_many_jobs_and_a_crash_fails_only_its_job(

@@ -147,8 +147,7 @@ def test_a_converter_crash_fails_its_variant_and_the_run_goes_on(tmp_path):
     result = run_pipeline("default", workdir, f"model.name={model_path}",
                           f"model.custom_objects={module}", "train.epochs=1",
                           "train.allow_chance=true",  # one epoch: this test is about the crash
-                          "export.formats=[float32, int8]", "benchmark.check_tflite_runtime=false",
-                          converter_child=True)
+                          "export.formats=[float32, int8]", "benchmark.check_tflite_runtime=false")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "train_float32 FAILED: the converter process crashed (SIGABRT)" in result.stdout
     assert "[export 2/2] train_int8" in result.stdout  # the run went on

@@ -14,19 +14,29 @@ FAST = ["train.epochs=2", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
         "deploy.micro=false", "deploy.metadata=false"]
 
 
-def _processes_mentioning(text):
+def _converters_of(parent):
+    """Live (not zombie) converter processes whose parent is `parent`."""
     found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
+            with open(f"/proc/{pid}/stat") as f:
+                # pid (comm) state ppid ...: comm may hold spaces, so split after it.
+                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmdline:
-            found.append((int(pid), cmdline))
+        if int(ppid) == parent and state != "Z" and "export.convert" in cmdline:
+            found.append(int(pid))
     return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_kill_9_during_export_leaves_no_process_and_resume_redoes_the_export(tmp_path):
@@ -42,16 +52,16 @@ def test_kill_9_during_export_leaves_no_process_and_resume_redoes_the_export(tmp
     time.sleep(1.0)  # the converter child is running now
     staging = [f for f in os.listdir(tmp_path) if f.startswith(".tmp-killed-")]
     assert len(staging) == 1
-    children = _processes_mentioning(os.path.join(tmp_path, staging[0]))
-    assert children, "expected a converter child writing into the staging directory"
+    children = _converters_of(run.pid)
+    assert children, "expected the run's converter child"
     run.send_signal(signal.SIGKILL)
     run.wait()
     # An orphaned converter would finish its work and write the file; one that
     # died with the run writes nothing.
     deadline = time.time() + 60
-    while _processes_mentioning(os.path.join(tmp_path, staging[0])) and time.time() < deadline:
+    while any(map(_alive, children)) and time.time() < deadline:
         time.sleep(0.2)
-    assert _processes_mentioning(os.path.join(tmp_path, staging[0])) == []
+    assert not any(map(_alive, children))
     assert not (tmp_path / staging[0] / "export" / "train_float32.tflite").exists()
     assert not workdir.exists()  # nothing was swapped in
 

@@ -191,11 +191,9 @@ def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
     assert not (tmp_path / "trials" / "000").exists()
 
 
-def test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured(tmp_path,
-                                                                               monkeypatch):
-    """Samplers settle on a small discrete space. A proposal that repeats a
-    measured value set takes its figures and does not count; the next trial
-    runs a value set not yet measured; once all are measured the search stops."""
+def _fake_trials(tmp_path, monkeypatch, variant_of=lambda rate: {}):
+    """Trials that write a report without training: `variant_of(learning_rate)`
+    overrides the figures of the one variant (100 bytes, accuracy 0.9)."""
     from pipeline import search as search_lib
     reference = {"name": "train_float32", "accuracy": 0.9, "perplexity": 1.5,
                  "size_bytes": 1000}
@@ -204,12 +202,22 @@ def test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured(tmp_
     monkeypatch.setattr(search_lib.Search, "_base", lambda self: (str(base), reference))
     monkeypatch.setattr(search_lib.Search, "_measure_on_test", lambda self, record: None)
 
-    def measured(self, recipe, directory, resume_from=None):  # a trial's report, no training
+    def measured(self, recipe, directory, resume_from=None):
         os.makedirs(directory)
         variant = {"name": "quantize_int8", "size_bytes": 100, "gzip_bytes": 50, "macs": 10,
-                   "latency_ms": {"p50": 0.01}, "accuracy": 0.9, "perplexity": 1.5}
+                   "latency_ms": {"p50": 0.01}, "accuracy": 0.9, "perplexity": 1.5,
+                   **variant_of(next(s.config.learning_rate for s in recipe.stages
+                                           if s.name == "quantize"))}
         (pathlib.Path(directory) / "report.json").write_text(json.dumps({"variants": [variant]}))
     monkeypatch.setattr(search_lib.Search, "_run", measured)
+
+
+def test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured(tmp_path,
+                                                                               monkeypatch):
+    """Samplers settle on a small discrete space. A proposal that repeats a
+    measured value set takes its figures and does not count; the next trial
+    runs a value set not yet measured; once all are measured the search stops."""
+    _fake_trials(tmp_path, monkeypatch)
     rates = [0.0001, 0.0002, 0.0005, 0.001]
     overrides = FAST + WITH_QAT + [f"search.space={{quantize.learning_rate: {rates}}}"]
     lines = []
@@ -227,6 +235,26 @@ def test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured(tmp_
     lines.clear()
     Search("recipes/search_channels.yaml", str(tmp_path), overrides, log=lines.append).run(5)
     assert any("every value set of the space is measured; stopping" in line for line in lines)
+
+
+def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path,
+                                                                         monkeypatch):
+    """A file out of budget but smaller than every more accurate one is on the
+    front (what a larger loss buys); `best` is the front's smallest within budget."""
+    figures = {0.0001: (100, 0.9), 0.0002: (60, 0.8), 0.0005: (120, 0.9), 0.001: (80, 0.7)}
+    _fake_trials(tmp_path, monkeypatch, lambda rate: {"size_bytes": figures[rate][0],
+                                                      "accuracy": figures[rate][1]})
+    overrides = FAST + WITH_QAT + ["search.objectives=[size_bytes]",
+                                   "search.budget={max_drop_points: 1}",
+                                   f"search.space={{quantize.learning_rate: {list(figures)}}}"]
+    record = Search("recipes/search_channels.yaml", str(tmp_path), overrides,
+                    log=lambda line: None).run(4)
+    rate = {r["number"]: r["params"]["quantize.learning_rate"] for r in record["trials"]}
+    assert sorted(rate[r["number"]] for r in record["trials"] if r["pareto"]) == [0.0001,
+                                                                                  0.0002]
+    assert sorted(rate[r["number"]] for r in record["trials"] if r["within_budget"]
+                  and r["same_as"] is None) == [0.0001, 0.0005]
+    assert rate[record["best"]] == 0.0001
 
 
 def test_the_loss_the_budget_limits():
