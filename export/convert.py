@@ -240,10 +240,6 @@ def main(argv=None):
     parser.add_argument("--model", help="a model file saved by a stage (models/saved.py)")
     parser.add_argument("--format", choices=FORMATS)
     parser.add_argument("--output", help="the .tflite file to write")
-    parser.add_argument("--jobs", help="instead of --model/--format/--output: a JSON list of "
-                                       "[model, format, output] converted in order")
-    parser.add_argument("--progress", help="with --jobs: a file to which each finished job "
-                                           "appends one JSON line {job, error}")
     parser.add_argument("--representative", help=".npy of example inputs (calibrated formats)")
     parser.add_argument("--keep_attention_masks", action="store_true",
                         help="do not bound a -1e9 attention mask before calibrated conversion")
@@ -259,16 +255,10 @@ def main(argv=None):
         from export import child
         child.serve(_serve_one, args.reply_fd)
         return 0
-    if args.jobs:
-        import json
-        with open(args.jobs) as f:
-            jobs = [tuple(job) for job in json.load(f)]
-    elif args.model and args.format and args.output:
-        jobs = [(args.model, args.format, args.output)]
-    else:
-        parser.error("give --model, --format and --output, or --jobs")
-    errors = run_jobs(jobs, args.representative, args.custom_objects, args.progress,
-                      bound_attention=not args.keep_attention_masks)
+    if not (args.model and args.format and args.output):
+        parser.error("give --model, --format and --output (or --serve)")
+    errors = run_jobs([(args.model, args.format, args.output)], args.representative,
+                      args.custom_objects, bound_attention=not args.keep_attention_masks)
     for error in filter(None, errors):
         print(f"greenlite: error: {error}", file=sys.stderr)
     return 2 if any(errors) else 0

@@ -495,8 +495,9 @@ def to_markdown(record):
              f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
              "judged on the validation split; the front's files are scored on the test split "
              "once, at the end. **Pareto**: not beaten on every objective and the loss by "
-             "another trial; `best` is the smallest within budget." + (f" `best.yaml` reproduces trial {record['best']}."
-                                 if record.get("best") is not None else ""), "",
+             "another trial; `best` is the smallest within budget."
+             + (f" `best.yaml` reproduces trial {record['best']}."
+                if record.get("best") is not None else ""), "",
              "| trial | values | variant | " + " | ".join(objectives)
              + " | loss (validation) | within budget | Pareto | loss (test, front only) |",
              "|---|---|---|" + "---:|" * len(objectives) + "---:|---|---|---:|"]
