@@ -1,8 +1,10 @@
 """Shared fixtures: small real data and a small trained model, built once per session.
 
-Tests write only under temporary directories: HOME and the caches that
-Keras, Matplotlib and greenlite's runtime gate would fill point into one
-made for this session (and inherited by every child process a test starts).
+Tests write only under temporary directories: HOME, TMPDIR (TensorFlow's
+autograph writes a module file there for each function it converts) and the
+caches that Keras, Matplotlib and greenlite's runtime gate would fill point
+into one made for this session (and inherited by every child process a test
+starts).
 """
 import os
 import shutil
@@ -17,8 +19,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HOME = tempfile.mkdtemp(prefix="greenlite-tests-home-")
 for _name, _path in {"HOME": _HOME, "XDG_CACHE_HOME": os.path.join(_HOME, ".cache"),
                      "MPLCONFIGDIR": os.path.join(_HOME, ".config", "matplotlib"),
-                     "KERAS_HOME": os.path.join(_HOME, ".keras")}.items():
+                     "KERAS_HOME": os.path.join(_HOME, ".keras"),
+                     "TMPDIR": os.path.join(_HOME, "tmp")}.items():
     os.environ[_name] = _path
+os.makedirs(os.environ["TMPDIR"])
+tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pytest_unconfigure(config):
