@@ -14,29 +14,36 @@ FAST = ["train.epochs=2", "benchmark.num_runs=5", "benchmark.warmup_runs=0",
         "deploy.micro=false", "deploy.metadata=false"]
 
 
+def _state_and_parent(pid):
+    """(state letter, parent pid) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # pid (comm) state ppid ...: comm may hold spaces, so split after it.
+            state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        return None
+    return state, int(ppid)
+
+
+def _alive(pid):
+    """The process exists and is not a zombie."""
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
 def _converters_of(parent):
     """Live (not zombie) converter processes whose parent is `parent`."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                # pid (comm) state ppid ...: comm may hold spaces, so split after it.
-                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if int(ppid) == parent and state != "Z" and "export.convert" in cmdline:
+        stat = _state_and_parent(pid)
+        if stat and stat[0] != "Z" and stat[1] == parent and "export.convert" in cmdline:
             found.append(int(pid))
     return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_kill_9_during_export_leaves_no_process_and_resume_redoes_the_export(tmp_path):
