@@ -173,7 +173,8 @@ MUTATIONS = {
         "measured = [r for r in rows if r[\"within_budget\"] and r[\"same_as\"] is None]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "best.yaml may take a trial out of budget": (
-        "pipeline/search.py", "if r[\"pareto\"] and r[\"within_budget\"]),",
+        "pipeline/search.py", "if r[\"pareto\"] and r[\"within_budget\"]\n"
+        "                    and r[\"loss\"] <= budget - config.select_margin),",
         "if r[\"pareto\"]),",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "each conversion call starts its own converter child": (
@@ -198,6 +199,21 @@ MUTATIONS = {
         "pipeline/stages/cluster.py", "            if points < cfg.number_of_clusters:",
         "            if False:",
         ["tests/pipeline/stages/test_cluster.py::test_more_clusters_than_weights_is_one_clear_error"]),
+    "best.yaml ignores the selection margin": (
+        "pipeline/search.py", "\n                    and r[\"loss\"] <= budget - config.select_margin),",
+        "),",
+        ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "quantize preserve: auto preserves nothing": (
+        "pipeline/stages/quantize.py", "                  (False, False): \"none\"}[sparse, clustered]",
+        "                  (False, False): \"none\"}[False, False]",
+        ["tests/pipeline/stages/test_quantize.py::test_pcqat_keeps_zeros_and_clusters"]),
+    "quantize preserve: auto preserves what is not there": (
+        "pipeline/stages/quantize.py", "                  (False, False): \"none\"}[sparse, clustered]",
+        "                  (False, False): \"none\"}[True, True]",
+        ["tests/pipeline/stages/test_quantize.py::test_qat_model_exports_to_int8_with_its_accuracy"]),
+    "lr_schedule: cosine trains at a constant rate": (
+        "pipeline/training.py", "    if cfg.lr_schedule == \"cosine\":", "    if False:",
+        ["tests/pipeline/test_training.py"]),
 }
 
 

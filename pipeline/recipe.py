@@ -169,6 +169,12 @@ class SearchConfig:
     # {max_drop_points: N} of TFLite accuracy, or {max_rise_percent: N} of
     # TFLite perplexity, against the first stage's float32 file.
     budget: dict = dataclasses.field(default_factory=lambda: {"max_drop_points": 2.0})
+    # `best` is the front's smallest trial whose loss is at most the budget
+    # minus this margin (the budget's unit). The loss is measured on the
+    # validation split, where one example of a few hundred moves it by a
+    # third of a point: a file that met the budget by one lucky example is
+    # not the one shipped. Trials within the budget still count as feasible.
+    select_margin: float = dataclasses.field(default=0.0, metadata=at_least(0))
     trials: int = dataclasses.field(default=10, metadata=at_least(1))
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     # The variant each trial is judged by (default: the last one exported).
@@ -195,6 +201,10 @@ class SearchConfig:
                 or next(iter(self.budget.values())) < 0):
             raise ValueError(f"budget: got {self.budget!r}; allowed: {{max_drop_points: N}} "
                              "(accuracy points) or {max_rise_percent: N} (perplexity), N >= 0")
+        if self.select_margin > next(iter(self.budget.values())):
+            raise ValueError(f"select_margin: {self.select_margin:g} is more than the budget "
+                             f"({next(iter(self.budget.values())):g}): no trial could be chosen; "
+                             "allowed: 0 to the budget")
         if not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise ValueError(f"objectives: got {self.objectives!r}; name one or more of "
                              f"{', '.join(SEARCH_OBJECTIVES)}, each once")

@@ -26,7 +26,8 @@ it (a file lock), each trial is claimed once through the journal, and a
 process stops when the trials asked for are all claimed. `search.json` and
 `search.md` list every trial and mark the Pareto front of all measured
 trials on the objectives and the loss: the small end of the front shows what
-a larger loss would buy. `best` is the front's smallest trial within budget.
+a larger loss would buy. `best` is the front's smallest trial within budget
+(less `search.select_margin`, a guard against the validation split's noise).
 """
 import contextlib
 import copy
@@ -426,7 +427,9 @@ class Search:
                                                         for r in rows),
                              "repeats_not_rerun": sum(r["same_as"] is not None for r in rows)}}
         self._measure_on_test(record)
-        best = min((r for r in rows if r["pareto"] and r["within_budget"]),
+        record["select_margin"] = config.select_margin
+        best = min((r for r in rows if r["pareto"] and r["within_budget"]
+                    and r["loss"] <= budget - config.select_margin),
                    key=lambda r: (r["figures"][config.objectives[0]], r["loss"]), default=None)
         record["best"] = best and best["number"]
         if best is not None:
@@ -495,7 +498,9 @@ def to_markdown(record):
              f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
              "judged on the validation split; the front's files are scored on the test split "
              "once, at the end. **Pareto**: not beaten on every objective and the loss by "
-             "another trial; `best` is the smallest within budget."
+             "another trial; `best` is the smallest within budget"
+             + (f" less a margin of {record['select_margin']:g} (the validation split's noise)"
+                if record.get("select_margin") else "") + "."
              + (f" `best.yaml` reproduces trial {record['best']}."
                 if record.get("best") is not None else ""), "",
              "| trial | values | variant | " + " | ".join(objectives)

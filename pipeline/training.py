@@ -20,6 +20,10 @@ class FitConfig:
     batch_size: int = dataclasses.field(default=32, metadata=at_least(1))
     learning_rate: float = dataclasses.field(default=1e-3, metadata=between(0, 1, low_open=True))
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    # constant: `learning_rate` throughout; cosine: from `learning_rate` down to
+    # zero over the stage's epochs (Loshchilov & Hutter), so the weights a
+    # stage ends with are not one noisy step of a constant rate.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     # None trains for all epochs; N stops after N epochs without a better
     # validation loss and restores the best weights.
     early_stopping_patience: Optional[int] = dataclasses.field(default=None, metadata=at_least(1))
@@ -64,7 +68,12 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
                           "channels)")
     if teacher is None and cfg.teacher:
         teacher = resolve_teacher(cfg.teacher, ctx, where)
-    optimizer = getattr(keras.optimizers, OPTIMIZERS[cfg.optimizer])(learning_rate=cfg.learning_rate)
+    steps_per_epoch = -(-len(data.train) // cfg.batch_size)
+    rate = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate,
+                                                      decay_steps=cfg.epochs * steps_per_epoch)
+    optimizer = getattr(keras.optimizers, OPTIMIZERS[cfg.optimizer])(learning_rate=rate)
     probabilities = outputs_probabilities(model)
     if teacher is None:
         model.compile(optimizer=optimizer, metrics=["accuracy"],
@@ -81,7 +90,7 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
     chance = (health.chance_accuracy(data.val.labels, data.num_classes)
               if data.task == "classification" else None)
     callbacks.append(health.TrainingHealth(
-        where, chance, steps_per_epoch=-(-len(data.train) // cfg.batch_size),
+        where, chance, steps_per_epoch=steps_per_epoch,
         allow_chance=cfg.allow_chance, log=ctx.log))
     callbacks.append(keras.callbacks.TensorBoard(log_dir=ctx.tensorboard_dir, profile_batch=0))
     if cfg.early_stopping_patience:

@@ -32,13 +32,15 @@ class Quantize(Stage):
     (MultiHeadAttention, LayerNormalization, custom layers) and layers named in
     `keep_float` stay float and are reported; the rest are annotated.
     `preserve` picks tfmot's collaborative schemes so the input's structure
-    survives QAT: `sparsity` (PQAT), `clusters` (CQAT) or `both` (PCQAT).
+    survives QAT: `sparsity` (PQAT), `clusters` (CQAT) or `both` (PCQAT);
+    `auto` preserves what the input has (a search that may skip pruning or
+    clustering, a user's model of unknown history) and says what it chose.
     The returned model is the QAT model; export converts it to int8.
     """
 
     @dataclasses.dataclass
     class Config(FitConfig):
-        preserve: Literal["none", "sparsity", "clusters", "both"] = "none"
+        preserve: Literal["none", "sparsity", "clusters", "both", "auto"] = "none"
         # int8 weights, or ternary (-a, 0, +a) / binary (-a, +a) per output channel,
         # stored on the int8 grid (pipeline/lowbit.py).
         weights: Literal["int8", "ternary", "binary"] = "int8"
@@ -79,12 +81,13 @@ class Quantize(Stage):
                                  layers_lib.unsupported_reason(l, layers_lib.QUANTIZE, model))
                         for l in model.layers
                         if l.name not in annotate and not isinstance(l, keras.layers.InputLayer)}
-        claims = self._claims_to_preserve(model, ctx, where)
+        preserve = self._preserve(model, ctx)
+        claims = self._claims_to_preserve(model, ctx, where, preserve)
         low_bit = self._low_bit_layers(model, annotate, where)
         if low_bit:
             levels = 3 if cfg.weights == "ternary" else 2
             claims = claims.replace(clusters={**claims.clusters, **{n: levels for n in low_bit}})
-        scheme = self._scheme()
+        scheme = self._scheme(preserve)
         ctx.log(f"quantize: QAT on {len(annotate)} layer(s), scheme "
                 f"{type(scheme).__name__}; float: "
                 f"{'; '.join(layers_lib.describe_skipped(float_layers)) or 'none'}")
@@ -100,7 +103,7 @@ class Quantize(Stage):
                 config = default_8bit_configs.NoOpQuantizeConfig()
             elif layer.name in low_bit:
                 config = lowbit.LowBitWeightsConfig(
-                    cfg.weights, preserve_sparsity=cfg.preserve in ("sparsity", "both"))
+                    cfg.weights, preserve_sparsity=preserve in ("sparsity", "both"))
             elif clustered and layer.weights and layer.name not in clustered:
                 # tfmot's cluster-preserving scheme treats every layer as clustered
                 # (a 288-weight kernel becomes 288 "centroids") and switches sparsity
@@ -130,7 +133,7 @@ class Quantize(Stage):
         ctx.output_claims = claims
         ctx.metrics.update(quantized_layers=annotate, float_layers=float_layers,
                            masks_reapplied=restored,
-                           scheme=type(scheme).__name__, weights=cfg.weights,
+                           scheme=type(scheme).__name__, preserve=preserve, weights=cfg.weights,
                            low_bit_layers=sorted(low_bit))
         problems = claims.violations(stats)
         if problems:
@@ -154,8 +157,24 @@ class Quantize(Stage):
                               f"for {self.config.weights} weights")
         return chosen
 
-    def _scheme(self):
-        preserve = self.config.preserve
+    def _preserve(self, model, ctx):
+        """The structure this QAT preserves: the recipe's, or for `auto` what the input has."""
+        if self.config.preserve != "auto":
+            return self.config.preserve
+        stats = structure.keras_stats(
+            model, [l.name for l in model.layers if layers_lib.kernel(l) is not None])
+        # Binary weights have no zero to keep.
+        sparse = self.config.weights != "binary" and any(
+            s["sparsity"] >= MIN_SPARSITY for s in stats.values())
+        clustered = bool(ctx.claims.clusters) or any(_looks_clustered(s) for s in stats.values())
+        chosen = {(True, True): "both", (True, False): "sparsity", (False, True): "clusters",
+                  (False, False): "none"}[sparse, clustered]
+        ctx.log(f"quantize: preserve: auto -> {chosen} (the input model is "
+                f"{'sparse' if sparse else 'not sparse'} and "
+                f"{'clustered' if clustered else 'not clustered'})")
+        return chosen
+
+    def _scheme(self, preserve):
         if preserve == "sparsity":
             scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
         elif preserve in ("clusters", "both"):
@@ -165,9 +184,8 @@ class Quantize(Stage):
             return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
         return _guarded(scheme)
 
-    def _claims_to_preserve(self, model, ctx, where):
+    def _claims_to_preserve(self, model, ctx, where, preserve):
         """The input's claims this QAT keeps, after checking the input has that structure."""
-        preserve = self.config.preserve
         claims = structure.Claims()
         kernels = [l.name for l in model.layers if layers_lib.kernel(l) is not None]
         stats = structure.keras_stats(model, kernels)
@@ -185,8 +203,7 @@ class Quantize(Stage):
             # An earlier cluster stage says which layers it clustered; a model
             # without such claims (a user's) is measured instead.
             clustered = dict(ctx.claims.clusters) or {
-                n: s["max_unique_per_channel"] for n, s in stats.items()
-                if s["unique"] <= min(MAX_CLUSTERS, s["size"] // 16)}
+                n: s["max_unique_per_channel"] for n, s in stats.items() if _looks_clustered(s)}
             if not clustered:
                 raise RecipeError(
                     f"{where}.preserve: {preserve!r}, but no kernel of the input model is "
@@ -194,6 +211,11 @@ class Quantize(Stage):
                     "as many as weights); cluster before, or use preserve: none")
             claims = claims.replace(clusters=clustered, preserve_zero=ctx.claims.preserve_zero)
         return claims
+
+
+def _looks_clustered(stats):
+    """Whether a kernel's measured values look clustered (a model without cluster claims)."""
+    return stats["unique"] <= min(MAX_CLUSTERS, stats["size"] // 16)
 
 
 def _guarded(scheme):

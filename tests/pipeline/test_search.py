@@ -241,7 +241,7 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
                                                                          monkeypatch):
     """A file out of budget but smaller than every more accurate one is on the
     front (what a larger loss buys); `best` is the front's smallest within budget."""
-    figures = {0.0001: (100, 0.9), 0.0002: (60, 0.8), 0.0005: (120, 0.9), 0.001: (80, 0.7)}
+    figures = {0.0001: (100, 0.895), 0.0002: (60, 0.8), 0.0005: (120, 0.9), 0.001: (80, 0.7)}
     _fake_trials(tmp_path, monkeypatch, lambda rate: {"size_bytes": figures[rate][0],
                                                       "accuracy": figures[rate][1]})
     overrides = FAST + WITH_QAT + ["search.objectives=[size_bytes]",
@@ -250,11 +250,19 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     record = Search("recipes/search_channels.yaml", str(tmp_path), overrides,
                     log=lambda line: None).run(4)
     rate = {r["number"]: r["params"]["quantize.learning_rate"] for r in record["trials"]}
-    assert sorted(rate[r["number"]] for r in record["trials"] if r["pareto"]) == [0.0001,
-                                                                                  0.0002]
+    assert sorted(rate[r["number"]] for r in record["trials"] if r["pareto"]) == [
+        0.0001, 0.0002, 0.0005]
     assert sorted(rate[r["number"]] for r in record["trials"] if r["within_budget"]
                   and r["same_as"] is None) == [0.0001, 0.0005]
     assert rate[record["best"]] == 0.0001
+    # With a selection margin, a file that met the budget by 0.5 of its 1 point
+    # is not chosen; the same trials (none rerun) give the larger, safer one.
+    record = Search("recipes/search_channels.yaml", str(tmp_path),
+                    overrides + ["search.select_margin=0.6"], log=lambda line: None).run(4)
+    assert record["effort"]["trials"] == 4
+    assert rate[record["best"]] == 0.0005
+    assert "less a margin of 0.6 (the validation split's noise)" in (
+        tmp_path / "search.md").read_text()
 
 
 def test_the_loss_the_budget_limits():
@@ -267,6 +275,7 @@ def test_the_loss_the_budget_limits():
     (["search.space={train.epochs: [1, 2]}"], "search.space.train.epochs: the first stage"),
     (["search.budget={max_drop: 1}"], "search: budget: got {'max_drop': 1}; allowed:"),
     (["search.space={}"], "search: space: empty"),
+    (["search.select_margin=9"], "search: select_margin: 9 is more than the budget"),
     (["search.space={prune_channels.nope: [1]}"], "search.space.prune_channels.nope: value 1: "),
     (["search.budget={max_rise_percent: 5}"], "search.budget: max_rise_percent is on perplexity"),
     (["search.enqueue=[{prune.target_sparsity: 0.5}]"],

@@ -12,8 +12,10 @@ FAST = {"epochs": 1, "batch_size": 64}
 
 
 def test_qat_model_exports_to_int8_with_its_accuracy(trained_model, digits, tmp_path):
-    model, ctx = run_stage("quantize", FAST, trained_model, digits, tmp_path)
+    # preserve: auto on a model neither pruned nor clustered preserves nothing.
+    model, ctx = run_stage("quantize", {**FAST, "preserve": "auto"}, trained_model, digits, tmp_path)
     assert ctx.metrics["float_layers"] == {}
+    assert ctx.metrics["preserve"] == "none"
     assert ctx.metrics["scheme"] == "Default8BitQuantizeScheme"
     keras_acc = float((model.predict(digits.test.x, verbose=0).argmax(-1) == digits.test.y).mean())
     path = export_file(model, "int8", digits, tmp_path / "qat.tflite")
@@ -56,13 +58,16 @@ def test_pqat_keeps_the_zeros_in_the_int8_file(trained_model, digits, tmp_path):
 
 
 def test_pcqat_keeps_zeros_and_clusters(trained_model, digits, tmp_path):
+    # preserve: auto finds both (a search may skip either stage: see search_digits).
     pruned, pctx = run_stage("prune", {"epochs": 3, "batch_size": 64, "target_sparsity": 0.6,
                                        "layers": ["dense1"]}, trained_model, digits, tmp_path)
     clustered, cctx = run_stage("cluster", {**FAST, "number_of_clusters": 4, "layers": ["dense1"]},
                                 pruned, digits, tmp_path, claims=pctx.output_claims)
     assert cctx.metrics["preserve_sparsity"] is True
-    qat, _ = run_stage("quantize", {**FAST, "preserve": "both"}, clustered, digits, tmp_path,
-                       claims=cctx.output_claims)
+    qat, ctx = run_stage("quantize", {**FAST, "preserve": "auto"}, clustered, digits, tmp_path,
+                         claims=cctx.output_claims)
+    assert ctx.metrics["preserve"] == "both"
+    assert ctx.metrics["scheme"] == "Default8BitClusterPreserveQuantizeScheme"
     path = export_file(qat, "int8", digits, tmp_path / "pcqat.tflite")
     stats = kernel_stats(kernels_by_layer(path, ["dense1"])["dense1"].values)
     assert stats["sparsity"] >= 0.59
