@@ -9,7 +9,10 @@ For each search (one per seed; run them first with
 - the baseline: the better TFLite test accuracy of the search's own float32
   file (its base run) and the default recipe's float32 file
   (`--hand`/default);
-- the smallest front variant within budget on the validation split whose
+- the search's own pick (`best`, chosen on the validation split, less
+  `search.select_margin`): its bytes, test accuracy and p50 against the
+  goals. This is the verdict: nothing in it was chosen on test;
+- for comparison, the smallest front variant within budget on the validation split whose
   raw file is at most 1/50 of the float32 file's bytes and whose test
   accuracy is within 1 point of the baseline (scored on test once);
 - its p50 latency against the float32 file's, 1 thread, measured here in one
@@ -94,6 +97,14 @@ def judge(search_dir, hand_dir, hand, runs):
         "p50_ms": ms, "float32_p50_ms": times[0], "latency_ratio": ms / times[0]}
         for t, ms in zip(front, times[1:])]
     out["float32_p50_ms"] = times[0]
+    members = {m["trial"]: m for m in out["front_members"]}
+    if record.get("best") in members:
+        pick = dict(members[record["best"]])
+        pick["meets"] = {"bytes": pick["bytes"] <= size_goal,
+                         "accuracy": pick["points_below_baseline"] <= 1 + 1e-7,
+                         "latency": pick["latency_ratio"] <= 0.2}
+        out["pick"] = pick
+    out["select_margin"] = record.get("select_margin", 0.0)
     if qualifying:
         out["chosen"] = next(m for m in out["front_members"]
                              if m["trial"] == qualifying[0]["number"])
@@ -124,15 +135,26 @@ def main():
         print(f"baseline {r['baseline']:.4f} (own float32 {r['own_float32']:.4f}, default "
               f"{r['default_float32']:.4f}); float32 file {r['float32_bytes']:,} B; "
               f"front {r['front']} trial(s)")
+        p = r.get("pick")
+        if p:
+            verdict = "MET" if all(p["meets"].values()) else "missed: " + ", ".join(
+                k for k, ok in p["meets"].items() if not ok)
+            print(f"the search's pick (best.yaml, validation, margin {r['select_margin']:g}): "
+                  f"trial {p['trial']}: {p['bytes']:,} B ({p['bytes_ratio']:.4f}x), test "
+                  f"{p['test_accuracy']:.4f} ({p['points_below_baseline']:+.2f} points below "
+                  f"baseline), p50 {p['latency_ratio']:.3f}x: {verdict}")
+        else:
+            print("the search's pick: none (no front trial within the budget less the margin)")
         c = r.get("chosen")
         if c:
-            print(f"chosen: trial {c['trial']} {json.dumps(c['params'])}")
+            print(f"smallest qualifying front file within budget: trial {c['trial']} {json.dumps(c['params'])}")
             print(f"  raw int8 {c['bytes']:,} B = {c['bytes_ratio']:.4f}x float32 (goal <= 0.02); "
                   f"test accuracy {c['test_accuracy']:.4f} ({c['points_below_baseline']:+.2f} "
                   f"points below baseline, goal <= 1); p50 {c['p50_ms']:.4f} ms vs "
                   f"{c['float32_p50_ms']:.4f} ms = {c['latency_ratio']:.3f}x (goal <= 0.2)")
         else:
-            print("chosen: NONE on the front meets 1/50 of the bytes within 1 point")
+            print("smallest qualifying front file within budget: none meets 1/50 of the bytes "
+                  "within 1 point")
         print("front (test split; p50 interleaved with the float32 file's):")
         for m in sorted(r["front_members"], key=lambda m: m["bytes"]):
             print(f"  trial {m['trial']}: {m['bytes']:,} B ({m['bytes_ratio']:.4f}x), test "
