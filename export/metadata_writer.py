@@ -32,6 +32,24 @@ def _load_libusb():
         ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
 
 
+def _fixed_zip_dates():
+    """Makes zipfile date the entries it writes by name 1980-01-01 (the zip
+    format's first day), not now: the labels travel in a zip at the file's
+    end, and the same model and labels must be the same bytes (a
+    reproducible build). The TFLite Support populator names no date itself."""
+    import zipfile
+    writestr = zipfile.ZipFile.writestr
+
+    def dated(self, name, data, *args, **kwargs):
+        if isinstance(name, str):
+            name = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            # What writestr gives an entry named by a string, less the date.
+            name.compress_type, name.external_attr = self.compression, 0o600 << 16
+        return writestr(self, name, data, *args, **kwargs)
+
+    zipfile.ZipFile.writestr = dated
+
+
 def _write(args):
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as fb
     from tensorflow_lite_support.metadata.python.metadata_writers import (metadata_info,
@@ -79,6 +97,7 @@ def _write(args):
     writer = metadata_writer.MetadataWriter.create_from_metadata_info(
         model, general_md=general, input_md=[md], output_md=[output_md],
         associated_files=[args.labels])
+    _fixed_zip_dates()
     data = writer.populate()
     tmp = args.out + ".tmp"
     with open(tmp, "wb") as f:

@@ -119,8 +119,8 @@ def _fit(model, data, cfg, ctx, teacher, common):
     if data.streamed or cfg.augment_shift:
         train = data.train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed)
         if cfg.augment_shift:
-            from pipeline.augment import random_shift
-            train = train.map(random_shift(cfg.augment_shift))
+            from pipeline.augment import shifted
+            train = shifted(train, cfg.augment_shift, ctx.seed)
         val = data.val.batches(cfg.batch_size)
         if teacher is not None:
             # Per batch, after augmentation: the teacher labels exactly the

@@ -21,7 +21,8 @@ def test_each_image_is_moved_by_at_most_the_shift():
     tf.random.set_seed(0)
     images = np.random.default_rng(0).random((64, 6, 5, 2)).astype(np.float32) + 1.0
     labels = np.arange(64)
-    out, out_labels = random_shift(1)(tf.constant(images), tf.constant(labels))
+    out, out_labels = random_shift(1)(tf.constant(images), tf.constant(labels),
+                                      tf.constant([3, 4], tf.int64))
     out = out.numpy()
     assert out.shape == images.shape and np.array_equal(out_labels.numpy(), labels)
     moves = []
@@ -31,6 +32,30 @@ def test_each_image_is_moved_by_at_most_the_shift():
         assert len(matches) == 1
         moves.append(matches[0])
     assert len(set(moves)) == 9  # all nine moves occur over 64 images
+
+
+def test_the_shifts_are_reproducible_and_new_each_epoch():
+    """The same seed moves the same images alike in a second pipeline (so a
+    recipe trains the same model twice); each epoch draws new moves."""
+    from pipeline.augment import shifted
+    from pipeline.backend import tf
+    images = np.random.default_rng(0).random((40, 6, 6, 1)).astype(np.float32) + 1.0
+    labels = np.arange(40)
+
+    def epochs(seed, count=2):
+        batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+        dataset = shifted(batches, 1, seed)
+        return [np.concatenate([x for x, _ in dataset.as_numpy_iterator()])
+                for _ in range(count)]
+
+    first, second = epochs(seed=7)
+    again = epochs(seed=7, count=1)[0]
+    other = epochs(seed=8, count=1)[0]
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, second)
+    assert not np.array_equal(first, other)
+    # Every image moved by at most one pixel: its sum lost at most one row and column.
+    assert np.all(first.sum(axis=(1, 2, 3)) <= images.sum(axis=(1, 2, 3)) + 1e-4)
 
 
 def test_training_with_shifts(digits, tmp_path):

@@ -179,6 +179,15 @@ def test_image_metadata_names_its_color_space(deployed_run, metadata_python, tmp
     assert tensor["content"]["content_properties"]["color_space"] == "GRAYSCALE"
     assert tensor["process_units"][0]["options"] == {"mean": [0.0], "std": [16.0]}
     assert tensor["stats"] == {"max": [16.0], "min": [0.0]}
+    # Reproducible: the same model and labels, written later, are the same
+    # bytes (the labels' zip entry carried the time it was written, which
+    # ticks in 2-second steps: the wait makes the two writes' times differ).
+    import time
+    time.sleep(2.1)
+    again = tmp_path / "again.tflite"
+    again.write_bytes((workdir / "export" / "quantize_int8.tflite").read_bytes())
+    metadata.write(metadata_python, str(again), str(workdir / "export" / "labels.txt"), spec)
+    assert again.read_bytes() == path.read_bytes()
 
 
 def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
