@@ -81,8 +81,10 @@ class Quantize(Stage):
                                  layers_lib.unsupported_reason(l, layers_lib.QUANTIZE, model))
                         for l in model.layers
                         if l.name not in annotate and not isinstance(l, keras.layers.InputLayer)}
-        preserve = self._preserve(model, ctx)
-        claims = self._claims_to_preserve(model, ctx, where, preserve)
+        input_stats = structure.keras_stats(
+            model, [l.name for l in model.layers if layers_lib.kernel(l) is not None])
+        preserve = self._preserve(input_stats, ctx)
+        claims = self._claims_to_preserve(input_stats, ctx, where, preserve)
         low_bit = self._low_bit_layers(model, annotate, where)
         if low_bit:
             levels = 3 if cfg.weights == "ternary" else 2
@@ -157,12 +159,11 @@ class Quantize(Stage):
                               f"for {self.config.weights} weights")
         return chosen
 
-    def _preserve(self, model, ctx):
-        """The structure this QAT preserves: the recipe's, or for `auto` what the input has."""
+    def _preserve(self, stats, ctx):
+        """The structure this QAT preserves: the recipe's, or for `auto` what the
+        input has (`stats`: its kernels' structure.keras_stats)."""
         if self.config.preserve != "auto":
             return self.config.preserve
-        stats = structure.keras_stats(
-            model, [l.name for l in model.layers if layers_lib.kernel(l) is not None])
         # Binary weights have no zero to keep.
         sparse = self.config.weights != "binary" and any(
             s["sparsity"] >= MIN_SPARSITY for s in stats.values())
@@ -184,11 +185,10 @@ class Quantize(Stage):
             return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
         return _guarded(scheme)
 
-    def _claims_to_preserve(self, model, ctx, where, preserve):
-        """The input's claims this QAT keeps, after checking the input has that structure."""
+    def _claims_to_preserve(self, stats, ctx, where, preserve):
+        """The input's claims this QAT keeps, after checking the input has that
+        structure (`stats`: its kernels' structure.keras_stats)."""
         claims = structure.Claims()
-        kernels = [l.name for l in model.layers if layers_lib.kernel(l) is not None]
-        stats = structure.keras_stats(model, kernels)
         if preserve in ("sparsity", "both"):
             sparse = {n: s["sparsity"] for n, s in stats.items() if s["sparsity"] >= MIN_SPARSITY}
             if not sparse:

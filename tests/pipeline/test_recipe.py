@@ -56,7 +56,7 @@ def test_stage_type_defaults_to_its_name_and_can_repeat(tmp_path):
 @pytest.mark.parametrize("text, overrides, message", [
     ("stages: {train: {epoch: 3}}", [],
      "stages.train.epoch: unknown key; allowed keys: epochs, batch_size, learning_rate, "
-     "optimizer, early_stopping_patience"),
+     "optimizer, lr_schedule, early_stopping_patience"),
     ("stages: {train: {epochs: -1}}", [], "stages.train.epochs: got -1; expected an integer >= 1"),
     ("stages: {train: {epochs: ten}}", [], "stages.train.epochs: got 'ten'; expected an integer >= 1"),
     ("stages: {train: {learning_rate: 0}}", [],
