@@ -35,6 +35,6 @@ def shifted(batches, max_pixels, seed):
     each epoch. (A stateful tf.random op in the map made two runs of one
     recipe train different models, though the runner seeds TensorFlow.)
     """
+    shift = random_shift(max_pixels)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(batches, seeds).map(
-        lambda xy, s: random_shift(max_pixels)(xy[0], xy[1], s))
+    return tf.data.Dataset.zip(batches, seeds).map(lambda xy, s: shift(xy[0], xy[1], s))

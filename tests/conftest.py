@@ -176,15 +176,20 @@ def run_stage(stage_type, settings, model, data, tmp_path, claims=None, name=Non
     """
     from pipeline import config as config_lib
     from pipeline import stages
-    from pipeline.context import RunContext
-    from pipeline.structure import Claims
     name = name or stage_type
     cls = stages.get(stage_type)
     cfg = config_lib.build(cls.Config, settings, f"stages.{name}")
-    ctx = RunContext(workdir=str(tmp_path), seed=0, stage_name=name,
-                     stage_dir=str(tmp_path / name), log=log or (lambda line: None),
-                     claims=claims or Claims(), models=dict(teachers or {}))
+    ctx = stage_context(tmp_path, name, claims, teachers, log)
     return cls(cfg).run(model, data, ctx), ctx
+
+
+def stage_context(tmp_path, name, claims=None, teachers=None, log=None):
+    """The RunContext the runner gives stage `name` (seed 0, under `tmp_path`)."""
+    from pipeline.context import RunContext
+    from pipeline.structure import Claims
+    return RunContext(workdir=str(tmp_path), seed=0, stage_name=name,
+                      stage_dir=str(tmp_path / name), log=log or (lambda line: None),
+                      claims=claims or Claims(), models=dict(teachers or {}))
 
 
 def export_file(model, fmt, data, path):

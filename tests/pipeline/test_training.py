@@ -1,14 +1,14 @@
 """Fitting settings every training stage shares (pipeline/training.py)."""
 import pytest
 
+from tests.conftest import stage_context
+
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_the_learning_rate_schedule(trained_model, digits, tmp_path, schedule):
     from pipeline import training
     from pipeline.backend import keras
-    from pipeline.context import RunContext
     from pipeline.stages.base import clone
-    from pipeline.structure import Claims
     rates = []
 
     class Rate(keras.callbacks.Callback):
@@ -16,10 +16,8 @@ def test_the_learning_rate_schedule(trained_model, digits, tmp_path, schedule):
             rates.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
 
     cfg = training.FitConfig(epochs=2, batch_size=128, learning_rate=0.01, lr_schedule=schedule)
-    ctx = RunContext(workdir=str(tmp_path), seed=0, stage_name="train",
-                     stage_dir=str(tmp_path / "train"), log=lambda line: None, claims=Claims(),
-                     models={})
-    training.fit(clone(trained_model), digits, cfg, ctx, callbacks=[Rate()])
+    training.fit(clone(trained_model), digits, cfg, stage_context(tmp_path, "train"),
+                 callbacks=[Rate()])
     steps = -(-len(digits.train) // 128)
     assert len(rates) == 2 * steps
     assert rates[0] == pytest.approx(0.01)
