@@ -175,6 +175,18 @@ class SearchConfig:
     # third of a point: a file that met the budget by one lucky example is
     # not the one shipped. Trials within the budget still count as feasible.
     select_margin: float = dataclasses.field(default=0.0, metadata=at_least(0))
+    # The device's own limits: {figure: largest allowed}, figures as in
+    # objectives (size_bytes: 12000 for a 12 KB flash budget). A trial over a
+    # limit is infeasible for the sampler and is never `best`; it stays on
+    # the front, which shows what the limit costs.
+    limits: dict = dataclasses.field(default_factory=dict)
+    # How `best` is chosen among the front's trials within budget (less the
+    # margin) and limits: `smallest` (the first objective), or
+    # `most_accurate` (the least loss; ties go to the smallest). With a size
+    # limit, most_accurate ships the file that best holds the accuracy the
+    # device can afford, rather than the one that only just met the budget
+    # on a validation split of a few hundred examples.
+    select: Literal["smallest", "most_accurate"] = "smallest"
     trials: int = dataclasses.field(default=10, metadata=at_least(1))
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     # The variant each trial is judged by (default: the last one exported).
@@ -205,6 +217,16 @@ class SearchConfig:
             raise ValueError(f"select_margin: {self.select_margin:g} is more than the budget "
                              f"({next(iter(self.budget.values())):g}): no trial could be chosen; "
                              "allowed: 0 to the budget")
+        figures = [name for name in SEARCH_OBJECTIVES if name != "loss"]  # the budget limits loss
+        if not isinstance(self.limits, dict):
+            raise ValueError(f"limits: got {self.limits!r}; allowed: {{figure: largest value}}, "
+                             f"figures among {', '.join(figures)}")
+        for key, value in self.limits.items():
+            if key not in figures:
+                raise ValueError(f"limits.{key}: not a figure a limit may be on; allowed: "
+                                 f"{', '.join(figures)} (the budget limits the loss)")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"limits.{key}: got {value!r}; allowed: a number above 0")
         if not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise ValueError(f"objectives: got {self.objectives!r}; name one or more of "
                              f"{', '.join(SEARCH_OBJECTIVES)}, each once")

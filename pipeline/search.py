@@ -26,8 +26,10 @@ it (a file lock), each trial is claimed once through the journal, and a
 process stops when the trials asked for are all claimed. `search.json` and
 `search.md` list every trial and mark the Pareto front of all measured
 trials on the objectives and the loss: the small end of the front shows what
-a larger loss would buy. `best` is the front's smallest trial within budget
-(less `search.select_margin`, a guard against the validation split's noise).
+a larger loss would buy. `best` is chosen from the front's trials within
+budget (less `search.select_margin`, a guard against the validation split's
+noise) and within `search.limits` (the device's: bytes of flash, a latency):
+the smallest, or with `search.select: most_accurate` the least loss.
 """
 import contextlib
 import copy
@@ -271,13 +273,14 @@ class Search:
             feasible = [t for t in study.get_trials(deepcopy=False,
                                                     states=[optuna.trial.TrialState.COMPLETE])
                         if t.user_attrs.get("loss") is not None and t.user_attrs["loss"] <= budget]
-            best = min(feasible, key=lambda t: t.values[0], default=None)
+            best = choose([{"number": t.number, "figures": t.user_attrs["figures"],
+                            "loss": t.user_attrs["loss"]} for t in feasible], config)
             measured = sum(_counts(t) for t in study.get_trials(deepcopy=False))
             self.log(f"search: {measured} of {wanted} trials measured, "
                      f"{time.perf_counter() - start:.0f} s; best within budget so far: "
-                     + (f"trial {best.number} ({config.objectives[0]} "
-                        f"{_figure(best.user_attrs['figures'][config.objectives[0]])})"
-                        if best else "none"))
+                     + (f"trial {best['number']} ({config.objectives[0]} "
+                        f"{_figure(best['figures'][config.objectives[0]])}, loss "
+                        f"{best['loss']:+.2f})" if best else "none"))
 
         def objective(trial):
             # Another process sharing the study may already have claimed the
@@ -339,7 +342,11 @@ class Search:
             trial.set_user_attr("figures", figures)
             trial.set_user_attr("metric", dict([_metric(v, config.budget)]))
             trial.set_user_attr("loss", lost)
-            trial.set_user_attr("violation", lost - budget)
+            # One figure for the sampler: the worst excess, the budget's in its
+            # own unit and each limit's as a fraction of the limit.
+            trial.set_user_attr("violation", max([lost - budget] + [
+                (figures[k] - limit) / limit if figures[k] is not None else 1.0
+                for k, limit in config.limits.items()]))
             self.log(f"search: trial {trial.number}: {v['name']} "
                      + ", ".join(f"{k} {_figure(figures[k])}" for k in config.objectives)
                      + f"; loss {lost:+.2f} ({'within' if lost <= budget else 'outside'} budget)")
@@ -427,10 +434,11 @@ class Search:
                                                         for r in rows),
                              "repeats_not_rerun": sum(r["same_as"] is not None for r in rows)}}
         self._measure_on_test(record)
-        record["select_margin"] = config.select_margin
-        best = min((r for r in rows if r["pareto"] and r["within_budget"]
-                    and r["loss"] <= budget - config.select_margin),
-                   key=lambda r: (r["figures"][config.objectives[0]], r["loss"]), default=None)
+        record.update(select_margin=config.select_margin, limits=config.limits,
+                      select=config.select)
+        for r in rows:
+            r["within_limits"] = r["figures"] is not None and within_limits(r, config.limits)
+        best = choose([r for r in rows if r["pareto"] and r["within_budget"]], config)
         record["best"] = best and best["number"]
         if best is not None:
             import yaml
@@ -440,12 +448,17 @@ class Search:
             for key, value in best["params"].items():
                 recipe_lib.apply_override(raw, f"{key}={json.dumps(value)}")
             raw["name"] = f"{raw.get('name', 'search')}_best"
+            rule = (f"smallest {config.objectives[0]}" if config.select == "smallest"
+                    else "least loss")
             atomic_write_text(os.path.join(self.workdir, "best.yaml"),
                               f"# Trial {best['number']} of `python -m pipeline.search`, chosen "
-                              f"from the Pareto front (smallest {config.objectives[0]}):\n"
+                              f"from the Pareto front ({rule}):\n"
                               f"#   {json.dumps(best['params'])}\n"
                               f"#   python -m pipeline --recipe=best.yaml\n"
                               + yaml.safe_dump(raw, sort_keys=False))
+        elif os.path.exists(os.path.join(self.workdir, "best.yaml")):
+            # A rerun with a stricter selection: an earlier pick is no longer `best`.
+            os.remove(os.path.join(self.workdir, "best.yaml"))
         from pipeline import plots
         from pipeline.files import atomic_write_bytes
         atomic_write_bytes(os.path.join(self.workdir, "search.png"), plots.search_png(record))
@@ -482,6 +495,30 @@ class Search:
                 r["test"]["loss"] = loss(r["test"], reference, record["budget"])
 
 
+def within_limits(row, limits):
+    """Whether a trial's figures are within every limit (an unmeasured figure is not)."""
+    return all(row["figures"].get(k) is not None and row["figures"][k] <= limit
+               for k, limit in limits.items())
+
+
+def choose(rows, config):
+    """`best` among trials within budget: those whose loss is at most the budget
+    less `select_margin` and whose figures are within `limits`, then the
+    smallest by the first objective (`select: smallest`) or the least loss
+    (`most_accurate`; ties to the smallest). None when no trial qualifies."""
+    budget = next(iter(config.budget.values()))
+    eligible = [r for r in rows if r["loss"] <= budget - config.select_margin
+                and within_limits(r, config.limits)]
+
+    def size(r):
+        value = r["figures"][config.objectives[0]]
+        return float("inf") if value is None else value
+
+    key = ((lambda r: (size(r), r["loss"])) if config.select == "smallest"
+           else (lambda r: (r["loss"], size(r))))
+    return min(eligible, key=key, default=None)
+
+
 def _dominates(a, b, axes):
     fa = [a["figures"][k] for k in axes]
     fb = [b["figures"][k] for k in axes]
@@ -498,9 +535,15 @@ def to_markdown(record):
              f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
              "judged on the validation split; the front's files are scored on the test split "
              "once, at the end. **Pareto**: not beaten on every objective and the loss by "
-             "another trial; `best` is the smallest within budget"
+             "another trial; `best` is the "
+             + ("least loss (ties: the smallest)" if record.get("select") == "most_accurate"
+                else f"smallest {objectives[0]}")
+             + " among the front's trials within budget"
              + (f" less a margin of {record['select_margin']:g} (the validation split's noise)"
-                if record.get("select_margin") else "") + "."
+                if record.get("select_margin") else "")
+             + (" and within the limits (" + ", ".join(
+                 f"{k} at most {_figure(v)}" for k, v in record["limits"].items()) + ")"
+                if record.get("limits") else "") + "."
              + (f" `best.yaml` reproduces trial {record['best']}."
                 if record.get("best") is not None else ""), "",
              "| trial | values | variant | " + " | ".join(objectives)
@@ -513,7 +556,8 @@ def to_markdown(record):
             continue
         lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | {r['variant']} | "
                      + " | ".join(_figure(r["figures"][k]) for k in objectives)
-                     + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'} | "
+                     + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'}"
+                     + ("" if r.get("within_limits", True) else ", over a limit") + " | "
                      + ("**yes**" if r["pareto"] else "") + " | "
                      + (f"{r['test']['loss']:+.2f}" if r.get("test") else "") + " |")
     effort = record.get("effort")

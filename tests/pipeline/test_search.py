@@ -263,6 +263,25 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     assert rate[record["best"]] == 0.0005
     assert "less a margin of 0.6 (the validation split's noise)" in (
         tmp_path / "search.md").read_text()
+    # The device's limits and the least loss: the most accurate file within
+    # 110 bytes is the 100-byte one; without the limit, the 120-byte one.
+    most_accurate = overrides + ["search.select=most_accurate"]
+    record = Search("recipes/search_channels.yaml", str(tmp_path), most_accurate,
+                    log=lambda line: None).run(4)
+    assert rate[record["best"]] == 0.0005
+    record = Search("recipes/search_channels.yaml", str(tmp_path),
+                    most_accurate + ["search.limits={size_bytes: 110}"],
+                    log=lambda line: None).run(4)
+    assert rate[record["best"]] == 0.0001 and record["limits"] == {"size_bytes": 110}
+    assert sorted(rate[r["number"]] for r in record["trials"] if r["same_as"] is None
+                  and not r["within_limits"]) == [0.0005]
+    text = (tmp_path / "search.md").read_text()
+    assert "least loss (ties: the smallest)" in text and "size_bytes at most 110" in text
+    assert "yes, over a limit" in text
+    # No file within budget is within 90 bytes: nothing is chosen, nothing stale is left.
+    record = Search("recipes/search_channels.yaml", str(tmp_path),
+                    overrides + ["search.limits={size_bytes: 90}"], log=lambda line: None).run(4)
+    assert record["best"] is None and not (tmp_path / "best.yaml").exists()
 
 
 def test_the_loss_the_budget_limits():
@@ -276,6 +295,9 @@ def test_the_loss_the_budget_limits():
     (["search.budget={max_drop: 1}"], "search: budget: got {'max_drop': 1}; allowed:"),
     (["search.space={}"], "search: space: empty"),
     (["search.select_margin=9"], "search: select_margin: 9 is more than the budget"),
+    (["search.limits={loss: 1}"], "search: limits.loss: not a figure a limit may be on"),
+    (["search.limits={size_bytes: 0}"], "search: limits.size_bytes: got 0; allowed: a number"),
+    (["search.select=biggest"], "search.select"),
     (["search.space={prune_channels.nope: [1]}"], "search.space.prune_channels.nope: value 1: "),
     (["search.budget={max_rise_percent: 5}"], "search.budget: max_rise_percent is on perplexity"),
     (["search.enqueue=[{prune.target_sparsity: 0.5}]"],
