@@ -173,9 +173,7 @@ MUTATIONS = {
         "measured = [r for r in rows if r[\"within_budget\"] and r[\"same_as\"] is None]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "best.yaml may take a trial out of budget": (
-        "pipeline/search.py", "if r[\"pareto\"] and r[\"within_budget\"]\n"
-        "                    and r[\"loss\"] <= budget - config.select_margin),",
-        "if r[\"pareto\"]),",
+        "pipeline/search.py", "if r[\"loss\"] <= budget - config.select_margin\n", "if True\n",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "each conversion call starts its own converter child": (
         "export/convert.py", "    if _CONVERTER is None:\n", "    if True:\n",
@@ -200,9 +198,19 @@ MUTATIONS = {
         "            if False:",
         ["tests/pipeline/stages/test_cluster.py::test_more_clusters_than_weights_is_one_clear_error"]),
     "best.yaml ignores the selection margin": (
-        "pipeline/search.py", "\n                    and r[\"loss\"] <= budget - config.select_margin),",
-        "),",
+        "pipeline/search.py", "if r[\"loss\"] <= budget - config.select_margin\n",
+        "if r[\"loss\"] <= budget\n",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "best.yaml ignores the device's limits": (
+        "pipeline/search.py", "\n                and within_limits(r, config.limits)]", "]",
+        ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "select: most_accurate ships the smallest": (
+        "pipeline/search.py", 'r["loss"])) if config.select == "smallest"\n',
+        'r["loss"])) if True\n',
+        ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "a trial over a limit is feasible for the sampler": (
+        "pipeline/search.py", "max([lost - budget] + [", "max([lost - budget] + 0 * [",
+        ["tests/pipeline/test_search.py::test_a_trial_over_a_limit_is_infeasible_for_the_sampler"]),
     "quantize preserve: auto preserves nothing": (
         "pipeline/stages/quantize.py", "                  (False, False): \"none\"}[sparse, clustered]",
         "                  (False, False): \"none\"}[False, False]",

@@ -438,7 +438,7 @@ class Search:
                       select=config.select)
         for r in rows:
             r["within_limits"] = r["figures"] is not None and within_limits(r, config.limits)
-        best = choose([r for r in rows if r["pareto"] and r["within_budget"]], config)
+        best = choose([r for r in rows if r["pareto"]], config)
         record["best"] = best and best["number"]
         if best is not None:
             import yaml

@@ -284,6 +284,25 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     assert record["best"] is None and not (tmp_path / "best.yaml").exists()
 
 
+def test_a_trial_over_a_limit_is_infeasible_for_the_sampler(tmp_path, monkeypatch):
+    """The sampler's constraint holds the limits as well as the budget: a file
+    within budget but over the device's bytes is infeasible."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    sizes = {0.0001: 100, 0.0005: 120}
+    _fake_trials(tmp_path, monkeypatch, lambda rate: {"size_bytes": sizes[rate]})
+    overrides = FAST + WITH_QAT + ["search.objectives=[size_bytes]",
+                                   "search.budget={max_drop_points: 1}",
+                                   "search.limits={size_bytes: 110}",
+                                   f"search.space={{quantize.learning_rate: {list(sizes)}}}"]
+    Search("recipes/search_channels.yaml", str(tmp_path), overrides, log=lambda line: None).run(2)
+    study = optuna.load_study(study_name="greenlite", storage=JournalStorage(
+        JournalFileBackend(str(tmp_path / "study.journal"))))
+    violation = {t.params["quantize.learning_rate"]: t.user_attrs["violation"]
+                 for t in study.trials if t.user_attrs.get("same_as") is None}
+    assert violation[0.0005] == pytest.approx(10 / 110) and violation[0.0001] < 0
+
+
 def test_the_loss_the_budget_limits():
     ref = {"accuracy": 0.97, "perplexity": 4.0}
     assert loss({"accuracy": 0.95, "perplexity": 4.2}, ref, {"max_drop_points": 1}) == pytest.approx(2.0)
