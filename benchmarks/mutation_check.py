@@ -201,6 +201,9 @@ MUTATIONS = {
         "pipeline/search.py", "if r[\"loss\"] <= budget - config.select_margin\n",
         "if r[\"loss\"] <= budget\n",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "a NaN training loss goes on": (
+        "pipeline/health.py", "        if loss is not None and not math.isfinite(float(loss)):",
+        "        if False:", ["tests/pipeline/test_health.py::test_a_nan_loss_stops_the_stage"]),
     "best.yaml ignores the device's limits": (
         "pipeline/search.py", "\n                and within_limits(r, config.limits)]", "]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),

@@ -1,7 +1,7 @@
 """Issue 11's acceptance figures for finished `search_digits` searches.
 
     python benchmarks/search_acceptance.py --searches=runs/acceptance/search_digits_seed0,...
-        --hand=runs/acceptance/hand [--runs=500]
+        --hand=runs/acceptance/hand_seed{seed} [--runs=500]
 
 For each search (one per seed; run them first with
 `python -m pipeline.search --recipe=recipes/search_digits.yaml --workdir=DIR --set seed=N`):
@@ -124,12 +124,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--searches", required=True, help="comma-separated search workdirs")
     parser.add_argument("--hand", required=True, help="directory of hand-recipe runs "
-                        "(one subdirectory per recipe, default/ among them)")
+                        "(one subdirectory per recipe, default/ among them); {seed} becomes "
+                        "each search's seed (the test split follows the seed)")
     parser.add_argument("--runs", type=int, default=500, help="timed runs per file")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
-    hand = hand_points(args.hand)
-    results = [judge(d, args.hand, hand, args.runs) for d in args.searches.split(",")]
+    results = []
+    for search_dir in args.searches.split(","):
+        seed = _load(os.path.join(search_dir, "base", "report.json"))["recipe"].get("seed", 0)
+        hand_dir = args.hand.format(seed=seed)
+        hand_seed = _load(os.path.join(hand_dir, "default", "report.json"))["recipe"].get("seed", 0)
+        result = judge(search_dir, hand_dir, hand_points(hand_dir), args.runs)
+        # The split follows the seed: hand runs of another seed are scored on
+        # other test digits, and the comparison is only indicative.
+        result.update(hand_dir=hand_dir, hand_seed=hand_seed)
+        results.append(result)
     for r in results:
         print(f"\n## {r['search']} (seed {r['seed']})")
         print(f"baseline {r['baseline']:.4f} (own float32 {r['own_float32']:.4f}, default "
@@ -161,6 +170,9 @@ def main():
                   f"{m['test_accuracy']:.4f} ({m['points_below_baseline']:+.2f} points below "
                   f"baseline), p50 {m['p50_ms']:.4f} ms ({m['latency_ratio']:.3f}x); "
                   f"{json.dumps(m['params'])}")
+        print(f"hand recipes: {r['hand_dir']} (seed {r['hand_seed']}"
+              + (")" if r["hand_seed"] == r["seed"] else
+                 ": another seed's test split, so only indicative)"))
         shipped = [h for h in r["hand_not_dominated"] if h["shipped"]]
         print(f"hand recipes' shipped variants (last stage) not dominated by the front: "
               f"{len(shipped)} of {r['hand_shipped_variants']}; of all their variants: "
