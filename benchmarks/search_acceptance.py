@@ -21,7 +21,11 @@ For each search (one per seed; run them first with
 - whether the front dominates or equals every hand recipe run under `--hand`
   on (raw bytes, TFLite test accuracy): what each recipe ships (the
   variants of its last stage), and, stricter, every variant it exports
-  (its float teacher's too);
+  (its float teacher's too). The split follows the seed, so run the hand
+  recipes with the search's seed (`python -m pipeline --recipe=recipes/R.yaml
+  --workdir=runs/acceptance/hand_seedN/R --set seed=N --set
+  deploy.metadata=false --set deploy.micro=false`, as trials carry no
+  metadata); another seed's runs are reported as only indicative;
 - the search's trials, time in trials, and what the stage cache saved.
 
 Prints one block per search (and writes them to --json); exits 0 whatever
