@@ -270,11 +270,11 @@ class Search:
         start = time.perf_counter()
 
         def progress(trial):
-            feasible = [t for t in study.get_trials(deepcopy=False,
-                                                    states=[optuna.trial.TrialState.COMPLETE])
-                        if t.user_attrs.get("loss") is not None and t.user_attrs["loss"] <= budget]
+            measured_trials = [t for t in study.get_trials(
+                deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+                if t.user_attrs.get("loss") is not None]
             best = choose([{"number": t.number, "figures": t.user_attrs["figures"],
-                            "loss": t.user_attrs["loss"]} for t in feasible], config)
+                            "loss": t.user_attrs["loss"]} for t in measured_trials], config)
             measured = sum(_counts(t) for t in study.get_trials(deepcopy=False))
             self.log(f"search: {measured} of {wanted} trials measured, "
                      f"{time.perf_counter() - start:.0f} s; best within budget so far: "

@@ -295,7 +295,11 @@ def test_a_trial_over_a_limit_is_infeasible_for_the_sampler(tmp_path, monkeypatc
                                    "search.budget={max_drop_points: 1}",
                                    "search.limits={size_bytes: 110}",
                                    f"search.space={{quantize.learning_rate: {list(sizes)}}}"]
-    Search("recipes/search_channels.yaml", str(tmp_path), overrides, log=lambda line: None).run(2)
+    lines = []
+    Search("recipes/search_channels.yaml", str(tmp_path), overrides, log=lines.append).run(2)
+    # The progress line's best keeps to the limit too.
+    progress = [line for line in lines if "best within budget so far" in line]
+    assert progress and "(size_bytes 100, loss +0.00)" in progress[-1]
     study = optuna.load_study(study_name="greenlite", storage=JournalStorage(
         JournalFileBackend(str(tmp_path / "study.journal"))))
     violation = {t.params["quantize.learning_rate"]: t.user_attrs["violation"]
