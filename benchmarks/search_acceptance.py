@@ -26,7 +26,12 @@ For each search (one per seed; run them first with
   --workdir=runs/acceptance/hand_seedN/R --set seed=N --set
   deploy.metadata=false --set deploy.micro=false`, as trials carry no
   metadata); another seed's runs are reported as only indicative;
-- the search's trials, time in trials, and what the stage cache saved.
+- the search's trials, time in trials, and what the stage cache saved;
+- how sure the pick's loss is: a 95 % paired bootstrap interval of its
+  points below the baseline, resampling the test digits (both files scored
+  on the same ones, from the hand default run's test_data), and over all
+  searches the mean loss with its interval. One digit of 360 is 0.28
+  points: a 1-point goal sits about two standard errors from zero.
 
 Prints one block per search (and writes them to --json); exits 0 whatever
 the verdicts.
@@ -39,6 +44,48 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+
+def hits(model_path, x, y):
+    """Per-example top-1 hits (0/1) of a TFLite file over (x, y), one example at a time."""
+    import numpy as np
+    from export import benchmark
+    interpreter_class, _ = benchmark.load_interpreter_class()
+    interpreter = benchmark.make_interpreter(interpreter_class, model_path, 1, True)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]
+    out = np.zeros(len(x), dtype=np.int64)
+    for i in range(len(x)):
+        interpreter.set_tensor(detail["index"],
+                               benchmark.quantize_input(np.asarray(x[i:i + 1]), detail))
+        interpreter.invoke()
+        logits = benchmark.dequantize_output(interpreter.get_tensor(output["index"]), output)
+        out[i] = int(np.argmax(logits.reshape(-1)) == int(np.asarray(y[i]).reshape(-1)[0]))
+    return out
+
+
+def paired_interval(baseline_hits, pick_hits, resamples=10000, seed=0):
+    """(points, low, high): the pick's accuracy points below the baseline on
+    the same examples, and a 95 % bootstrap interval that resamples the
+    examples (pairs kept together). Lists of arrays are several splits (one per
+    seed): each is resampled on its own, and the figure is their mean."""
+    import numpy as np
+    if not isinstance(baseline_hits, list):
+        baseline_hits, pick_hits = [baseline_hits], [pick_hits]
+    if len(baseline_hits) != len(pick_hits) or any(
+            len(b) != len(p) or len(b) == 0 for b, p in zip(baseline_hits, pick_hits)):
+        raise ValueError("expected one pair of equal-length, non-empty hit arrays per split")
+    diffs = [np.asarray(b, np.float64) - np.asarray(p, np.float64)
+             for b, p in zip(baseline_hits, pick_hits)]
+    rng = np.random.default_rng(seed)
+    draws = np.zeros(resamples)
+    for d in diffs:
+        draws += d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
+    draws *= 100 / len(diffs)
+    points = 100 * float(np.mean([d.mean() for d in diffs]))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return points, float(low), float(high)
 
 
 def _load(path):
@@ -108,6 +155,18 @@ def judge(search_dir, hand_dir, hand, runs):
                          "accuracy": pick["points_below_baseline"] <= 1 + 1e-7,
                          "latency": pick["latency_ratio"] <= 0.2}
         out["pick"] = pick
+        test_dir = os.path.join(hand_dir, "default", "export", "test_data")
+        if os.path.exists(os.path.join(test_dir, "x.npy")):
+            pick_hits, baseline_hits = _pick_and_baseline_hits(
+                search_dir, record, hand_dir, float32_path, paths, front, test_dir,
+                own >= default)
+            if abs(pick_hits.mean() - pick["test_accuracy"]) > 1e-9:
+                raise SystemExit(f"{search_dir}: the pick scores {pick_hits.mean():.4f} here but "
+                                 f"{pick['test_accuracy']:.4f} in search.json: not the same "
+                                 f"test split (are the hand runs of seed {out['seed']}?)")
+            pick["hits"], pick["baseline_hits"] = pick_hits.tolist(), baseline_hits.tolist()
+            _, pick["interval_low"], pick["interval_high"] = paired_interval(
+                baseline_hits, pick_hits)
     out["select_margin"] = record.get("select_margin", 0.0)
     if qualifying:
         out["chosen"] = next(m for m in out["front_members"]
@@ -122,6 +181,22 @@ def judge(search_dir, hand_dir, hand, runs):
     out["hand_shipped_variants"] = sum(1 for point in hand if point[-1])
     out["hand_not_dominated"] = beaten
     return out
+
+
+def _pick_and_baseline_hits(search_dir, record, hand_dir, float32_path, paths, front,
+                            test_dir, own_is_baseline):
+    """Per-example hits on test of the pick and of the baseline's float32 file."""
+    import numpy as np
+    x = np.load(os.path.join(test_dir, "x.npy"), mmap_mode="r")
+    y = np.load(os.path.join(test_dir, "y.npy"), mmap_mode="r")
+    pick_path = paths[[t["number"] for t in front].index(record["best"])]
+    if own_is_baseline:
+        baseline_path = float32_path
+    else:
+        default_report = _load(os.path.join(hand_dir, "default", "report.json"))
+        default = next(v for v in default_report["variants"] if v["format"] == "float32")
+        baseline_path = os.path.join(hand_dir, "default", default["path"])
+    return hits(pick_path, x, y), hits(baseline_path, x, y)
 
 
 def main():
@@ -156,6 +231,9 @@ def main():
                   f"trial {p['trial']}: {p['bytes']:,} B ({p['bytes_ratio']:.4f}x), test "
                   f"{p['test_accuracy']:.4f} ({p['points_below_baseline']:+.2f} points below "
                   f"baseline), p50 {p['latency_ratio']:.3f}x: {verdict}")
+            if "interval_low" in p:
+                print(f"  95 % paired bootstrap interval of the points below baseline (test "
+                      f"digits resampled): {p['interval_low']:+.2f} to {p['interval_high']:+.2f}")
         else:
             print("the search's pick: none (no front trial within the budget less the margin)")
         c = r.get("chosen")
@@ -188,6 +266,14 @@ def main():
               f"stage cache {e.get('stages_from_cache')} stage(s), "
               f"{e.get('cache_saved_seconds', 0):.0f} s of training not redone; "
               f"{e.get('repeats_not_rerun')} repeat(s)")
+    paired = [r["pick"] for r in results if r.get("pick") and "hits" in r["pick"]]
+    if len(paired) > 1:
+        import numpy as np
+        points, low, high = paired_interval([np.array(p["baseline_hits"]) for p in paired],
+                                            [np.array(p["hits"]) for p in paired])
+        print(f"\nover {len(paired)} searches: the picks' mean loss {points:+.2f} points below "
+              f"baseline (95 % paired bootstrap interval {low:+.2f} to {high:+.2f}); met on "
+              f"{sum(all(p['meets'].values()) for p in paired)} of {len(paired)}")
     if args.json:
         from pipeline.files import atomic_write_text
         atomic_write_text(args.json, json.dumps(results, indent=2))
