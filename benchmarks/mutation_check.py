@@ -214,14 +214,19 @@ MUTATIONS = {
     "a trial over a limit is feasible for the sampler": (
         "pipeline/search.py", "max([lost - budget] + [", "max([lost - budget] + 0 * [",
         ["tests/pipeline/test_search.py::test_a_trial_over_a_limit_is_infeasible_for_the_sampler"]),
-    "the acceptance's interval resamples the two files apart": (
-        "benchmarks/search_acceptance.py",
+    "the paired interval resamples the two files apart": (
+        "pipeline/stats.py",
         "        draws += d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)",
         # Each file's hits drawn on their own (one split, as the test has).
         "        draws += (np.asarray(baseline_hits[0], float)[rng.integers(0, d.size, size=("
-        "resamples, d.size))].mean(axis=1) - np.asarray(pick_hits[0], float)[rng.integers("
+        "resamples, d.size))].mean(axis=1) - np.asarray(hits[0], float)[rng.integers("
         "0, d.size, size=(resamples, d.size))].mean(axis=1))",
-        ["tests/benchmarks/test_search_acceptance.py::test_pairs_are_resampled_together"]),
+        ["tests/pipeline/test_stats.py::test_pairs_are_resampled_together"]),
+    "the front's test interval compares the reference with itself": (
+        "pipeline/search.py",
+        "                                                          hits(r[\"directory\"], r[\"variant\"]))",
+        "                                                          reference_hits)",
+        ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
     "quantize preserve: auto preserves nothing": (
         "pipeline/stages/quantize.py", "                  (False, False): \"none\"}[sparse, clustered]",
         "                  (False, False): \"none\"}[False, False]",

@@ -44,48 +44,16 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from pipeline.stats import paired_bootstrap  # noqa: E402
 
 
 def hits(model_path, x, y):
-    """Per-example top-1 hits (0/1) of a TFLite file over (x, y), one example at a time."""
-    import numpy as np
+    """Per-example top-1 hits of a TFLite file over (x, y) (export.benchmark.example_hits)."""
     from export import benchmark
-    interpreter_class, _ = benchmark.load_interpreter_class()
-    interpreter = benchmark.make_interpreter(interpreter_class, model_path, 1, True)
+    interpreter = benchmark.make_interpreter(benchmark.load_interpreter_class()[0],
+                                             model_path, 1, True)
     interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    output = interpreter.get_output_details()[0]
-    out = np.zeros(len(x), dtype=np.int64)
-    for i in range(len(x)):
-        interpreter.set_tensor(detail["index"],
-                               benchmark.quantize_input(np.asarray(x[i:i + 1]), detail))
-        interpreter.invoke()
-        logits = benchmark.dequantize_output(interpreter.get_tensor(output["index"]), output)
-        out[i] = int(np.argmax(logits.reshape(-1)) == int(np.asarray(y[i]).reshape(-1)[0]))
-    return out
-
-
-def paired_interval(baseline_hits, pick_hits, resamples=10000, seed=0):
-    """(points, low, high): the pick's accuracy points below the baseline on
-    the same examples, and a 95 % bootstrap interval that resamples the
-    examples (pairs kept together). Lists of arrays are several splits (one per
-    seed): each is resampled on its own, and the figure is their mean."""
-    import numpy as np
-    if not isinstance(baseline_hits, list):
-        baseline_hits, pick_hits = [baseline_hits], [pick_hits]
-    if len(baseline_hits) != len(pick_hits) or any(
-            len(b) != len(p) or len(b) == 0 for b, p in zip(baseline_hits, pick_hits)):
-        raise ValueError("expected one pair of equal-length, non-empty hit arrays per split")
-    diffs = [np.asarray(b, np.float64) - np.asarray(p, np.float64)
-             for b, p in zip(baseline_hits, pick_hits)]
-    rng = np.random.default_rng(seed)
-    draws = np.zeros(resamples)
-    for d in diffs:
-        draws += d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
-    draws *= 100 / len(diffs)
-    points = 100 * float(np.mean([d.mean() for d in diffs]))
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return points, float(low), float(high)
+    return benchmark.example_hits(interpreter, x, y)
 
 
 def _load(path):
@@ -165,7 +133,7 @@ def judge(search_dir, hand_dir, hand, runs):
                                  f"{pick['test_accuracy']:.4f} in search.json: not the same "
                                  f"test split (are the hand runs of seed {out['seed']}?)")
             pick["hits"], pick["baseline_hits"] = pick_hits.tolist(), baseline_hits.tolist()
-            _, pick["interval_low"], pick["interval_high"] = paired_interval(
+            _, pick["interval_low"], pick["interval_high"] = paired_bootstrap(
                 baseline_hits, pick_hits)
     out["select_margin"] = record.get("select_margin", 0.0)
     if qualifying:
@@ -269,7 +237,7 @@ def main():
     paired = [r["pick"] for r in results if r.get("pick") and "hits" in r["pick"]]
     if len(paired) > 1:
         import numpy as np
-        points, low, high = paired_interval([np.array(p["baseline_hits"]) for p in paired],
+        points, low, high = paired_bootstrap([np.array(p["baseline_hits"]) for p in paired],
                                             [np.array(p["hits"]) for p in paired])
         print(f"\nover {len(paired)} searches: the picks' mean loss {points:+.2f} points below "
               f"baseline (95 % paired bootstrap interval {low:+.2f} to {high:+.2f}); met on "

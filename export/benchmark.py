@@ -486,6 +486,26 @@ def evaluate(interpreter, x, y, kept=None, keep=0):
     return correct / count, nll / count
 
 
+def example_hits(interpreter, x, y):
+    """Per-example top-1 hits of the interpreter's model over (x, y): 1.0 or 0.0
+    for a classifier, the fraction of positions right for a language model.
+    What `evaluate`'s accuracy averages, kept per example so that two files
+    scored on the same examples can be compared pair by pair."""
+    detail = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]
+    out = np.zeros(len(x))
+    probabilities = None
+    for i in range(len(x)):
+        interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
+        interpreter.invoke()
+        outputs = dequantize_output(interpreter.get_tensor(output["index"]), output)
+        if probabilities is None:
+            probabilities = outputs_probabilities(interpreter, outputs)
+        hits, _, n = score(outputs, y[i], probabilities)
+        out[i] = hits / n
+    return out
+
+
 def _first_line(error):
     text = name_types(str(error).strip())
     return (text.splitlines()[0] if text else "") or type(error).__name__

@@ -470,6 +470,7 @@ class Search:
     def _measure_on_test(self, record):
         """Scores the reference and the front's files on the test split, once, at the end."""
         from export import benchmark
+        from pipeline import stats
         from pipeline.data import load
         front = [r for r in record["trials"] if r["pareto"] and not r.get("test")]
         if not front:
@@ -488,11 +489,28 @@ class Search:
                     warmup_runs=0)
                 return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"]}
 
+            def hits(directory, name):
+                with open(os.path.join(self.workdir, directory, "report.json")) as f:
+                    variant = next(v for v in json.load(f)["variants"] if v["name"] == name)
+                interpreter = benchmark.make_interpreter(
+                    benchmark.load_interpreter_class()[0],
+                    os.path.join(self.workdir, directory, variant["path"]), 1, True)
+                interpreter.allocate_tensors()
+                return benchmark.example_hits(interpreter, *test)
+
             reference = score("base", record["reference"]["variant"])
             record["reference"]["test"] = reference
+            # An accuracy budget's loss comes with its 95 % interval: the
+            # reference and each file scored on the same test examples.
+            paired = "max_drop_points" in record["budget"]
+            reference_hits = hits("base", record["reference"]["variant"]) if paired else None
             for r in front:
                 r["test"] = score(r["directory"], r["variant"])
                 r["test"]["loss"] = loss(r["test"], reference, record["budget"])
+                if paired:
+                    _, low, high = stats.paired_bootstrap(reference_hits,
+                                                          hits(r["directory"], r["variant"]))
+                    r["test"]["loss_interval"] = [low, high]
 
 
 def within_limits(row, limits):
@@ -534,7 +552,8 @@ def to_markdown(record):
              f"{ref['accuracy']:.4f}, {ref['size_bytes']:,} bytes). Objectives, minimized: "
              f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
              "judged on the validation split; the front's files are scored on the test split "
-             "once, at the end. **Pareto**: not beaten on every objective and the loss by "
+             "once, at the end (with an accuracy budget, the test loss's 95 % paired bootstrap "
+             "interval follows it). **Pareto**: not beaten on every objective and the loss by "
              "another trial; `best` is the "
              + ("least loss (ties: the smallest)" if record.get("select") == "most_accurate"
                 else f"smallest {objectives[0]}")
@@ -559,7 +578,7 @@ def to_markdown(record):
                      + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'}"
                      + ("" if r.get("within_limits", True) else ", over a limit") + " | "
                      + ("**yes**" if r["pareto"] else "") + " | "
-                     + (f"{r['test']['loss']:+.2f}" if r.get("test") else "") + " |")
+                     + (_test_loss(r["test"]) if r.get("test") else "") + " |")
     effort = record.get("effort")
     if effort:
         lines += ["", f"Effort: {effort['trials']} trial(s) measured, "
@@ -570,6 +589,13 @@ def to_markdown(record):
                   "trial's figures."]
     lines += ["", "![trials: loss against each objective](search.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _test_loss(test):
+    """The test loss, and its 95 % interval where the budget is in accuracy points."""
+    interval = test.get("loss_interval")
+    return f"{test['loss']:+.2f}" + (f" ({interval[0]:+.2f} to {interval[1]:+.2f})"
+                                     if interval else "")
 
 
 def _figure(value):

@@ -37,6 +37,19 @@ def test_int8_accuracy_uses_the_models_quantization(exported):
     assert abs(int8["accuracy"] - float_acc) < 0.03
 
 
+def test_example_hits_are_what_the_accuracy_averages(exported):
+    # Per example, in the int8 file's own quantization: their mean is the
+    # benchmark's accuracy, so an interval built on them is about that figure.
+    x, y = benchmark.load_eval_data(exported["data"])
+    interpreter_class, _ = benchmark.load_interpreter_class()
+    interpreter = benchmark.make_interpreter(interpreter_class, exported["int8"], 1, True)
+    interpreter.allocate_tensors()
+    hits = benchmark.example_hits(interpreter, x, y)
+    assert hits.shape == (len(x),) and set(np.unique(hits)) <= {0.0, 1.0}
+    accuracy = benchmark.benchmark(exported["int8"], (x, y), num_runs=1)["accuracy"]
+    assert hits.mean() == pytest.approx(accuracy)
+
+
 def test_runs_where_tensorflow_cannot_be_imported(exported, tmp_path):
     # A sitecustomize that makes `import tensorflow` fail, as on a device.
     blocker = tmp_path / "block"
