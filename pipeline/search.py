@@ -481,20 +481,19 @@ class Search:
             save_split(tmp, data.test)  # streamed sources too
             test = benchmark.load_eval_data(tmp)
 
-            def score(directory, name):
+            def path(directory, name):
                 with open(os.path.join(self.workdir, directory, "report.json")) as f:
                     variant = next(v for v in json.load(f)["variants"] if v["name"] == name)
-                figures = benchmark.benchmark(
-                    os.path.join(self.workdir, directory, variant["path"]), test, num_runs=1,
-                    warmup_runs=0)
+                return os.path.join(self.workdir, directory, variant["path"])
+
+            def score(directory, name):
+                figures = benchmark.benchmark(path(directory, name), test, num_runs=1,
+                                              warmup_runs=0)
                 return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"]}
 
             def hits(directory, name):
-                with open(os.path.join(self.workdir, directory, "report.json")) as f:
-                    variant = next(v for v in json.load(f)["variants"] if v["name"] == name)
                 interpreter = benchmark.make_interpreter(
-                    benchmark.load_interpreter_class()[0],
-                    os.path.join(self.workdir, directory, variant["path"]), 1, True)
+                    benchmark.load_interpreter_class()[0], path(directory, name), 1, True)
                 interpreter.allocate_tensors()
                 return benchmark.example_hits(interpreter, *test)
 
