@@ -458,6 +458,22 @@ def outputs_probabilities(interpreter, first_output=None):
     return producers == ["SOFTMAX"]
 
 
+def _example_scores(interpreter, x, y):
+    """Yields (outputs, hits, nats, positions) for each example of (x, y), in order:
+    the one pass that `evaluate` and `example_hits` share."""
+    detail = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]
+    probabilities = None
+    for i in range(len(x)):
+        # One example at a time: x may be memory-mapped and larger than memory.
+        interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
+        interpreter.invoke()
+        outputs = dequantize_output(interpreter.get_tensor(output["index"]), output)
+        if probabilities is None:
+            probabilities = outputs_probabilities(interpreter, outputs)
+        yield (outputs,) + score(outputs, y[i], probabilities)
+
+
 def evaluate(interpreter, x, y, kept=None, keep=0):
     """Top-1 accuracy and mean cross-entropy (nats) of the interpreter's model over (x, y).
 
@@ -467,21 +483,11 @@ def evaluate(interpreter, x, y, kept=None, keep=0):
     on its probabilities. Runs one example at a time. The outputs of the
     first `keep` examples are appended to `kept`.
     """
-    detail = interpreter.get_input_details()[0]
-    output = interpreter.get_output_details()[0]
     correct = count = 0
     nll = 0.0
-    probabilities = None
-    for i in range(len(x)):
-        # One example at a time: x may be memory-mapped and larger than memory.
-        interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
-        interpreter.invoke()
-        outputs = dequantize_output(interpreter.get_tensor(output["index"]), output)
+    for i, (outputs, hits, nats, n) in enumerate(_example_scores(interpreter, x, y)):
         if i < keep:
             kept.append(outputs)
-        if probabilities is None:
-            probabilities = outputs_probabilities(interpreter, outputs)
-        hits, nats, n = score(outputs, y[i], probabilities)
         correct, nll, count = correct + hits, nll + nats, count + n
     return correct / count, nll / count
 
@@ -491,19 +497,8 @@ def example_hits(interpreter, x, y):
     for a classifier, the fraction of positions right for a language model.
     What `evaluate`'s accuracy averages, kept per example so that two files
     scored on the same examples can be compared pair by pair."""
-    detail = interpreter.get_input_details()[0]
-    output = interpreter.get_output_details()[0]
-    out = np.zeros(len(x))
-    probabilities = None
-    for i in range(len(x)):
-        interpreter.set_tensor(detail["index"], quantize_input(np.asarray(x[i:i + 1]), detail))
-        interpreter.invoke()
-        outputs = dequantize_output(interpreter.get_tensor(output["index"]), output)
-        if probabilities is None:
-            probabilities = outputs_probabilities(interpreter, outputs)
-        hits, _, n = score(outputs, y[i], probabilities)
-        out[i] = hits / n
-    return out
+    return np.array([hits / n for _, hits, _, n in _example_scores(interpreter, x, y)],
+                    dtype=np.float64)
 
 
 def _first_line(error):
