@@ -18,6 +18,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (file, text, replacement, tests that should fail)
 MUTATIONS = {
+    "QAT starts from tfmot's own ranges": (
+        "pipeline/stages/quantize.py", '        if self.config.init_ranges != "data":',
+        "        if True:",
+        ["tests/pipeline/test_qat_ranges.py::test_the_quantize_stage_starts_qat_from_measured_ranges"]),
+    "QAT's ranges start from data only when asked": (
+        "pipeline/stages/quantize.py", 'init_ranges: Literal["data", "tfmot"] = "data"',
+        'init_ranges: Literal["data", "tfmot"] = "tfmot"',
+        ["tests/pipeline/stages/test_quantize.py::test_qat_model_exports_to_int8_with_its_accuracy"]),
+    "QAT's starting ranges are the widest batch's": (
+        "pipeline/qat_ranges.py", "low, high = float(np.mean(low)), float(np.mean(high))",
+        "low, high = float(np.min(low)), float(np.max(high))",
+        ["tests/pipeline/test_qat_ranges.py::test_ranges_are_the_float_activations_batch_ranges"]),
+    "a softmax's pre-activation range measured after the softmax": (
+        "pipeline/qat_ranges.py", "value = pre_layers[target.layer](value, training=False)",
+        "value = float_model.get_layer(target.layer)(value, training=False)",
+        ["tests/pipeline/test_qat_ranges.py::test_a_softmax_output_gets_its_logits_range"]),
+    "epochs: 0 leaves the weights' ranges at tfmot's start": (
+        "pipeline/stages/quantize.py",
+        "            qat_ranges.set_weight_ranges(qat, data.train.sample(cfg.batch_size, ctx.seed)[0])",
+        "            pass",
+        ["tests/pipeline/test_qat_ranges.py::"
+         "test_epochs_zero_quantizes_clustered_weights_on_the_whole_grid"]),
+    "setting the weights' ranges keeps what the pass moved": (
+        "pipeline/qat_ranges.py", "    for variable, value in kept:\n        variable.assign(value)",
+        "    for variable, value in kept:\n        pass",
+        ["tests/pipeline/test_qat_ranges.py::test_epochs_zero_is_post_training_quantization"]),
     "violations never reports a shortfall": (
         "pipeline/structure.py", "        return problems\n\n\n@dataclasses.dataclass",
         "        return []\n\n\n@dataclasses.dataclass", ["tests/pipeline/test_structure.py"]),

@@ -23,6 +23,8 @@ SAME_SCALE_LAYERS = ("AveragePooling1D", "AveragePooling2D")
 # Without an earlier cluster stage, kernels with at most this many unique
 # values (and at most 1/16 as many as weights) count as clustered.
 MAX_CLUSTERS = 256
+# Training examples the activation ranges are measured on (`init_ranges: data`).
+RANGE_EXAMPLES = 512
 
 
 class Quantize(Stage):
@@ -49,7 +51,14 @@ class Quantize(Stage):
         low_bit_layers: Optional[list[str]] = None
         # Glob patterns of layer names to leave in float.
         keep_float: Optional[list[str]] = None
-        epochs: int = dataclasses.field(default=3, metadata=at_least(1))
+        # Where the activation quantizers' ranges start: `data`, measured on up
+        # to RANGE_EXAMPLES training examples (pipeline/qat_ranges.py), or
+        # `tfmot`, its own [-6, 6], which a short fine-tune does not forget.
+        init_ranges: Literal["data", "tfmot"] = "data"
+        # 0: no fine-tuning: the measured activation ranges and the weights'
+        # own are the int8 file's (post-training quantization, through
+        # tfmot's graph so that `preserve` and low-bit weights still apply).
+        epochs: int = dataclasses.field(default=3, metadata=at_least(0))
         # QAT starts from trained weights: a small rate keeps them.
         learning_rate: float = dataclasses.field(default=1e-4, metadata=between(0, 1, low_open=True))
 
@@ -59,6 +68,9 @@ class Quantize(Stage):
                                  "use ternary, or preserve: none/clusters")
             if self.low_bit_layers and self.weights == "int8":
                 raise ValueError("low_bit_layers: only with weights: ternary or binary")
+            if self.epochs == 0 and self.init_ranges != "data":
+                raise ValueError("epochs: 0 needs init_ranges: data (without training, tfmot's "
+                                 "[-6, 6] start would be the int8 file's ranges)")
 
     @classmethod
     def notes(cls, name, metrics):
@@ -117,7 +129,14 @@ class Quantize(Stage):
         annotated = rewrap(model, set(annotate), annotate_layer, ctx.seed)
         with tfmot.quantization.keras.quantize_scope(lowbit.CUSTOM_OBJECTS):
             qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
-        fit(qat, data, cfg, ctx)
+        ranges = self._init_ranges(model, qat, data, ctx)
+        if cfg.epochs:
+            fit(qat, data, cfg, ctx)
+        else:
+            from pipeline import qat_ranges
+            qat_ranges.set_weight_ranges(qat, data.train.sample(cfg.batch_size, ctx.seed)[0])
+            ctx.log("quantize: epochs: 0, no fine-tuning (post-training quantization with "
+                    "the measured ranges)")
         if clustered:
             # Writes the clustered weights back into the kernels and drops the
             # centroid/index variables, which do not survive save and load.
@@ -136,12 +155,30 @@ class Quantize(Stage):
         ctx.metrics.update(quantized_layers=annotate, float_layers=float_layers,
                            masks_reapplied=restored,
                            scheme=type(scheme).__name__, preserve=preserve, weights=cfg.weights,
-                           low_bit_layers=sorted(low_bit))
+                           low_bit_layers=sorted(low_bit), initial_ranges=ranges)
         problems = claims.violations(stats)
         if problems:
             raise GreenliteError(f"{where}: QAT did not preserve the structure: "
                                  f"{'; '.join(problems)}")
         return qat
+
+    def _init_ranges(self, model, qat, data, ctx):
+        """Measures the starting ranges of `qat`'s activation quantizers on
+        training examples (`init_ranges: data`); returns them by quantizer."""
+        if self.config.init_ranges != "data":
+            return {}
+        from pipeline import qat_ranges
+        x, _ = data.train.sample(RANGE_EXAMPLES, ctx.seed)
+        ranges, left = qat_ranges.initialize(model, qat, x, self.config.batch_size)
+        widest = max(ranges.items(), key=lambda item: item[1][1] - item[1][0], default=None)
+        ctx.log(f"quantize: the ranges of {len(ranges)} activation quantizer(s) start from "
+                f"{len(x)} training examples, not tfmot's [-6, 6]"
+                + (f"; widest: {widest[0]} [{widest[1][0]:.2f}, {widest[1][1]:.2f}]"
+                   if widest else "")
+                + (f"; left at [-6, 6]: {len(left)} ("
+                   + "; ".join(f"{k}: {v}" for k, v in list(left.items())[:3])
+                   + ("; ..." if len(left) > 3 else "") + ")" if left else ""))
+        return {k: [round(low, 4), round(high, 4)] for k, (low, high) in ranges.items()}
 
     def _low_bit_layers(self, model, annotate, where):
         """The Dense/Conv2D layers that get ternary or binary weights."""

@@ -17,6 +17,8 @@ def test_qat_model_exports_to_int8_with_its_accuracy(trained_model, digits, tmp_
     assert ctx.metrics["float_layers"] == {}
     assert ctx.metrics["preserve"] == "none"
     assert ctx.metrics["scheme"] == "Default8BitQuantizeScheme"
+    # By default QAT starts from ranges measured on data (pipeline/qat_ranges.py).
+    assert "logits/post_activation" in ctx.metrics["initial_ranges"]
     keras_acc = float((model.predict(digits.test.x, verbose=0).argmax(-1) == digits.test.y).mean())
     path = export_file(model, "int8", digits, tmp_path / "qat.tflite")
     assert abs(tflite_accuracy(path, digits) - keras_acc) <= 0.02

@@ -1,0 +1,173 @@
+"""Starting ranges for QAT's activation quantizers, measured on training data.
+
+tfmot starts every activation quantizer at [-6, 6] and moves it towards each
+batch's range by an exponential moving average with decay 0.999: about a
+thousand training steps to forget the start (tensorflow/model-optimization
+#368). A short fine-tune of a trained model keeps much of it. On the
+search_digits students (logits from -21 to 22), 296 steps of QAT ended with
+the logits clipped to [-8.4, 7.1], where the top two classes of a confident
+digit can tie, and half of each ReLU's 256 levels on negative values it never
+produces; the QAT model lost 7-10 of 1,620 validation digits that the float
+model had right (BUILD_NOTES.md, "QAT's starting ranges").
+
+NNCF measures its quantizers' ranges on data before QAT starts ("range
+init"); this does the same for tfmot's. The statistic is what tfmot's moving
+average itself converges to: the mean over batches of each batch's minimum
+and maximum, with 0 inside the range (TFLite needs 0 representable); for
+tfmot's all-values quantizers (the model's input), the widest range seen. The
+values come from the float model the QAT model was made from, whose layers
+keep their names inside tfmot's wrappers. Training then moves the ranges on
+from there, as before.
+"""
+import numpy as np
+
+from pipeline.lazy_backend import keras, tfmot
+
+
+def initialize(float_model, qat_model, x, batch_size):
+    """Sets the ranges of `qat_model`'s activation quantizers from `float_model`'s
+    activations on the examples `x` (in batches of `batch_size`).
+
+    Returns (set, left): `set` maps each quantizer set, as "layer/kind", to its
+    (min, max); `left` names the quantizers left at tfmot's start, with why
+    (a layer tfmot made that the float model does not have, a layer called
+    more than once, a per-channel or non-moving-average quantizer, a constant
+    activation).
+    """
+    targets, left = _targets(float_model, qat_model)
+    if not targets:
+        return {}, left
+    tensors, pre_layers, measured = [], {}, []
+    for target in targets:
+        layer = float_model.get_layer(target.layer)
+        if target.kind == "pre_activation":
+            # The layer again without its activation, fed the layer's input.
+            if target.layer not in pre_layers:
+                try:
+                    pre_layers[target.layer] = _without_activation(layer)
+                except (TypeError, ValueError) as error:
+                    left[target.key] = f"its pre-activation cannot be computed ({error})"
+                    continue
+            tensors.append(layer.input)
+        else:
+            tensors.append(layer.output)
+        measured.append(target)
+    targets = measured
+    if not targets:
+        return {}, left
+    probe = keras.Model(float_model.inputs, tensors)
+    lows = [[] for _ in targets]
+    highs = [[] for _ in targets]
+    for start in range(0, len(x), batch_size):
+        values = probe(x[start:start + batch_size], training=False)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        for i, (target, value) in enumerate(zip(targets, values)):
+            if target.kind == "pre_activation":
+                value = pre_layers[target.layer](value, training=False)
+            value = np.asarray(value)
+            lows[i].append(min(float(value.min()), 0.0))
+            highs[i].append(max(float(value.max()), 0.0))
+    ranges = {}
+    for target, low, high in zip(targets, lows, highs):
+        if isinstance(target.quantizer, tfmot.quantization.keras.quantizers.AllValuesQuantizer):
+            # It keeps the widest range it has seen.
+            low, high = float(np.min(low)), float(np.max(high))
+        else:
+            low, high = float(np.mean(low)), float(np.mean(high))
+        if high - low <= 1e-6:
+            left[target.key] = "constant activation on the calibration examples"
+            continue
+        if target.quantizer.symmetric:
+            high = max(-low, high)
+            low = -high
+        target.variables["min_var"].assign(low)
+        target.variables["max_var"].assign(high)
+        ranges[target.key] = (low, high)
+    return ranges, left
+
+
+class _Target:
+    """One activation quantizer: the float layer whose output (or pre-activation)
+    it quantizes, its quantizer and its min/max variables."""
+
+    def __init__(self, layer, kind, quantizer, variables):
+        self.layer, self.kind = layer, kind
+        self.quantizer, self.variables = quantizer, variables
+        self.key = f"{layer}/{kind}"
+
+
+def _targets(float_model, qat_model):
+    """The activation quantizers of `qat_model` this can measure, and those it cannot."""
+    float_names = {l.name for l in float_model.layers}
+    found, left = [], {}
+    for layer in qat_model.layers:
+        candidates = []
+        if isinstance(layer, tfmot.quantization.keras.QuantizeWrapper):
+            name = layer.layer.name
+            for activation in layer._quantize_activations:
+                for kind in ("pre_activation", "post_activation"):
+                    variables = getattr(activation, f"_{kind}_vars", None)
+                    if variables:
+                        candidates.append((name, kind, activation.quantizer, variables))
+            if layer._output_quantizers:
+                candidates.append((name, "output", layer._output_quantizers[0],
+                                   layer._output_quantizer_vars))
+        elif type(layer).__name__ == "QuantizeLayer" and getattr(layer, "quantizer", None):
+            # It quantizes its input: the output of the layer before it.
+            source = layer._inbound_nodes[0].inbound_layers
+            source = source[0] if isinstance(source, (list, tuple)) else source
+            name = getattr(source, "layer", source).name
+            candidates.append((name, "output", layer.quantizer, layer.quantizer_vars))
+        for name, kind, quantizer, variables in candidates:
+            key = f"{name}/{kind}"
+            why = _why_not(float_model, float_names, name, quantizer)
+            if why:
+                left[key] = why
+            else:
+                found.append(_Target(name, kind, quantizer, variables))
+    return found, left
+
+
+def _why_not(float_model, float_names, name, quantizer):
+    quantizers = tfmot.quantization.keras.quantizers
+    if not isinstance(quantizer, (quantizers.MovingAverageQuantizer, quantizers.AllValuesQuantizer)):
+        return f"{type(quantizer).__name__}, not a moving-average or all-values quantizer"
+    if quantizer.per_axis:
+        return "a per-channel activation quantizer"
+    if name not in float_names:
+        return "a layer tfmot made, not in the float model"
+    layer = float_model.get_layer(name)
+    if len(layer._inbound_nodes) != 1 or isinstance(layer.output, (list, tuple)):
+        return "a layer called more than once, or with several outputs"
+    return None
+
+
+def _without_activation(layer):
+    """A copy of `layer` with the same weights and a linear activation."""
+    copy = type(layer).from_config({**layer.get_config(), "activation": "linear"})
+    copy.build(layer.input_shape)
+    copy.set_weights(layer.get_weights())
+    return copy
+
+
+
+def set_weight_ranges(qat_model, x):
+    """Sets the ranges of `qat_model`'s weight quantizers from the weights, as
+    QAT's first training step would; `x`: one batch of inputs.
+
+    tfmot's weight quantizers start at [-6, 6] too and take each weight's range
+    on every training step, so a model quantized without training (`epochs:
+    0`) would keep that start where the converter reads it: int8 steps of 0.05
+    for weights of about +-1. One forward pass in training mode sets them,
+    through each quantizer's own code (per channel or not, symmetric,
+    clustered). Every other variable the pass moves (activation ranges,
+    BatchNorm statistics, the input's all-values range) is put back.
+    """
+    weight_quantizer_variables = {
+        id(v) for layer in qat_model.layers
+        for _, _, variables in getattr(layer, "_weight_vars", ())
+        for v in variables.values() if hasattr(v, "assign")}
+    kept = [(v, v.numpy()) for v in qat_model.variables if id(v) not in weight_quantizer_variables]
+    qat_model(x, training=True)
+    for variable, value in kept:
+        variable.assign(value)
