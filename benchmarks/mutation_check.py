@@ -250,8 +250,8 @@ MUTATIONS = {
         ["tests/pipeline/test_stats.py::test_pairs_are_resampled_together"]),
     "the front's test interval compares the reference with itself": (
         "pipeline/search.py",
-        "                                                          hits(r[\"directory\"], r[\"variant\"]))",
-        "                                                          reference_hits)",
+        "stats.paired_bootstrap(reference_hits, hits)",
+        "stats.paired_bootstrap(reference_hits, reference_hits)",
         ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
     "quantize preserve: auto preserves nothing": (
         "pipeline/stages/quantize.py", "                  (False, False): \"none\"}[sparse, clustered]",

@@ -48,12 +48,9 @@ from pipeline.stats import paired_bootstrap  # noqa: E402
 
 
 def hits(model_path, x, y):
-    """Per-example top-1 hits of a TFLite file over (x, y) (export.benchmark.example_hits)."""
+    """Per-example top-1 hits of a TFLite file over (x, y) (export.benchmark.score_file)."""
     from export import benchmark
-    interpreter = benchmark.make_interpreter(benchmark.load_interpreter_class()[0],
-                                             model_path, 1, True)
-    interpreter.allocate_tensors()
-    return benchmark.example_hits(interpreter, x, y)
+    return benchmark.score_file(model_path, x, y)["hits"]
 
 
 def _load(path):

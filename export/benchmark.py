@@ -460,7 +460,7 @@ def outputs_probabilities(interpreter, first_output=None):
 
 def _example_scores(interpreter, x, y):
     """Yields (outputs, hits, nats, positions) for each example of (x, y), in order:
-    the one pass that `evaluate` and `example_hits` share."""
+    the one pass that `evaluate` and `score_file` share."""
     detail = interpreter.get_input_details()[0]
     output = interpreter.get_output_details()[0]
     probabilities = None
@@ -492,13 +492,23 @@ def evaluate(interpreter, x, y, kept=None, keep=0):
     return correct / count, nll / count
 
 
-def example_hits(interpreter, x, y):
-    """Per-example top-1 hits of the interpreter's model over (x, y): 1.0 or 0.0
-    for a classifier, the fraction of positions right for a language model.
-    What `evaluate`'s accuracy averages, kept per example so that two files
-    scored on the same examples can be compared pair by pair."""
-    return np.array([hits / n for _, hits, _, n in _example_scores(interpreter, x, y)],
-                    dtype=np.float64)
+def score_file(model_path, x, y):
+    """Accuracy, perplexity and per-example hits of one .tflite file over (x, y),
+    in one pass (1 thread, XNNPACK), as `evaluate` scores it.
+
+    `hits` holds one figure per example: 1.0 or 0.0 for a classifier, the
+    fraction of positions right for a language model; per token they
+    average to `accuracy`. Two files scored on the same examples can then be
+    compared pair by pair (pipeline/stats.py).
+    """
+    check_tflite_file(model_path)
+    interpreter = make_interpreter(load_interpreter_class()[0], model_path, 1, True)
+    interpreter.allocate_tensors()
+    per_example = [(hits, nats, n) for _, hits, nats, n in _example_scores(interpreter, x, y)]
+    hits, nats, counts = (np.array(column, dtype=np.float64) for column in zip(*per_example))
+    cross_entropy = float(nats.sum() / counts.sum())
+    return {"accuracy": float(hits.sum() / counts.sum()), "cross_entropy": cross_entropy,
+            "perplexity": float(np.exp(cross_entropy)), "hits": hits / counts}
 
 
 def _first_line(error):

@@ -487,29 +487,28 @@ class Search:
                 return os.path.join(self.workdir, directory, variant["path"])
 
             def score(directory, name):
-                figures = benchmark.benchmark(path(directory, name), test, num_runs=1,
-                                              warmup_runs=0)
-                return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"]}
-
-            def hits(directory, name):
-                interpreter = benchmark.make_interpreter(
-                    benchmark.load_interpreter_class()[0], path(directory, name), 1, True)
-                interpreter.allocate_tensors()
-                return benchmark.example_hits(interpreter, *test)
+                # One pass: the accuracy or perplexity, and each example's hits.
+                return benchmark.score_file(path(directory, name), *test)
 
             reference = score("base", record["reference"]["variant"])
-            record["reference"]["test"] = reference
+            reference_hits = reference.pop("hits")
+            record["reference"]["test"] = _test_figures(reference)
             # An accuracy budget's loss comes with its 95 % interval: the
             # reference and each file scored on the same test examples.
             paired = "max_drop_points" in record["budget"]
-            reference_hits = hits("base", record["reference"]["variant"]) if paired else None
             for r in front:
-                r["test"] = score(r["directory"], r["variant"])
+                scored = score(r["directory"], r["variant"])
+                hits = scored.pop("hits")
+                r["test"] = _test_figures(scored)
                 r["test"]["loss"] = loss(r["test"], reference, record["budget"])
                 if paired:
-                    _, low, high = stats.paired_bootstrap(reference_hits,
-                                                          hits(r["directory"], r["variant"]))
+                    _, low, high = stats.paired_bootstrap(reference_hits, hits)
                     r["test"]["loss_interval"] = [low, high]
+
+
+def _test_figures(scored):
+    """What search.json keeps of a file's test scores."""
+    return {"accuracy": scored["accuracy"], "perplexity": scored["perplexity"]}
 
 
 def within_limits(row, limits):

@@ -37,17 +37,17 @@ def test_int8_accuracy_uses_the_models_quantization(exported):
     assert abs(int8["accuracy"] - float_acc) < 0.03
 
 
-def test_example_hits_are_what_the_accuracy_averages(exported):
+def test_score_file_is_what_the_benchmark_scores(exported):
     # Per example, in the int8 file's own quantization: their mean is the
     # benchmark's accuracy, so an interval built on them is about that figure.
     x, y = benchmark.load_eval_data(exported["data"])
-    interpreter_class, _ = benchmark.load_interpreter_class()
-    interpreter = benchmark.make_interpreter(interpreter_class, exported["int8"], 1, True)
-    interpreter.allocate_tensors()
-    hits = benchmark.example_hits(interpreter, x, y)
+    scored = benchmark.score_file(exported["int8"], x, y)
+    hits = scored["hits"]
     assert hits.shape == (len(x),) and set(np.unique(hits)) <= {0.0, 1.0}
-    accuracy = benchmark.benchmark(exported["int8"], (x, y), num_runs=1)["accuracy"]
-    assert hits.mean() == pytest.approx(accuracy)
+    figures = benchmark.benchmark(exported["int8"], (x, y), num_runs=1)
+    assert hits.mean() == pytest.approx(figures["accuracy"])
+    assert scored["accuracy"] == pytest.approx(figures["accuracy"])
+    assert scored["perplexity"] == pytest.approx(figures["perplexity"])
 
 
 def test_runs_where_tensorflow_cannot_be_imported(exported, tmp_path):
