@@ -6,9 +6,9 @@ thousand training steps to forget the start (tensorflow/model-optimization
 #368). A short fine-tune of a trained model keeps much of it. On the
 search_digits students (logits from -21 to 22), 296 steps of QAT ended with
 the logits clipped to [-8.4, 7.1], where the top two classes of a confident
-digit can tie, and half of each ReLU's 256 levels on negative values it never
-produces; the QAT model lost 7-10 of 1,620 validation digits that the float
-model had right (BUILD_NOTES.md, "QAT's starting ranges").
+digit can tie, and a third to a half of each ReLU's 256 levels on negative
+values it never produces; the QAT model lost 7-10 of 1,620 validation digits
+that the float model had right (BUILD_NOTES.md, "QAT's starting ranges").
 
 NNCF measures its quantizers' ranges on data before QAT starts ("range
 init"); this does the same for tfmot's. The statistic is what tfmot's moving
@@ -35,8 +35,6 @@ def initialize(float_model, qat_model, x, batch_size):
     activation).
     """
     targets, left = _targets(float_model, qat_model)
-    if not targets:
-        return {}, left
     tensors, pre_layers, measured = [], {}, []
     for target in targets:
         layer = float_model.get_layer(target.layer)
@@ -148,7 +146,6 @@ def _without_activation(layer):
     copy.build(layer.input_shape)
     copy.set_weights(layer.get_weights())
     return copy
-
 
 
 def set_weight_ranges(qat_model, x):

@@ -175,7 +175,7 @@ class Quantize(Stage):
                 f"{len(x)} training examples, not tfmot's [-6, 6]"
                 + (f"; widest: {widest[0]} [{widest[1][0]:.2f}, {widest[1][1]:.2f}]"
                    if widest else "")
-                + (f"; left at [-6, 6]: {len(left)} ("
+                + (f"; left at tfmot's start: {len(left)} ("
                    + "; ".join(f"{k}: {v}" for k, v in list(left.items())[:3])
                    + ("; ..." if len(left) > 3 else "") + ")" if left else ""))
         return {k: [round(low, 4), round(high, 4)] for k, (low, high) in ranges.items()}
