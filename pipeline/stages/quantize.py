@@ -129,12 +129,15 @@ class Quantize(Stage):
         annotated = rewrap(model, set(annotate), annotate_layer, ctx.seed)
         with tfmot.quantization.keras.quantize_scope(lowbit.CUSTOM_OBJECTS):
             qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
-        ranges = self._init_ranges(model, qat, data, ctx)
+        # Training examples for the ranges; `epochs: 0` needs them (validate).
+        examples = (data.train.sample(RANGE_EXAMPLES, ctx.seed)[0]
+                    if cfg.init_ranges == "data" else None)
+        ranges = self._init_ranges(model, qat, examples, ctx)
         if cfg.epochs:
             fit(qat, data, cfg, ctx)
         else:
             from pipeline import qat_ranges
-            qat_ranges.set_weight_ranges(qat, data.train.sample(cfg.batch_size, ctx.seed)[0])
+            qat_ranges.set_weight_ranges(qat, examples[:cfg.batch_size])
             ctx.log("quantize: epochs: 0, no fine-tuning (post-training quantization with "
                     "the measured ranges)")
         if clustered:
@@ -162,13 +165,13 @@ class Quantize(Stage):
                                  f"{'; '.join(problems)}")
         return qat
 
-    def _init_ranges(self, model, qat, data, ctx):
-        """Measures the starting ranges of `qat`'s activation quantizers on
-        training examples (`init_ranges: data`); returns them by quantizer."""
-        if self.config.init_ranges != "data":
+    def _init_ranges(self, model, qat, x, ctx):
+        """Measures the starting ranges of `qat`'s activation quantizers on the
+        training examples `x` (None: `init_ranges: tfmot`, nothing measured);
+        returns them by quantizer."""
+        if x is None:
             return {}
         from pipeline import qat_ranges
-        x, _ = data.train.sample(RANGE_EXAMPLES, ctx.seed)
         ranges, left = qat_ranges.initialize(model, qat, x, self.config.batch_size)
         widest = max(ranges.items(), key=lambda item: item[1][1] - item[1][0], default=None)
         ctx.log(f"quantize: the ranges of {len(ranges)} activation quantizer(s) start from "
