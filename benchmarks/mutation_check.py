@@ -199,7 +199,9 @@ MUTATIONS = {
         "measured = [r for r in rows if r[\"within_budget\"] and r[\"same_as\"] is None]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "best.yaml may take a trial out of budget": (
-        "pipeline/search.py", "if r[\"loss\"] <= budget - config.select_margin\n", "if True\n",
+        "pipeline/search.py",
+        "candidates = [r for r in rows if r[\"loss\"] <= budget and within_limits(",
+        "candidates = [r for r in rows if within_limits(",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "each conversion call starts its own converter child": (
         "export/convert.py", "    if _CONVERTER is None:\n", "    if True:\n",
@@ -224,14 +226,21 @@ MUTATIONS = {
         "            if False:",
         ["tests/pipeline/stages/test_cluster.py::test_more_clusters_than_weights_is_one_clear_error"]),
     "best.yaml ignores the selection margin": (
-        "pipeline/search.py", "if r[\"loss\"] <= budget - config.select_margin\n",
-        "if r[\"loss\"] <= budget\n",
+        "pipeline/search.py",
+        "return row[\"loss\"] <= next(iter(config.budget.values())) - config.select_margin",
+        "return row[\"loss\"] <= next(iter(config.budget.values()))",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "a NaN training loss goes on": (
         "pipeline/health.py", "        if loss is not None and not math.isfinite(float(loss)):",
         "        if False:", ["tests/pipeline/test_health.py::test_a_nan_loss_stops_the_stage"]),
+    "no best when no trial clears the selection margin": (
+        "pipeline/search.py", "    return min(candidates, key=least_loss, default=None)",
+        "    return None",
+        ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "best.yaml ignores the device's limits": (
-        "pipeline/search.py", "\n                and within_limits(r, config.limits)]", "]",
+        "pipeline/search.py",
+        "if r[\"loss\"] <= budget and within_limits(r, config.limits)]",
+        "if r[\"loss\"] <= budget]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "select: most_accurate ships the smallest": (
         "pipeline/search.py", 'r["loss"])) if config.select == "smallest"\n',

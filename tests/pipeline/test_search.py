@@ -267,9 +267,19 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     record = Search("recipes/search_channels.yaml", str(tmp_path),
                     overrides + ["search.select_margin=0.6"], log=lambda line: None).run(4)
     assert record["effort"]["trials"] == 4
-    assert rate[record["best"]] == 0.0005
+    assert rate[record["best"]] == 0.0005 and record["best_clears_margin"] is True
     assert "less a margin of 0.6 (the validation split's noise)" in (
         tmp_path / "search.md").read_text()
+    # When no file within the limits clears the margin (a reference that
+    # scored every validation example leaves none clear), the least loss
+    # within budget is chosen, flagged: not nothing.
+    record = Search("recipes/search_channels.yaml", str(tmp_path),
+                    overrides + ["search.select_margin=0.6", "search.limits={size_bytes: 110}"],
+                    log=lambda line: None).run(4)
+    assert rate[record["best"]] == 0.0001 and record["best_clears_margin"] is False
+    assert "No trial cleared the margin" in (tmp_path / "search.md").read_text()
+    assert "no trial cleared the margin of 0.6: the least loss within budget, +0.50" in (
+        tmp_path / "best.yaml").read_text()
     # The device's limits and the least loss: the most accurate file within
     # 110 bytes is the 100-byte one; without the limit, the 120-byte one.
     most_accurate = overrides + ["search.select=most_accurate"]
@@ -289,6 +299,7 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     record = Search("recipes/search_channels.yaml", str(tmp_path),
                     overrides + ["search.limits={size_bytes: 90}"], log=lambda line: None).run(4)
     assert record["best"] is None and not (tmp_path / "best.yaml").exists()
+    assert record["best_clears_margin"] is None
 
 
 def test_a_trial_over_a_limit_is_infeasible_for_the_sampler(tmp_path, monkeypatch):
