@@ -10,7 +10,8 @@ For each search (one per seed; run them first with
   file (its base run) and the default recipe's float32 file
   (`--hand`/default);
 - the search's own pick (`best`, chosen on the validation split, less
-  `search.select_margin`): its bytes, test accuracy and p50 against the
+  `search.select_margin`, or the least loss within budget when none clears
+  it): its bytes, test accuracy and p50 against the
   goals. This is the verdict: nothing in it was chosen on test;
 - for comparison, the smallest front variant within budget on the validation split whose
   raw file is at most 1/50 of the float32 file's bytes and whose test
@@ -80,9 +81,12 @@ def judge(search_dir, hand_dir, hand, runs):
     float32 = next(v for v in base_report["variants"] if v["format"] == "float32")
     float32_path = os.path.join(search_dir, "base", float32["path"])
     own = record["reference"]["test"]["accuracy"]
-    default = next(v for v in _load(os.path.join(hand_dir, "default", "report.json"))["variants"]
-                   if v["format"] == "float32")["accuracy"]
+    default_float32 = next(v for v in _load(os.path.join(hand_dir, "default", "report.json"))[
+        "variants"] if v["format"] == "float32")
+    default = default_float32["accuracy"]
     baseline = max(own, default)
+    baseline_path = (float32_path if own >= default
+                     else os.path.join(hand_dir, "default", default_float32["path"]))
     front = [t for t in record["trials"] if t.get("pareto") and t.get("test")]
     size_goal = float32["size_bytes"] / 50
     # Only what the search judged within budget on the validation split may be
@@ -116,15 +120,16 @@ def judge(search_dir, hand_dir, hand, runs):
     members = {m["trial"]: m for m in out["front_members"]}
     if record.get("best") in members:
         pick = dict(members[record["best"]])
+        # False: no front trial cleared the margin; the least loss within budget.
+        pick["clears_margin"] = record.get("best_clears_margin", True)
         pick["meets"] = {"bytes": pick["bytes"] <= size_goal,
                          "accuracy": pick["points_below_baseline"] <= 1 + 1e-7,
                          "latency": pick["latency_ratio"] <= 0.2}
         out["pick"] = pick
         test_dir = os.path.join(hand_dir, "default", "export", "test_data")
         if os.path.exists(os.path.join(test_dir, "x.npy")):
-            pick_hits, baseline_hits = _pick_and_baseline_hits(
-                search_dir, record, hand_dir, float32_path, paths, front, test_dir,
-                own >= default)
+            pick_path = paths[[t["number"] for t in front].index(record["best"])]
+            pick_hits, baseline_hits = _test_hits(test_dir, pick_path, baseline_path)
             if abs(pick_hits.mean() - pick["test_accuracy"]) > 1e-9:
                 raise SystemExit(f"{search_dir}: the pick scores {pick_hits.mean():.4f} here but "
                                  f"{pick['test_accuracy']:.4f} in search.json: not the same "
@@ -148,20 +153,12 @@ def judge(search_dir, hand_dir, hand, runs):
     return out
 
 
-def _pick_and_baseline_hits(search_dir, record, hand_dir, float32_path, paths, front,
-                            test_dir, own_is_baseline):
-    """Per-example hits on test of the pick and of the baseline's float32 file."""
+def _test_hits(test_dir, *model_paths):
+    """Per-example hits on the test split in `test_dir` of each file."""
     import numpy as np
     x = np.load(os.path.join(test_dir, "x.npy"), mmap_mode="r")
     y = np.load(os.path.join(test_dir, "y.npy"), mmap_mode="r")
-    pick_path = paths[[t["number"] for t in front].index(record["best"])]
-    if own_is_baseline:
-        baseline_path = float32_path
-    else:
-        default_report = _load(os.path.join(hand_dir, "default", "report.json"))
-        default = next(v for v in default_report["variants"] if v["format"] == "float32")
-        baseline_path = os.path.join(hand_dir, "default", default["path"])
-    return hits(pick_path, x, y), hits(baseline_path, x, y)
+    return [hits(path, x, y) for path in model_paths]
 
 
 def main():
@@ -192,7 +189,9 @@ def main():
         if p:
             verdict = "MET" if all(p["meets"].values()) else "missed: " + ", ".join(
                 k for k, ok in p["meets"].items() if not ok)
-            print(f"the search's pick (best.yaml, validation, margin {r['select_margin']:g}): "
+            print(f"the search's pick (best.yaml, validation, margin {r['select_margin']:g}"
+                  + ("" if p.get("clears_margin", True) else
+                     "; none cleared it: the least loss within budget") + "): "
                   f"trial {p['trial']}: {p['bytes']:,} B ({p['bytes_ratio']:.4f}x), test "
                   f"{p['test_accuracy']:.4f} ({p['points_below_baseline']:+.2f} points below "
                   f"baseline), p50 {p['latency_ratio']:.3f}x: {verdict}")
@@ -200,7 +199,7 @@ def main():
                 print(f"  95 % paired bootstrap interval of the points below baseline (test "
                       f"digits resampled): {p['interval_low']:+.2f} to {p['interval_high']:+.2f}")
         else:
-            print("the search's pick: none (no front trial within the budget less the margin)")
+            print("the search's pick: none (no front trial within the budget and the limits)")
         c = r.get("chosen")
         if c:
             print(f"smallest qualifying front file within budget: trial {c['trial']} {json.dumps(c['params'])}")
