@@ -162,7 +162,7 @@ MUTATIONS = {
         "            if process.poll() is None:\n                process.wait()",
         ["tests/pipeline/test_launcher.py"]),
     "search processes sharing a study each run every trial": (
-        "pipeline/search.py", "    claimed = 0\n    for t in study.get_trials(deepcopy=False):",
+        "pipeline/search_study.py", "    claimed = 0\n    for t in study.get_trials(deepcopy=False):",
         "    return 0\n    for t in study.get_trials(deepcopy=False):",
         ["tests/pipeline/test_search.py::test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed"]),
     "the search's stage cache never finds a match": (
@@ -186,7 +186,7 @@ MUTATIONS = {
         "            keras_accuracy, keras_ce = training.evaluate(result, data.test)",
         ["tests/pipeline/test_search.py::test_a_search_measures_each_trial_and_resumes"]),
     "a repeated value set counts as a trial": (
-        "pipeline/search.py", "            and trial.user_attrs.get(\"same_as\") is None)",
+        "pipeline/search_study.py", "            and trial.user_attrs.get(\"same_as\") is None)",
         "            and True)",
         ["tests/pipeline/test_search.py::test_a_repeat_is_not_a_trial_and_the_next_tries_values_not_yet_measured"]),
     "after a repeat the sampler proposes again": (
@@ -199,7 +199,7 @@ MUTATIONS = {
         "measured = [r for r in rows if r[\"within_budget\"] and r[\"same_as\"] is None]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "best.yaml may take a trial out of budget": (
-        "pipeline/search.py",
+        "pipeline/search_front.py",
         "candidates = [r for r in rows if r[\"loss\"] <= budget and within_limits(",
         "candidates = [r for r in rows if within_limits(",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
@@ -226,7 +226,7 @@ MUTATIONS = {
         "            if False:",
         ["tests/pipeline/stages/test_cluster.py::test_more_clusters_than_weights_is_one_clear_error"]),
     "best.yaml ignores the selection margin": (
-        "pipeline/search.py",
+        "pipeline/search_front.py",
         "return row[\"loss\"] <= next(iter(config.budget.values())) - config.select_margin",
         "return row[\"loss\"] <= next(iter(config.budget.values()))",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
@@ -234,16 +234,16 @@ MUTATIONS = {
         "pipeline/health.py", "        if loss is not None and not math.isfinite(float(loss)):",
         "        if False:", ["tests/pipeline/test_health.py::test_a_nan_loss_stops_the_stage"]),
     "no best when no trial clears the selection margin": (
-        "pipeline/search.py", "    return min(candidates, key=least_loss, default=None)",
+        "pipeline/search_front.py", "    return min(candidates, key=least_loss, default=None)",
         "    return None",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "best.yaml ignores the device's limits": (
-        "pipeline/search.py",
+        "pipeline/search_front.py",
         "if r[\"loss\"] <= budget and within_limits(r, config.limits)]",
         "if r[\"loss\"] <= budget]",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "select: most_accurate ships the smallest": (
-        "pipeline/search.py", 'r["loss"])) if config.select == "smallest"\n',
+        "pipeline/search_front.py", 'r["loss"])) if config.select == "smallest"\n',
         'r["loss"])) if True\n',
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
     "a trial over a limit is feasible for the sampler": (

@@ -34,15 +34,11 @@ no front trial clears the margin, `best` is the least loss within budget,
 flagged (`best_clears_margin: false` in search.json, a warning in the log,
 search.md and best.yaml).
 """
-import contextlib
 import copy
-import itertools
 import json
-import math
 import os
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -50,7 +46,11 @@ import warnings
 
 from absl import app, flags
 
+from pipeline import search_study
 from pipeline.errors import GreenliteError, RecipeError
+from pipeline.search_front import (choose, clears_margin, loss, metric, pareto_front,
+                                   within_limits)
+from pipeline.search_markdown import figure, to_markdown
 
 flags.DEFINE_string("recipe", None, "The recipe (YAML) with a search: section.")
 flags.DEFINE_string("workdir", None, "Where the base run, the trials and the study live.")
@@ -59,41 +59,14 @@ flags.DEFINE_multi_string("set", [], "Override a recipe value: key.path=value. R
 FLAGS = flags.FLAGS
 
 
-def _metric(variant, budget):
-    """(the figure the budget is on, its loss against `reference`)."""
-    return ("accuracy", variant["accuracy"]) if "max_drop_points" in budget else (
-        "perplexity", variant["perplexity"])
 
 
-def loss(variant, reference, budget):
-    """The loss the budget limits: accuracy points below, or perplexity percent above,
-    the reference file's."""
-    if "max_drop_points" in budget:
-        return 100 * (reference["accuracy"] - variant["accuracy"])
-    return 100 * (variant["perplexity"] / reference["perplexity"] - 1)
 
 
-def _suggest(trial, key, values):
-    if isinstance(values, dict):
-        low, high = values["low"], values["high"]
-        if all(isinstance(v, int) for v in (low, high, values.get("step", 1))):
-            return trial.suggest_int(key, low, high, step=values.get("step", 1),
-                                     log=values.get("log", False))
-        return trial.suggest_float(key, low, high, step=values.get("step"),
-                                   log=values.get("log", False))
-    # Optuna's choices must be plain scalars: lists (formats) travel as JSON text.
-    choices = [_encoded(v) for v in values]
-    return _decoded(trial.suggest_categorical(key, choices))
 
 
-def _encoded(value):
-    """A value as Optuna holds it (lists and dicts as JSON text; see `_suggest`)."""
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def _decoded(value):
-    """A trial's value as the recipe takes it (lists and dicts travel as JSON text)."""
-    return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
 
 
 class Search:
@@ -145,7 +118,7 @@ class Search:
         raw.setdefault("benchmark", {}).update(check_tflite_runtime=False, split="val")
         raw = json.loads(json.dumps(raw))  # as report.json will hold it
         directory = os.path.join(self.workdir, "base")
-        with _locked(os.path.join(self.workdir, ".base.lock")):
+        with search_study.locked(os.path.join(self.workdir, ".base.lock")):
             # Several processes sharing the study: the first trains the base,
             # the others wait for it here and reuse it.
             return self._base_locked(raw, directory)
@@ -262,9 +235,9 @@ class Search:
             # A new study: the recipe's value sets to try first. A rerun (or a
             # second process) finds them already queued or run.
             for values in config.enqueue:
-                study.enqueue_trial({k: _encoded(v) for k, v in values.items()},
+                study.enqueue_trial({k: search_study.encoded(v) for k, v in values.items()},
                                     skip_if_exists=True)
-        done = [t for t in study.trials if _counts(t)]
+        done = [t for t in study.trials if search_study.counts(t)]
         wanted = trials or config.trials
         self.log(f"search: {len(done)} trial(s) done, {max(0, wanted - len(done))} to run; "
                  f"objectives {', '.join(config.objectives)}; budget {budget_key} {budget:g} "
@@ -278,11 +251,11 @@ class Search:
                 if t.user_attrs.get("loss") is not None]
             best = choose([{"number": t.number, "figures": t.user_attrs["figures"],
                             "loss": t.user_attrs["loss"]} for t in measured_trials], config)
-            measured = sum(_counts(t) for t in study.get_trials(deepcopy=False))
+            measured = sum(search_study.counts(t) for t in study.get_trials(deepcopy=False))
             self.log(f"search: {measured} of {wanted} trials measured, "
                      f"{time.perf_counter() - start:.0f} s; best within budget so far: "
                      + (f"trial {best['number']} ({config.objectives[0]} "
-                        f"{_figure(best['figures'][config.objectives[0]])}, loss "
+                        f"{figure(best['figures'][config.objectives[0]])}, loss "
                         f"{best['loss']:+.2f}"
                         + ("" if clears_margin(best, config) else ", inside the margin")
                         + ")" if best else "none"))
@@ -290,12 +263,13 @@ class Search:
         def objective(trial):
             # Another process sharing the study may already have claimed the
             # last trials: this one runs only if fewer than `wanted` come before it.
-            trial.set_user_attr("worker", WORKER)
-            if _claimed_before(trial.study, trial.number) >= wanted:
+            trial.set_user_attr("worker", search_study.WORKER)
+            if search_study.claimed_before(trial.study, trial.number) >= wanted:
                 trial.set_user_attr("surplus", True)
                 trial.study.stop()
                 raise optuna.TrialPruned()
-            values = {key: _suggest(trial, key, space) for key, space in config.space.items()}
+            values = {key: search_study.suggest(trial, key, space)
+                      for key, space in config.space.items()}
             # Samplers may propose values already measured (a small discrete
             # space): the earlier trial's figures stand for them.
             for earlier in trial.study.get_trials(deepcopy=False,
@@ -345,7 +319,7 @@ class Search:
                        "joules_per_inference": v.get("joules_per_inference"), "loss": lost}
             trial.set_user_attr("variant", v["name"])
             trial.set_user_attr("figures", figures)
-            trial.set_user_attr("metric", dict([_metric(v, config.budget)]))
+            trial.set_user_attr("metric", dict([metric(v, config.budget)]))
             trial.set_user_attr("loss", lost)
             # One figure for the sampler: the worst excess, the budget's in its
             # own unit and each limit's as a fraction of the limit.
@@ -353,7 +327,7 @@ class Search:
                 (figures[k] - limit) / limit if figures[k] is not None else 1.0
                 for k, limit in config.limits.items()]))
             self.log(f"search: trial {trial.number}: {v['name']} "
-                     + ", ".join(f"{k} {_figure(figures[k])}" for k in config.objectives)
+                     + ", ".join(f"{k} {figure(figures[k])}" for k in config.objectives)
                      + f"; loss {lost:+.2f} ({'within' if lost <= budget else 'outside'} budget)")
             return [float(figures[k]) if figures[k] is not None else float("inf")
                     for k in config.objectives]
@@ -365,7 +339,7 @@ class Search:
                 progress(trial)
                 # Every trial asked for is finished or being run (by another
                 # process too): asking for one more would only make a surplus claim.
-                if _claimed_before(study, float("inf")) >= wanted:
+                if search_study.claimed_before(study, float("inf")) >= wanted:
                     study.stop()
                     return
                 if trial.user_attrs.get("same_as") is None:
@@ -376,7 +350,7 @@ class Search:
                 # it had 16 trials), so the next trial is a value set not yet
                 # measured, drawn at random (seeded).
                 repeats[0] += 1
-                unmeasured = _unmeasured(study, config.space)
+                unmeasured = search_study.unmeasured(study, config.space)
                 if unmeasured is not None and not unmeasured:
                     self.log("search: every value set of the space is measured; stopping")
                     study.stop()
@@ -386,7 +360,7 @@ class Search:
                     self.log(f"search: trial {trial.number} repeated trial "
                              f"{trial.user_attrs['same_as']}; the next tries a value set not "
                              f"yet measured ({len(unmeasured)} left)")
-                elif repeats[0] >= MAX_REPEATS_IN_A_ROW:
+                elif repeats[0] >= search_study.MAX_REPEATS_IN_A_ROW:
                     self.log(f"search: the sampler proposed {repeats[0]} measured value sets in "
                              "a row; stopping")
                     study.stop()
@@ -405,7 +379,7 @@ class Search:
             seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
                        if t.datetime_complete and t.datetime_start else None)
             rows.append({"number": t.number, "state": t.state.name,
-                         "params": {k: _decoded(v) for k, v in t.params.items()},
+                         "params": {k: search_study.decoded(v) for k, v in t.params.items()},
                          "seconds": seconds,
                          **{k: t.user_attrs.get(k) for k in ("directory", "variant", "figures",
                                                              "metric", "loss", "error",
@@ -419,9 +393,7 @@ class Search:
         # one within budget is within budget itself, so the front's part within
         # budget is the front of the trials within budget.
         measured = [r for r in rows if r["loss"] is not None and r["same_as"] is None]
-        axes = list(dict.fromkeys(config.objectives + ["loss"]))
-        front = {r["number"] for r in measured if not any(
-            _dominates(o, r, axes) for o in measured)}
+        front = pareto_front(measured, config.objectives)
         for r in rows:
             r["pareto"] = r["number"] in front
         record = {"objectives": config.objectives, "budget": config.budget,
@@ -525,190 +497,32 @@ def _test_figures(scored):
     return {"accuracy": scored["accuracy"], "perplexity": scored["perplexity"]}
 
 
-def within_limits(row, limits):
-    """Whether a trial's figures are within every limit (an unmeasured figure is not)."""
-    return all(row["figures"].get(k) is not None and row["figures"][k] <= limit
-               for k, limit in limits.items())
 
 
-def choose(rows, config):
-    """`best` among trials within budget and within `limits`: of those whose loss
-    is at most the budget less `select_margin`, the smallest by the first
-    objective (`select: smallest`) or the least loss (`most_accurate`; ties to
-    the smallest). When none clears the margin, the least loss within budget
-    (`clears_margin` tells the caller so). None when no trial is within budget."""
-    budget = next(iter(config.budget.values()))
-    candidates = [r for r in rows if r["loss"] <= budget and within_limits(r, config.limits)]
-    clear = [r for r in candidates if clears_margin(r, config)]
-
-    def size(r):
-        value = r["figures"][config.objectives[0]]
-        return float("inf") if value is None else value
-
-    def least_loss(r):
-        return r["loss"], size(r)
-
-    if clear:
-        return min(clear, key=(lambda r: (size(r), r["loss"])) if config.select == "smallest"
-                   else least_loss)
-    # A validation split of a few hundred examples moves the loss by a third of
-    # a point per example: when the reference scored every example, no file may
-    # clear the margin though some meet the budget (a 270/270 reference; on
-    # test its front's 10,752 B file lost 0.28 points). Shipping nothing is
-    # then the worst answer: the safest file within budget is chosen, flagged.
-    return min(candidates, key=least_loss, default=None)
 
 
-def clears_margin(row, config):
-    """Whether a trial's loss is within the budget less `select_margin`."""
-    return row["loss"] <= next(iter(config.budget.values())) - config.select_margin
 
 
-def _dominates(a, b, axes):
-    fa = [a["figures"][k] for k in axes]
-    fb = [b["figures"][k] for k in axes]
-    return all(x <= y for x, y in zip(fa, fb)) and any(x < y for x, y in zip(fa, fb))
 
 
-def to_markdown(record):
-    objectives = record["objectives"]
-    budget_key, budget = next(iter(record["budget"].items()))
-    ref = record["reference"]
-    lines = ["# greenlite search", "",
-             f"Budget: {budget_key} {budget:g} against `{ref['variant']}` (accuracy "
-             f"{ref['accuracy']:.4f}, {ref['size_bytes']:,} bytes). Objectives, minimized: "
-             f"{', '.join(objectives)} (measured on each trial's exported file). Trials are "
-             "judged on the validation split; the front's files are scored on the test split "
-             "once, at the end (with an accuracy budget, the test loss's 95 % paired bootstrap "
-             "interval follows it). **Pareto**: not beaten on every objective and the loss by "
-             "another trial; `best` is the "
-             + ("least loss (ties: the smallest)" if record.get("select") == "most_accurate"
-                else f"smallest {objectives[0]}")
-             + " among the front's trials within budget"
-             + (f" less a margin of {record['select_margin']:g} (the validation split's noise)"
-                if record.get("select_margin") else "")
-             + (" and within the limits (" + ", ".join(
-                 f"{k} at most {_figure(v)}" for k, v in record["limits"].items()) + ")"
-                if record.get("limits") else "") + "."
-             + (f" `best.yaml` reproduces trial {record['best']}."
-                if record.get("best") is not None else "")
-             + (" No trial cleared the margin: it is the least loss within budget, "
-                "to confirm on more data." if record.get("best_clears_margin") is False
-                else ""), "",
-             "| trial | values | variant | " + " | ".join(objectives)
-             + " | loss (validation) | within budget | Pareto | loss (test, front only) |",
-             "|---|---|---|" + "---:|" * len(objectives) + "---:|---|---|---:|"]
-    for r in record["trials"]:
-        if r.get("error") or not r.get("figures"):
-            lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | failed: "
-                         f"{r.get('error')} |" + " |" * (len(objectives) + 4))
-            continue
-        lines.append(f"| {r['number']} | `{json.dumps(r['params'])}` | {r['variant']} | "
-                     + " | ".join(_figure(r["figures"][k]) for k in objectives)
-                     + f" | {r['loss']:+.2f} | {'yes' if r['within_budget'] else 'no'}"
-                     + ("" if r.get("within_limits", True) else ", over a limit") + " | "
-                     + ("**yes**" if r["pareto"] else "") + " | "
-                     + (_test_loss(r["test"]) if r.get("test") else "") + " |")
-    effort = record.get("effort")
-    if effort:
-        lines += ["", f"Effort: {effort['trials']} trial(s) measured, "
-                  f"{effort['trial_seconds']:.0f} s "
-                  f"in trials; the stage cache supplied {effort['stages_from_cache']} stage(s) "
-                  f"({effort['cache_saved_seconds']:.0f} s of training not redone); "
-                  f"{effort['repeats_not_rerun']} repeated value set(s) took an earlier "
-                  "trial's figures."]
-    lines += ["", "![trials: loss against each objective](search.png)"]
-    return "\n".join(lines) + "\n"
 
 
-def _test_loss(test):
-    """The test loss, and its 95 % interval where the budget is in accuracy points."""
-    interval = test.get("loss_interval")
-    return f"{test['loss']:+.2f}" + (f" ({interval[0]:+.2f} to {interval[1]:+.2f})"
-                                     if interval else "")
 
 
-def _figure(value):
-    """12,345 for counts (bytes, MACs), 4 significant digits for the rest."""
-    if value is None:
-        return ""
-    if float(value).is_integer() and abs(value) >= 1:
-        return f"{int(value):,}"
-    return f"{value:.4g}"
 
 
-# Who runs a trial: other processes on this host skip its RUNNING trials only
-# while this process lives (a killed search's trial is run again on resume).
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-# A space with a range cannot be listed: a search on it stops after this many
-# proposals in a row that repeat measured values.
-MAX_REPEATS_IN_A_ROW = 20
-# Listing a discrete space larger than this costs more than it saves.
-MAX_LISTED_VALUE_SETS = 100_000
 
 
-def _counts(trial):
-    """A finished trial that measured its values: not a repeat of an earlier
-    trial's (same_as), not a claim given up as surplus."""
-    return (trial.state.is_finished() and not trial.user_attrs.get("surplus")
-            and trial.user_attrs.get("same_as") is None)
 
 
-def _unmeasured(study, space):
-    """The value sets (tuples of Optuna values, in space order) no trial has
-    measured, is running or has queued; None for a space with a range or too
-    many value sets to list."""
-    import optuna
-    if any(isinstance(values, dict) for values in space.values()) or math.prod(
-            len(values) for values in space.values()) > MAX_LISTED_VALUE_SETS:
-        return None
-    state = optuna.trial.TrialState
-    # A queued trial holds its values apart until it runs.
-    taken = {tuple((t.params or t.system_attrs.get("fixed_params", {})).get(key) for key in space)
-             for t in study.get_trials(deepcopy=False,
-                                       states=[state.COMPLETE, state.RUNNING, state.WAITING])}
-    return [values for values in itertools.product(
-        *([_encoded(v) for v in values] for values in space.values())) if values not in taken]
 
 
-def _claimed_before(study, number):
-    """Trials numbered below `number` that are finished or still being run."""
-    import optuna
-    claimed = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.number >= number:
-            continue
-        if _counts(t) or (t.state == optuna.trial.TrialState.RUNNING
-                          and _owner_alive(t.user_attrs.get("worker"))):
-            claimed += 1
-    return claimed
 
 
-def _owner_alive(worker):
-    host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's trial: assume it is being run
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
-@contextlib.contextmanager
-def _locked(path):
-    """An exclusive lock on `path` (created if missing) for the block."""
-    import fcntl
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _report(directory):

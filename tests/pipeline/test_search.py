@@ -7,7 +7,8 @@ import re
 import pytest
 
 from pipeline.errors import RecipeError
-from pipeline.search import Search, loss
+from pipeline.search import Search
+from pipeline.search_front import loss
 
 FAST = ["train.epochs=3", "train.early_stopping_patience=null", "prune_channels.epochs=1",
         "prune_channels.rounds=1", "benchmark.num_runs=3", "benchmark.warmup_runs=0",
@@ -101,7 +102,7 @@ def test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed():
     import os
 
     import optuna
-    from pipeline import search
+    from pipeline import search_study as search
     study = optuna.create_study(directions=["minimize"])
     dead = f"{search.socket.gethostname()}:{2 ** 22 + 7}"  # no such process
     done = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[1.0],
@@ -115,8 +116,8 @@ def test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed():
         trial.set_user_attr("worker", worker)
     # Trial 5 sees: the finished one, its own process's and another host's running ones;
     # not the surplus claim, not the dead process's trial.
-    assert search._claimed_before(study, 5) == 3
-    assert search._claimed_before(study, 2) == 1
+    assert search.claimed_before(study, 5) == 3
+    assert search.claimed_before(study, 2) == 1
     assert os.getpid() == int(search.WORKER.rsplit(":", 1)[1])
 
 
@@ -362,12 +363,12 @@ def test_list_and_dict_values_come_back_as_the_recipe_takes_them():
     """Optuna keeps only scalars: a dict or list choice travels as JSON text and
     must reach the trial's recipe, search.json and best.yaml decoded."""
     import optuna
-    from pipeline.search import _decoded, _suggest
+    from pipeline.search_study import decoded, suggest
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
     options = [{"width": 0.125, "dense_units": 16}, {"width": 0.5, "dense_units": 64}]
-    picked = _suggest(trial, "distill.student_options", options)
+    picked = suggest(trial, "distill.student_options", options)
     assert picked in options
     assert isinstance(trial.params["distill.student_options"], str)
-    assert _decoded(trial.params["distill.student_options"]) == picked
-    assert _decoded("l1") == "l1" and _decoded(0.5) == 0.5
+    assert decoded(trial.params["distill.student_options"]) == picked
+    assert decoded("l1") == "l1" and decoded(0.5) == 0.5
