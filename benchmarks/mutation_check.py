@@ -237,6 +237,10 @@ MUTATIONS = {
         "pipeline/search_front.py", "    return min(candidates, key=least_loss, default=None)",
         "    return None",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "the margin's fallback ships the smallest": (
+        "pipeline/search_front.py", "    return min(candidates, key=least_loss, default=None)",
+        "    return min(candidates, key=lambda r: (size(r), r[\"loss\"]), default=None)",
+        ["tests/pipeline/test_search_front.py"]),
     "best.yaml ignores the device's limits": (
         "pipeline/search_front.py",
         "if r[\"loss\"] <= budget and within_limits(r, config.limits)]",
