@@ -237,6 +237,10 @@ MUTATIONS = {
         "pipeline/search_front.py", "    return min(candidates, key=least_loss, default=None)",
         "    return None",
         ["tests/pipeline/test_search.py::test_the_front_spans_every_measured_trial_and_best_is_within_budget"]),
+    "the search's cross_entropy objective is never measured": (
+        "pipeline/search.py", '"cross_entropy": v.get("cross_entropy"), "loss": lost}',
+        '"cross_entropy": None, "loss": lost}',
+        ["tests/pipeline/test_search.py::test_cross_entropy_keeps_on_the_front_a_larger_file_the_accuracy_cannot_tell_apart"]),
     "the margin's fallback ships the smallest": (
         "pipeline/search_front.py", "    return min(candidates, key=least_loss, default=None)",
         "    return min(candidates, key=lambda r: (size(r), r[\"loss\"]), default=None)",

@@ -6,8 +6,8 @@
 The recipe's `search:` section (pipeline/recipe.py SearchConfig) names the
 recipe values to vary (`space`), the figures of the exported file to minimize
 (`objectives`: size_bytes, gzip_bytes, latency_ms, macs,
-joules_per_inference, and `loss`, the budget's measure) and the largest
-loss allowed on the TFLite metric (`budget`). The recipe's first stage
+joules_per_inference, cross_entropy, and `loss`, the budget's measure) and
+the largest loss allowed on the TFLite metric (`budget`). The recipe's first stage
 (training) runs once, in `base/`; each trial runs the other stages on that
 model with its values, in `trials/NNN/`, and is judged by one exported
 variant (`search.variant`, default the last). A trial whose leading stages
@@ -316,7 +316,8 @@ class Search:
             lost = loss(v, reference, config.budget)
             figures = {"size_bytes": v["size_bytes"], "gzip_bytes": v["gzip_bytes"],
                        "latency_ms": v["latency_ms"]["p50"], "macs": v.get("macs"),
-                       "joules_per_inference": v.get("joules_per_inference"), "loss": lost}
+                       "joules_per_inference": v.get("joules_per_inference"),
+                       "cross_entropy": v.get("cross_entropy"), "loss": lost}
             trial.set_user_attr("variant", v["name"])
             trial.set_user_attr("figures", figures)
             trial.set_user_attr("metric", dict([metric(v, config.budget)]))

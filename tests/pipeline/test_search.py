@@ -303,6 +303,26 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     assert record["best_clears_margin"] is None
 
 
+def test_cross_entropy_keeps_on_the_front_a_larger_file_the_accuracy_cannot_tell_apart(
+        tmp_path, monkeypatch):
+    """Two files at the same validation accuracy: by size and loss the larger
+    is beaten; with the validation cross-entropy as an objective, the more
+    confident one stays on the front."""
+    figures = {0.0001: (100, 0.2), 0.0005: (120, 0.05)}
+    _fake_trials(tmp_path, monkeypatch, lambda rate: {"size_bytes": figures[rate][0],
+                                                      "cross_entropy": figures[rate][1]})
+    space = [f"search.space={{quantize.learning_rate: {list(figures)}}}"]
+    fronts = {}
+    for i, objectives in enumerate(("[size_bytes]", "[size_bytes, cross_entropy]")):
+        record = Search("recipes/search_channels.yaml", str(tmp_path / str(i)),
+                        FAST + WITH_QAT + space + [f"search.objectives={objectives}"],
+                        log=lambda line: None).run(2)
+        fronts[objectives] = sorted(r["figures"]["size_bytes"] for r in record["trials"]
+                                    if r["pareto"])
+        assert sorted(r["figures"]["cross_entropy"] for r in record["trials"]) == [0.05, 0.2]
+    assert fronts == {"[size_bytes]": [100], "[size_bytes, cross_entropy]": [100, 120]}
+
+
 def test_a_trial_over_a_limit_is_infeasible_for_the_sampler(tmp_path, monkeypatch):
     """The sampler's constraint holds the limits as well as the budget: a file
     within budget but over the device's bytes is infeasible."""
