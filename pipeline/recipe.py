@@ -177,7 +177,9 @@ class SearchConfig:
     # minus this margin (the budget's unit). The loss is measured on the
     # validation split, where one example of a few hundred moves it by a
     # third of a point: a file that met the budget by one lucky example is
-    # not the one shipped. Trials within the budget still count as feasible.
+    # not the one shipped. Trials within the budget still count as feasible,
+    # and when none clears the margin, `best` is the least loss within budget
+    # (flagged: search.json's best_clears_margin is false).
     select_margin: float = dataclasses.field(default=0.0, metadata=at_least(0))
     # The device's own limits: {figure: largest allowed}, figures as in
     # objectives (size_bytes: 12000 for a 12 KB flash budget). A trial over a
