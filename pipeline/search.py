@@ -59,16 +59,6 @@ flags.DEFINE_multi_string("set", [], "Override a recipe value: key.path=value. R
 FLAGS = flags.FLAGS
 
 
-
-
-
-
-
-
-
-
-
-
 class Search:
     """One search: its base run, its trials and its study (see the module docstring)."""
 
@@ -496,34 +486,6 @@ class Search:
 def _test_figures(scored):
     """What search.json keeps of a file's test scores."""
     return {"accuracy": scored["accuracy"], "perplexity": scored["perplexity"]}
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _report(directory):
