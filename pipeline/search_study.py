@@ -10,6 +10,8 @@ import socket
 
 
 def suggest(trial, key, values):
+    """A trial's value for one `search.space` entry: a choice from a list, or an
+    int or float from {low, high[, step][, log]}."""
     if isinstance(values, dict):
         low, high = values["low"], values["high"]
         if all(isinstance(v, int) for v in (low, high, values.get("step", 1))):
