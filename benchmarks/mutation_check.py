@@ -241,6 +241,11 @@ MUTATIONS = {
         "pipeline/search.py", '"cross_entropy": v.get("cross_entropy"), "loss": lost}',
         '"cross_entropy": None, "loss": lost}',
         ["tests/pipeline/test_search.py::test_cross_entropy_keeps_on_the_front_a_larger_file_the_accuracy_cannot_tell_apart"]),
+    "most_accurate breaks ties by size alone": (
+        "pipeline/search_front.py",
+        'return r["loss"], float("inf") if entropy is None else entropy, size(r)',
+        'return r["loss"], size(r)',
+        ["tests/pipeline/test_search_front.py"]),
     "the margin's fallback ships the smallest": (
         "pipeline/search_front.py", "    return min(candidates, key=least_loss, default=None)",
         "    return min(candidates, key=lambda r: (size(r), r[\"loss\"]), default=None)",

@@ -188,7 +188,8 @@ class SearchConfig:
     limits: dict = dataclasses.field(default_factory=dict)
     # How `best` is chosen among the front's trials within budget (less the
     # margin) and limits: `smallest` (the first objective), or
-    # `most_accurate` (the least loss; ties go to the smallest). With a size
+    # `most_accurate` (the least loss; ties go to the lower validation
+    # cross-entropy, then the smaller). With a size
     # limit, most_accurate ships the file that best holds the accuracy the
     # device can afford, rather than the one that only just met the budget
     # on a validation split of a few hundred examples.

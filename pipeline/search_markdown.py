@@ -15,8 +15,8 @@ def to_markdown(record):
              "once, at the end (with an accuracy budget, the test loss's 95 % paired bootstrap "
              "interval follows it). **Pareto**: not beaten on every objective and the loss by "
              "another trial; `best` is the "
-             + ("least loss (ties: the smallest)" if record.get("select") == "most_accurate"
-                else f"smallest {objectives[0]}")
+             + ("least loss (ties: the lower validation cross-entropy, then the smaller)"
+                if record.get("select") == "most_accurate" else f"smallest {objectives[0]}")
              + " among the front's trials within budget"
              + (f" less a margin of {record['select_margin']:g} (the validation split's noise)"
                 if record.get("select_margin") else "")

@@ -294,7 +294,7 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     assert sorted(rate[r["number"]] for r in record["trials"] if r["same_as"] is None
                   and not r["within_limits"]) == [0.0005]
     text = (tmp_path / "search.md").read_text()
-    assert "least loss (ties: the smallest)" in text and "size_bytes at most 110" in text
+    assert "least loss (ties: the lower validation cross-entropy, then the smaller)" in text and "size_bytes at most 110" in text
     assert "yes, over a limit" in text
     # No file within budget is within 90 bytes: nothing is chosen, nothing stale is left.
     record = Search("recipes/search_channels.yaml", str(tmp_path),

@@ -4,8 +4,9 @@ import types
 from pipeline.search_front import choose, clears_margin, pareto_front
 
 
-def _row(number, size, loss):
-    return {"number": number, "figures": {"size_bytes": size, "loss": loss}, "loss": loss}
+def _row(number, size, loss, cross_entropy=None):
+    return {"number": number, "loss": loss,
+            "figures": {"size_bytes": size, "loss": loss, "cross_entropy": cross_entropy}}
 
 
 def _config(**settings):
@@ -39,3 +40,16 @@ def test_when_none_clears_the_margin_best_is_the_least_loss_within_budget_flagge
     assert best["number"] == 1 and not clears_margin(best, config)
     assert choose(rows, _config(select_margin=0.5, select="most_accurate"))["number"] == 1
     assert clears_margin(_row(5, 10, 0.5), config)
+
+
+def test_most_accurate_breaks_a_tie_in_loss_by_the_validation_cross_entropy():
+    """Three files at the same validation loss: the most confident is shipped,
+    whatever its size; without cross-entropies, the smallest."""
+    rows = [_row(0, 4912, -0.37, 0.060), _row(1, 5488, -0.37, 0.055),
+            _row(2, 10752, -0.37, 0.041)]
+    config = _config(select="most_accurate", select_margin=0.5)
+    assert choose(rows, config)["number"] == 2
+    assert choose([_row(r["number"], r["figures"]["size_bytes"], r["loss"]) for r in rows],
+                  config)["number"] == 0
+    # The loss still comes first: a less confident file with less loss wins.
+    assert choose(rows + [_row(3, 9000, -0.74, 0.09)], config)["number"] == 3
