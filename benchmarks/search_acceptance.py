@@ -11,8 +11,8 @@ For each search (one per seed; run them first with
   (`--hand`/default);
 - the search's own pick (`best`, chosen on the validation split, less
   `search.select_margin`, or the least loss within budget when none clears
-  it): its bytes, test accuracy and p50 against the
-  goals. This is the verdict: nothing in it was chosen on test;
+  it): its bytes, test accuracy and p50 against the goals. This is the
+  verdict: nothing in it was chosen on test;
 - for comparison, the smallest front variant within budget on the validation split whose
   raw file is at most 1/50 of the float32 file's bytes and whose test
   accuracy is within 1 point of the baseline (scored on test once);
