@@ -102,23 +102,23 @@ def test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed():
     import os
 
     import optuna
-    from pipeline import search_study as search
+    from pipeline import search_study
     study = optuna.create_study(directions=["minimize"])
-    dead = f"{search.socket.gethostname()}:{2 ** 22 + 7}"  # no such process
+    dead = f"{search_study.socket.gethostname()}:{2 ** 22 + 7}"  # no such process
     done = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[1.0],
                                      distributions={}, params={})
     study.add_trial(done)                                              # 0: finished
     surplus = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, distributions={},
                                         params={}, user_attrs={"surplus": True})
     study.add_trial(surplus)                                           # 1: a surplus claim
-    for worker in (search.WORKER, dead, "another-host:1"):            # 2, 3, 4: running
+    for worker in (search_study.WORKER, dead, "another-host:1"):            # 2, 3, 4: running
         trial = study.ask()
         trial.set_user_attr("worker", worker)
     # Trial 5 sees: the finished one, its own process's and another host's running ones;
     # not the surplus claim, not the dead process's trial.
-    assert search.claimed_before(study, 5) == 3
-    assert search.claimed_before(study, 2) == 1
-    assert os.getpid() == int(search.WORKER.rsplit(":", 1)[1])
+    assert search_study.claimed_before(study, 5) == 3
+    assert search_study.claimed_before(study, 2) == 1
+    assert os.getpid() == int(search_study.WORKER.rsplit(":", 1)[1])
 
 
 @pytest.mark.skipif(__import__("os").environ.get("GREENLITE_SLOW_TESTS") != "1",
@@ -294,7 +294,8 @@ def test_the_front_spans_every_measured_trial_and_best_is_within_budget(tmp_path
     assert sorted(rate[r["number"]] for r in record["trials"] if r["same_as"] is None
                   and not r["within_limits"]) == [0.0005]
     text = (tmp_path / "search.md").read_text()
-    assert "least loss (ties: the lower validation cross-entropy, then the smaller)" in text and "size_bytes at most 110" in text
+    assert "least loss (ties: the lower validation cross-entropy, then the smaller)" in text
+    assert "size_bytes at most 110" in text
     assert "yes, over a limit" in text
     # No file within budget is within 90 bytes: nothing is chosen, nothing stale is left.
     record = Search("recipes/search_channels.yaml", str(tmp_path),
