@@ -286,6 +286,22 @@ MUTATIONS = {
     "lr_schedule: cosine trains at a constant rate": (
         "pipeline/training.py", "    if cfg.lr_schedule == \"cosine\":", "    if False:",
         ["tests/pipeline/test_training.py"]),
+    "training ignores augment_mixup": (
+        "pipeline/training.py", "        train = mixed(train, cfg.augment_mixup, seed)",
+        "        pass",
+        ["tests/pipeline/test_augment.py::test_a_recipe_with_mixup_trains_on_blends"]),
+    "mixup blends an image with itself": (
+        "pipeline/augment.py", "tf.roll(order, -1, axis=0)", "order",
+        ["tests/pipeline/test_augment.py::"
+         "test_mixup_blends_each_image_with_another_keeping_its_label"]),
+    "mixup's label is the smaller share's": (
+        "pipeline/augment.py", "lam = tf.maximum(lam, 1.0 - lam)", "lam = tf.minimum(lam, 1.0 - lam)",
+        ["tests/pipeline/test_augment.py::"
+         "test_mixup_blends_each_image_with_another_keeping_its_label"]),
+    "mixup without a teacher trains on the blends' labels": (
+        "pipeline/training.py", "    if cfg.augment_mixup and teacher is None:",
+        "    if False:",
+        ["tests/pipeline/test_augment.py::test_mixup_needs_a_teacher"]),
     "image shifts drawn from a stateful random op": (
         "pipeline/augment.py",
         "tf.random.stateless_uniform([tf.shape(x)[0], 2], seed, minval=0,",

@@ -38,3 +38,40 @@ def shifted(batches, max_pixels, seed):
     shift = random_shift(max_pixels)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     return tf.data.Dataset.zip(batches, seeds).map(lambda xy, s: shift(xy[0], xy[1], s))
+
+
+def random_mixup(concentration):
+    """A batch map (x, y, seed) -> (x mixed, y): each image blended with
+    another of its batch (never itself), x' = lam * x + (1 - lam) * x[partner], lam drawn
+    per image from Beta(concentration, concentration) and folded into
+    [0.5, 1], so the label of the larger share, y, stays the label.
+
+    For distillation ("function matching", Beyer et al. 2022): the teacher
+    labels each blend, so the student learns the teacher's function between
+    the training images too, not only at them.
+    """
+
+    def mix(x, y, seed):
+        count = tf.shape(x)[0]
+        order_seed, first, second = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        # The next image in a random cycle through the batch: never the image
+        # itself (a plain permutation leaves about one image per batch unmixed).
+        order = tf.argsort(tf.random.stateless_uniform([count], order_seed))
+        partner = tf.scatter_nd(order[:, None], tf.roll(order, -1, axis=0), [count])
+        a = tf.random.stateless_gamma([count], first, alpha=concentration)
+        b = tf.random.stateless_gamma([count], second, alpha=concentration)
+        lam = a / (a + b)
+        lam = tf.maximum(lam, 1.0 - lam)
+        lam = tf.reshape(tf.cast(lam, x.dtype), [-1] + [1] * (len(x.shape) - 1))
+        return lam * x + (1.0 - lam) * tf.gather(x, partner), y
+
+    return mix
+
+
+def mixed(batches, concentration, seed):
+    """`batches` of (x, y) with each image blended as `random_mixup` does;
+    reproducible from `seed`, new blends each epoch (as `shifted`)."""
+    mix = random_mixup(concentration)
+    # Another stream than the shifts' (seed + 1): the blends do not follow the moves.
+    seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(batches, seeds).map(lambda xy, s: mix(xy[0], xy[1], s))

@@ -30,6 +30,11 @@ class FitConfig:
     # Moves each training image by up to this many pixels each way, per batch
     # (image inputs only; 0: no augmentation). See pipeline/augment.py.
     augment_shift: int = dataclasses.field(default=0, metadata=at_least(0))
+    # Blends each training image with another of its batch, the weights drawn
+    # from Beta(augment_mixup, augment_mixup) (0: none). Needs a teacher, whose
+    # output is the blend's target; the labels' term keeps the larger share's
+    # label. See pipeline/augment.py.
+    augment_mixup: float = dataclasses.field(default=0.0, metadata=at_least(0))
     # Knowledge distillation: an earlier stage's name, or a saved model file,
     # whose model teaches this one; None trains on the labels alone.
     teacher: Optional[str] = None
@@ -68,6 +73,10 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
                           "channels)")
     if teacher is None and cfg.teacher:
         teacher = resolve_teacher(cfg.teacher, ctx, where)
+    if cfg.augment_mixup and teacher is None:
+        raise RecipeError(f"{where}.augment_mixup: got {cfg.augment_mixup}, but the stage has no "
+                          "teacher; a blend of two images has no label of its own, so its "
+                          "target is a teacher's output (set teacher: or augment_mixup: 0)")
     steps_per_epoch = -(-len(data.train) // cfg.batch_size)
     rate = cfg.learning_rate
     if cfg.lr_schedule == "cosine":
@@ -116,11 +125,8 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
 
 def _fit(model, data, cfg, ctx, teacher, common):
     from pipeline import distillation
-    if data.streamed or cfg.augment_shift:
-        train = data.train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed)
-        if cfg.augment_shift:
-            from pipeline.augment import shifted
-            train = shifted(train, cfg.augment_shift, ctx.seed)
+    if data.streamed or cfg.augment_shift or cfg.augment_mixup:
+        train = train_batches(data, cfg, ctx.seed)
         val = data.val.batches(cfg.batch_size)
         if teacher is not None:
             # Per batch, after augmentation: the teacher labels exactly the
@@ -135,6 +141,19 @@ def _fit(model, data, cfg, ctx, teacher, common):
         y_val = distillation.pack(y_val, distillation.logits_of(teacher, data.val.x))
     return model.fit(data.train.x, y_train, validation_data=(data.val.x, y_val),
                      batch_size=cfg.batch_size, shuffle=True, **common)
+
+
+def train_batches(data, cfg, seed):
+    """The training split as tf.data batches of (x, y), shuffled from `seed`
+    and augmented as `cfg` says: shifted, then blended."""
+    train = data.train.batches(cfg.batch_size, shuffle=True, seed=seed)
+    if cfg.augment_shift:
+        from pipeline.augment import shifted
+        train = shifted(train, cfg.augment_shift, seed)
+    if cfg.augment_mixup:
+        from pipeline.augment import mixed
+        train = mixed(train, cfg.augment_mixup, seed)
+    return train
 
 
 def accuracy(model, split, batch_size=256):

@@ -75,3 +75,59 @@ def test_shifting_needs_images(tmp_path):
     with pytest.raises(RecipeError, match=r"train.augment_shift: got 1, but the inputs have "
                                           r"shape \(16,\); shifting needs images"):
         run_stage("train", {"epochs": 1, "augment_shift": 1}, model, text, tmp_path)
+
+
+def _blends(result, images):
+    """Every (i, j, w) with i < j and result == w * images[i] + (1 - w) * images[j]."""
+    found = []
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            difference = images[i] - images[j]
+            weight = np.sum((result - images[j]) * difference) / np.sum(difference * difference)
+            if np.allclose(result, weight * images[i] + (1 - weight) * images[j], atol=1e-5):
+                found.append((i, j, weight))
+    return found
+
+
+def test_mixup_blends_each_image_with_another_keeping_its_label():
+    """Each output is a blend of its own image (the larger share, so the label
+    stays right) and one other image of the batch; the weights vary."""
+    from pipeline.augment import random_mixup
+    from pipeline.backend import tf
+    images = np.random.default_rng(0).random((16, 4, 4, 1)).astype(np.float32)
+    labels = np.arange(16)
+    out, out_labels = random_mixup(1.0)(tf.constant(images), tf.constant(labels),
+                                        tf.constant([3, 4], tf.int64))
+    assert np.array_equal(out_labels.numpy(), labels)
+    own_shares = []
+    for k, result in enumerate(out.numpy()):
+        blends = _blends(result, images)
+        assert len(blends) == 1 and k in blends[0][:2]
+        i, _, weight = blends[0]
+        own_shares.append(weight if i == k else 1 - weight)
+    assert min(own_shares) >= 0.5 - 1e-5 and max(own_shares) <= 1 + 1e-5
+    assert np.std(own_shares) > 0.05  # drawn per image, not one weight for the batch
+
+
+def test_a_recipe_with_mixup_trains_on_blends(digits):
+    """The batches a stage with augment_mixup trains on are blends, not the
+    training images; the same seed gives the same blends."""
+    from pipeline.training import FitConfig, train_batches
+
+    def first_batch(cfg):
+        return next(iter(train_batches(digits, cfg, seed=5).as_numpy_iterator()))[0]
+
+    plain = first_batch(FitConfig())
+    blended = first_batch(FitConfig(augment_mixup=1.0))
+    training = {image.tobytes() for image in np.asarray(digits.train.x, np.float32)}
+    assert all(image.tobytes() in training for image in plain)
+    assert sum(image.tobytes() not in training for image in blended) > len(blended) // 2
+    assert np.array_equal(blended, first_batch(FitConfig(augment_mixup=1.0)))
+
+
+def test_mixup_needs_a_teacher(digits, tmp_path):
+    import models
+    model = models.build("digits_cnn", (8, 8, 1), 10, {"width": 0.25, "dense_units": 16})
+    with pytest.raises(RecipeError, match=r"train.augment_mixup: got 1.0, but the stage has no "
+                                          r"teacher; a blend of two images has no label"):
+        run_stage("train", {"epochs": 1, "augment_mixup": 1.0}, model, digits, tmp_path)
