@@ -22,6 +22,12 @@ MUTATIONS = {
         "pipeline/stages/quantize.py", "        if x is None:\n            return {}",
         "        if True:\n            return {}",
         ["tests/pipeline/test_qat_ranges.py::test_the_quantize_stage_starts_qat_from_measured_ranges"]),
+    "QAT's ranges refuse a layer another model also calls": (
+        "pipeline/qat_ranges.py",
+        "own = [i for i in nodes if keys is None or f\"{layer.name}_ib-{i}\" in keys]",
+        "own = list(nodes)",
+        ["tests/pipeline/test_qat_ranges.py::"
+         "test_layers_the_model_shares_with_another_get_their_ranges"]),
     "QAT's ranges start from data only when asked": (
         "pipeline/stages/quantize.py", 'init_ranges: Literal["data", "tfmot"] = "data"',
         'init_ranges: Literal["data", "tfmot"] = "tfmot"',

@@ -46,9 +46,9 @@ def initialize(float_model, qat_model, x, batch_size):
                 except (TypeError, ValueError) as error:
                     left[target.key] = f"its pre-activation cannot be computed ({error})"
                     continue
-            tensors.append(layer.input)
+            tensors.append(layer.get_input_at(_own_node(float_model, layer)))
         else:
-            tensors.append(layer.output)
+            tensors.append(layer.get_output_at(_own_node(float_model, layer)))
         measured.append(target)
     targets = measured
     if not targets:
@@ -135,9 +135,28 @@ def _why_not(float_model, float_names, name, quantizer):
     if name not in float_names:
         return "a layer tfmot made, not in the float model"
     layer = float_model.get_layer(name)
-    if len(layer._inbound_nodes) != 1 or isinstance(layer.output, (list, tuple)):
-        return "a layer called more than once, or with several outputs"
+    node = _own_node(float_model, layer)
+    if node is None or isinstance(layer.get_output_at(node), (list, tuple)):
+        return "a layer called more than once in the model, or with several outputs"
     return None
+
+
+def _own_node(model, layer):
+    """The index of `layer`'s one call in `model`'s graph; None when the model
+    calls it more than once.
+
+    A layer object can also be called in other models: a stage's clone and
+    tfmot's wrapped copy share the layers a stage leaves unwrapped (prune
+    and cluster with `layers:`). Those calls are not this model's; counting
+    them left the convolutions and the logits of every search_digits trial
+    made in one process at tfmot's [-6, 6] start (BUILD_NOTES.md, "QAT's
+    starting ranges, when layers are shared").
+    """
+    keys = getattr(model, "_network_nodes", None)
+    nodes = range(len(layer._inbound_nodes))
+    # A functional model names its nodes "<layer>_ib-<index>" (tf_keras' _make_node_key).
+    own = [i for i in nodes if keys is None or f"{layer.name}_ib-{i}" in keys]
+    return own[0] if len(own) == 1 else None
 
 
 def _without_activation(layer):

@@ -50,6 +50,34 @@ def test_ranges_are_the_float_activations_batch_ranges(trained_model, digits):
     assert left == {}
 
 
+def test_layers_the_model_shares_with_another_get_their_ranges(trained_model, digits):
+    """A stage that wraps only some layers (prune or cluster with `layers:`)
+    returns a model sharing the others with its clone and tfmot's wrapped
+    copy: each of those layers has calls outside the model. The model's own
+    call is measured, not refused."""
+    model = _loud(trained_model)
+    keras.models.clone_model(model, clone_function=lambda layer: layer)  # shares every layer
+    assert len(model.get_layer("conv1")._inbound_nodes) == 2
+    qat = tfmot.quantization.keras.quantize_model(clone(model))
+    x = digits.train.x[:256]
+    ranges, left = qat_ranges.initialize(model, qat, x, batch_size=64)
+    assert left == {}
+    expected = _batch_mean_range(model.predict(x, verbose=0), 64)
+    assert expected[1] > 8
+    assert ranges["logits/post_activation"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_layer_the_model_itself_calls_twice_is_left_at_the_start():
+    inputs = keras.Input((4,))
+    shared = keras.layers.Dense(4, activation="relu", name="twice")
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(shared(shared(inputs))))
+    qat = tfmot.quantization.keras.quantize_model(clone(model))
+    x = np.random.default_rng(0).random((64, 4)).astype(np.float32)
+    ranges, left = qat_ranges.initialize(model, qat, x, batch_size=32)
+    assert "called more than once in the model" in left["twice/post_activation"]
+    assert "out/post_activation" in ranges
+
+
 def test_a_softmax_output_gets_its_logits_range(trained_model, digits):
     # A classifier ending in Dense(activation="softmax"), as users' often do:
     # tfmot quantizes the logits before the softmax.
