@@ -308,6 +308,15 @@ MUTATIONS = {
         "pipeline/training.py", "    if cfg.augment_mixup and teacher is None:",
         "    if False:",
         ["tests/pipeline/test_augment.py::test_mixup_needs_a_teacher"]),
+    "a recipe with mixup and no teacher passes validation": (
+        "pipeline/recipe.py",
+        'if getattr(spec.config, "augment_mixup", 0) and teacher is None and spec.type != "distill":',
+        "if False:",
+        ["tests/pipeline/test_recipe.py::test_bad_recipes_are_rejected_with_one_clear_message"]),
+    "distill's mixup refused without a teacher setting": (
+        "pipeline/recipe.py", ' and teacher is None and spec.type != "distill":',
+        " and teacher is None:",
+        ["tests/pipeline/test_recipe.py::test_mixup_in_distill_needs_no_teacher_setting"]),
     "image shifts drawn from a stateful random op": (
         "pipeline/augment.py",
         "tf.random.stateless_uniform([tf.shape(x)[0], 2], seed, minval=0,",

@@ -75,6 +75,8 @@ def test_stage_type_defaults_to_its_name_and_can_repeat(tmp_path):
     ("stages: {train: {}}", ["trian.epochs=2"], "--set 'trian.epochs=2': 'trian' is neither"),
     ("stages: {train: {}}", ["train.epochs"], "--set 'train.epochs': expected key.path=value"),
     ("stages: {train: {}}\nseed: 0", ["seed.x=1"], "--set 'seed.x=1': seed is 0, not a mapping"),
+    ("stages: {train: {augment_mixup: 1.0}}", [],
+     "stages.train.augment_mixup: got 1.0, but the stage has no teacher; a blend of two images"),
     ("- a list", [], "must hold a mapping"),
     ("stages: [train", [], "cannot read"),
 ])
@@ -94,3 +96,10 @@ def test_to_dict_round_trips(tmp_path):
     r = recipe_lib.load(os.path.join(ROOT, "recipes", "default.yaml"))
     again = recipe_lib.from_dict(yaml.safe_load(yaml.safe_dump(r.to_dict())))
     assert again.to_dict() == r.to_dict()
+
+
+def test_mixup_in_distill_needs_no_teacher_setting(tmp_path):
+    """distill's teacher is the model it is given, so augment_mixup needs no `teacher:` there."""
+    text = ("stages: {train: {epochs: 1}, distill: {student: digits_cnn, augment_mixup: 0.5}}")
+    recipe = recipe_lib.load(write(tmp_path, text), [])
+    assert recipe.stages[1].config.augment_mixup == 0.5
