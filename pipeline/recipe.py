@@ -384,10 +384,8 @@ def from_dict(raw):
         teacher = getattr(spec.config, "teacher", None)
         # distill's teacher is the model it is given when `teacher:` is unset.
         if getattr(spec.config, "augment_mixup", 0) and teacher is None and spec.type != "distill":
-            raise RecipeError(f"stages.{spec.name}.augment_mixup: got {spec.config.augment_mixup}, "
-                              "but the stage has no teacher; a blend of two images has no label "
-                              "of its own, so its target is a teacher's output (set teacher: or "
-                              "augment_mixup: 0)")
+            from pipeline.training import mixup_without_teacher
+            raise mixup_without_teacher(f"stages.{spec.name}", spec.config.augment_mixup)
         if teacher is None or teacher in names[:index]:
             continue
         if teacher in names:

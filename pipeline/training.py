@@ -47,6 +47,14 @@ class FitConfig:
     allow_chance: bool = False
 
 
+def mixup_without_teacher(where, value):
+    """The error for `augment_mixup` in a stage that has no teacher (checked
+    when the recipe loads, and again by `fit` for callers without a recipe)."""
+    return RecipeError(f"{where}.augment_mixup: got {value}, but the stage has no teacher; a "
+                       "blend of two images has no label of its own, so its target is a "
+                       "teacher's output (set teacher: or augment_mixup: 0)")
+
+
 def resolve_teacher(name, ctx, where):
     """The teacher model: an earlier stage's (by name) or a saved model file."""
     if name in ctx.models:
@@ -74,9 +82,7 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
     if teacher is None and cfg.teacher:
         teacher = resolve_teacher(cfg.teacher, ctx, where)
     if cfg.augment_mixup and teacher is None:
-        raise RecipeError(f"{where}.augment_mixup: got {cfg.augment_mixup}, but the stage has no "
-                          "teacher; a blend of two images has no label of its own, so its "
-                          "target is a teacher's output (set teacher: or augment_mixup: 0)")
+        raise mixup_without_teacher(where, cfg.augment_mixup)
     steps_per_epoch = -(-len(data.train) // cfg.batch_size)
     rate = cfg.learning_rate
     if cfg.lr_schedule == "cosine":
