@@ -35,9 +35,7 @@ def shifted(batches, max_pixels, seed):
     each epoch. (A stateful tf.random op in the map made two runs of one
     recipe train different models, though the runner seeds TensorFlow.)
     """
-    shift = random_shift(max_pixels)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(batches, seeds).map(lambda xy, s: shift(xy[0], xy[1], s))
+    return _per_batch(batches, random_shift(max_pixels), seed)
 
 
 def random_mixup(concentration):
@@ -71,7 +69,12 @@ def random_mixup(concentration):
 def mixed(batches, concentration, seed):
     """`batches` of (x, y) with each image blended as `random_mixup` does;
     reproducible from `seed`, new blends each epoch (as `shifted`)."""
-    mix = random_mixup(concentration)
     # Another stream than the shifts' (seed + 1): the blends do not follow the moves.
-    seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(batches, seeds).map(lambda xy, s: mix(xy[0], xy[1], s))
+    return _per_batch(batches, random_mixup(concentration), seed + 1)
+
+
+def _per_batch(batches, augment, seed):
+    """`batches` mapped by `augment(x, y, pair of seeds)`, the pairs drawn from
+    `seed`'s stream, new each epoch."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(batches, seeds).map(lambda xy, s: augment(xy[0], xy[1], s))
