@@ -18,6 +18,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (file, text, replacement, tests that should fail)
 MUTATIONS = {
+    "an ensemble of teachers is its first teacher": (
+        "pipeline/training.py", "    if len(models) == 1:\n        return models[0]",
+        "    if True:\n        return models[0]",
+        ["tests/pipeline/test_distillation.py::"
+         "test_an_ensemble_teaches_the_mean_of_its_teachers_logits",
+         "tests/pipeline/test_distillation.py::test_a_stage_learns_from_an_ensemble"]),
+    "an ensemble averages a softmax teacher's probabilities as logits": (
+        "pipeline/distillation.py", "        if outputs_probabilities(teacher):",
+        "        if False:",
+        ["tests/pipeline/test_distillation.py::"
+         "test_an_ensemble_teaches_the_mean_of_its_teachers_logits"]),
+    "an empty list of teachers loads": (
+        "pipeline/recipe.py", "        if teacher == []:", "        if False:",
+        ["tests/pipeline/test_distillation.py::test_bad_distillation_settings"]),
+    "a search trial's ensemble keeps the first stage's name": (
+        "pipeline/search.py",
+        "[base_model if t == self.first else t for t in teacher]", "list(teacher)",
+        ["tests/pipeline/test_search.py::test_a_trials_teachers_name_the_base_model"]),
+    "reinitialize keeps the model's weights": (
+        "pipeline/stages/train.py", "        if cfg.reinitialize:", "        if False:",
+        ["tests/pipeline/stages/test_train.py::"
+         "test_reinitialize_draws_new_weights_from_the_stages_seed"]),
+    "seed_offset is ignored": (
+        "pipeline/stages/train.py", "        seed = ctx.seed + cfg.seed_offset",
+        "        seed = ctx.seed",
+        ["tests/pipeline/stages/test_train.py::"
+         "test_reinitialize_draws_new_weights_from_the_stages_seed"]),
     "QAT starts from tfmot's own ranges": (
         "pipeline/stages/quantize.py", "        if x is None:\n            return {}",
         "        if True:\n            return {}",

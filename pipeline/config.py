@@ -84,7 +84,15 @@ def _coerce(value, hint, meta, key):
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
             return _coerce(value, inner[0], meta, key)
-        raise TypeError(f"unsupported config type {hint} at {key}")
+        # A choice of shapes, e.g. one name or a list of names: the first
+        # that accepts the value; otherwise one line naming every choice.
+        for choice in inner:
+            try:
+                return _coerce(value, choice, meta, key)
+            except RecipeError:
+                pass
+        raise RecipeError(f"{key}: got {value!r}; expected "
+                          + " or ".join(_noun(choice) for choice in inner))
     if origin is typing.Literal:
         if value not in args:
             raise RecipeError(
@@ -121,6 +129,16 @@ def _coerce(value, hint, meta, key):
             raise RecipeError(f"{key}: got {value!r}; expected a string")
         return value
     raise TypeError(f"unsupported config type {hint} at {key}")
+
+
+def _noun(hint):
+    """How an error names a value of type `hint` (for unions)."""
+    if hint is str:
+        return "a string"
+    if typing.get_origin(hint) is list:
+        return "a list" + (f" of {_noun(typing.get_args(hint)[0])}s".replace("a ", "", 1)
+                           if typing.get_args(hint) else "")
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
 
 
 def _check_bounds(value, meta, key, noun):

@@ -23,6 +23,41 @@ def logits_of(model, x, batch_size=256):
     return np.log(np.clip(out, 1e-12, 1.0)) if outputs_probabilities(model) else out
 
 
+def ensemble(teachers, where="teacher"):
+    """One model whose output is the mean of the teachers' logits (of their
+    log-probabilities where a teacher ends in a softmax).
+
+    Averaged logits are the geometric mean of the teachers' distributions:
+    one set of logits, softened by the distillation temperature like a
+    single teacher's. Several independently trained teachers make a better
+    teacher than any one of them: distilling an ensemble into one small
+    model is where Hinton et al. (2015) start. The student still runs alone.
+    """
+    from pipeline.errors import RecipeError
+    shapes = {(tuple(t.input_shape[1:]), tuple(t.output_shape[1:])) for t in teachers}
+    if len(shapes) != 1 or len(teachers[0].inputs) != 1:
+        raise RecipeError(f"{where}.teacher: an ensemble's teachers must each take one input of "
+                          f"the same shape and give the same output shape; got (input, output) "
+                          f"shapes {sorted(shapes)}")
+    inputs = keras.Input(shape=teachers[0].input_shape[1:], dtype=teachers[0].inputs[0].dtype)
+    outputs = []
+    for index, teacher in enumerate(teachers):
+        # Under a name of its own (the same layers, a new graph over them):
+        # Keras refuses two nested models that share a name, and teachers of
+        # one architecture do.
+        teacher = keras.Model(teacher.inputs, teacher.outputs, name=f"teacher_{index}")
+        out = tf.cast(teacher(inputs, training=False), tf.float32)
+        if outputs_probabilities(teacher):
+            out = keras.layers.Lambda(_log_probabilities, name=f"log_probabilities_{index}")(out)
+        outputs.append(out)
+    return keras.Model(inputs, keras.layers.Average(name="mean_logits")(outputs),
+                       name="ensemble")
+
+
+def _log_probabilities(p):
+    return tf.math.log(tf.clip_by_value(p, 1e-12, 1.0))
+
+
 def pack(labels, teacher_logits):
     """[label, teacher logits...] per example, as float32."""
     return np.concatenate([np.asarray(labels, np.float32)[:, None], teacher_logits], axis=1)

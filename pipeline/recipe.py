@@ -380,21 +380,27 @@ def from_dict(raw):
     recipe = config_lib.build(Recipe, {**raw, "stages": []}, "")
     recipe.stages = specs
     names = [s.name for s in specs]
+    from pipeline.training import teacher_names
     for index, spec in enumerate(specs):
         teacher = getattr(spec.config, "teacher", None)
         # distill's teacher is the model it is given when `teacher:` is unset.
         if getattr(spec.config, "augment_mixup", 0) and teacher is None and spec.type != "distill":
             from pipeline.training import mixup_without_teacher
             raise mixup_without_teacher(f"stages.{spec.name}", spec.config.augment_mixup)
-        if teacher is None or teacher in names[:index]:
-            continue
-        if teacher in names:
-            raise RecipeError(f"stages.{spec.name}.teacher: {teacher!r} is not an earlier stage "
-                              f"(a teacher must be trained before its student); earlier stages: "
-                              f"{', '.join(names[:index]) or 'none'}")
-        if not os.path.isfile(teacher):
-            raise RecipeError(f"stages.{spec.name}.teacher: {teacher!r} is neither an earlier "
-                              f"stage ({', '.join(names[:index]) or 'none'}) nor a saved model file")
+        if teacher == []:
+            raise RecipeError(f"stages.{spec.name}.teacher: got an empty list; name one teacher "
+                              "or more (or leave teacher: unset)")
+        for one in teacher_names(teacher):
+            if one in names[:index]:
+                continue
+            if one in names:
+                raise RecipeError(f"stages.{spec.name}.teacher: {one!r} is not an earlier stage "
+                                  f"(a teacher must be trained before its student); earlier "
+                                  f"stages: {', '.join(names[:index]) or 'none'}")
+            if not os.path.isfile(one):
+                raise RecipeError(f"stages.{spec.name}.teacher: {one!r} is neither an earlier "
+                                  f"stage ({', '.join(names[:index]) or 'none'}) nor a saved "
+                                  "model file")
     check_batches(recipe, recipe.distribute.replicas())
     for key in ("stages", "formats_by_stage"):
         for stage in getattr(recipe.export, key) or []:

@@ -174,8 +174,11 @@ class Search:
         raw["model"]["name"] = base_model
         raw["stages"] = {n: dict(s or {}) for n, s in raw["stages"].items() if n != self.first}
         for settings in raw["stages"].values():
-            if settings.get("teacher") == self.first:
+            teacher = settings.get("teacher")
+            if teacher == self.first:
                 settings["teacher"] = base_model
+            elif isinstance(teacher, list):
+                settings["teacher"] = [base_model if t == self.first else t for t in teacher]
         export = raw.setdefault("export", {})
         for key in ("stages", "formats_by_stage"):
             if isinstance(export.get(key), (list, dict)):

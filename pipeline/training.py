@@ -2,7 +2,7 @@
 import dataclasses
 import os
 import sys
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pipeline.lazy_backend import keras
 from pipeline.config import at_least, between
@@ -36,8 +36,9 @@ class FitConfig:
     # label. See pipeline/augment.py.
     augment_mixup: float = dataclasses.field(default=0.0, metadata=at_least(0))
     # Knowledge distillation: an earlier stage's name, or a saved model file,
-    # whose model teaches this one; None trains on the labels alone.
-    teacher: Optional[str] = None
+    # whose model teaches this one; a list of them teaches as one ensemble
+    # (their logits averaged); None trains on the labels alone.
+    teacher: Optional[Union[str, list[str]]] = None
     # Weight of the labels' cross-entropy; (1 - alpha) goes to the teacher's soft targets.
     alpha: float = dataclasses.field(default=0.1, metadata=between(0, 1))
     # Softens both distributions; the KL term is scaled by T^2 (Hinton et al.).
@@ -55,8 +56,27 @@ def mixup_without_teacher(where, value):
                        "teacher's output (set teacher: or augment_mixup: 0)")
 
 
-def resolve_teacher(name, ctx, where):
-    """The teacher model: an earlier stage's (by name) or a saved model file."""
+def teacher_names(teacher):
+    """`teacher:` as a list of names (empty for None)."""
+    if teacher is None:
+        return []
+    return [teacher] if isinstance(teacher, str) else list(teacher)
+
+
+def resolve_teacher(teacher, ctx, where):
+    """The teacher model: an earlier stage's (by name) or a saved model file;
+    for a list of them, their ensemble (pipeline/distillation.py)."""
+    names = teacher_names(teacher)
+    if not names:
+        raise RecipeError(f"{where}.teacher: got an empty list; name one teacher or more")
+    models = [_one_teacher(name, ctx, where) for name in names]
+    if len(models) == 1:
+        return models[0]
+    from pipeline import distillation
+    return distillation.ensemble(models, where)
+
+
+def _one_teacher(name, ctx, where):
     if name in ctx.models:
         return ctx.models[name]
     if os.path.isfile(name):
@@ -66,8 +86,11 @@ def resolve_teacher(name, ctx, where):
                       f"({', '.join(ctx.models) or 'none'}) nor a saved model file")
 
 
-def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
+def fit(model, data, cfg, ctx, callbacks=(), teacher=None, seed=None):
     """Compiles and trains `model` on `data.train`, validating on `data.val`.
+
+    The batches are shuffled (and augmented) from `seed`, by default the
+    recipe's.
 
     The loss is cross-entropy on the labels, or, when `cfg.teacher` names a
     teacher (or `teacher` is given), the distillation loss against it
@@ -121,7 +144,7 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
             ctx.log(f"{where}: found the interrupted run's checkpoint ({backup}); resuming it")
     # A progress bar per batch on a terminal, one line per epoch in logs.
     common = dict(epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    history = _fit(model, data, cfg, ctx, teacher, common)
+    history = _fit(model, data, cfg, ctx.seed if seed is None else seed, teacher, common)
     if history.epoch and history.epoch[0] > 0:
         ctx.log(f"{where}: resumed at epoch {history.epoch[0] + 1} of {cfg.epochs}; epochs "
                 f"1-{history.epoch[0]} were restored from the checkpoint, not trained again")
@@ -129,10 +152,10 @@ def fit(model, data, cfg, ctx, callbacks=(), teacher=None):
     return history
 
 
-def _fit(model, data, cfg, ctx, teacher, common):
+def _fit(model, data, cfg, seed, teacher, common):
     from pipeline import distillation
     if data.streamed or cfg.augment_shift or cfg.augment_mixup:
-        train = train_batches(data, cfg, ctx.seed)
+        train = train_batches(data, cfg, seed)
         val = data.val.batches(cfg.batch_size)
         if teacher is not None:
             # Per batch, after augmentation: the teacher labels exactly the

@@ -5,7 +5,7 @@ import os
 from pipeline.lazy_backend import keras
 from pipeline.errors import RecipeError
 from pipeline.stages.base import Stage
-from pipeline.training import FitConfig, accuracy, fit, resolve_teacher
+from pipeline.training import FitConfig, accuracy, fit, resolve_teacher, teacher_names
 
 
 class Distill(Stage):
@@ -55,7 +55,8 @@ class Distill(Stage):
                               f"teacher {teacher.input_shape[1:]}; they must match")
         fit(student, data, cfg, ctx, teacher=teacher)
         ctx.metrics["distillation"] = {
-            "teacher": _summary(teacher, data, cfg.teacher or "input model"),
+            "teacher": _summary(teacher, data, " + ".join(teacher_names(cfg.teacher))
+                                or "input model"),
             "student": _summary(student, data, cfg.student),
             "alpha": cfg.alpha, "temperature": cfg.temperature,
         }

@@ -7,7 +7,7 @@ import pytest
 from pipeline import distillation
 from pipeline.backend import keras
 from pipeline.errors import RecipeError
-from tests.conftest import run_stage
+from tests.conftest import run_stage, stage_context
 
 
 def test_loss_matches_a_hand_computed_value():
@@ -82,7 +82,67 @@ def test_teacher_with_another_output_shape(trained_model, digits, tmp_path):
                   teachers={"t": other})
 
 
+def test_an_ensemble_teaches_the_mean_of_its_teachers_logits(trained_model, digits, tmp_path):
+    # Three teachers of one architecture (one name): the model itself, its
+    # rolled copy and a softmax copy, whose log-probabilities count as logits.
+    from pipeline.backend import tf
+    from pipeline.training import resolve_teacher
+    inputs = keras.Input(trained_model.input_shape[1:])
+    softmax = keras.Model(inputs, keras.layers.Softmax()(trained_model(inputs)))
+    rolled = _shifted_teacher(trained_model)
+    x = digits.test.x[:64]
+    logits, name = trained_model.predict(x, verbose=0), trained_model.name
+    expected = (logits + np.roll(logits, 1, axis=-1) + tf.nn.log_softmax(logits).numpy()) / 3
+    ctx = stage_context(tmp_path, "quantize", teachers={"a": trained_model, "b": rolled,
+                                                        "c": softmax})
+    ensemble = resolve_teacher(["a", "b", "c"], ctx, "stages.quantize")
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    # One name (or a list of one) is that teacher itself.
+    assert resolve_teacher("a", ctx, "w") is trained_model
+    assert resolve_teacher(["a"], ctx, "w") is trained_model
+    # The teachers' own models are left as they were (no layer renamed or rewired).
+    np.testing.assert_allclose(trained_model.predict(x, verbose=0), logits)
+    assert trained_model.name == name
+
+
+def test_a_stage_learns_from_an_ensemble(trained_model, digits, tmp_path):
+    # alpha 0: the teachers alone. One teacher that answers the label, named
+    # first, and two that answer label + 1: the ensemble (mean logits) mostly
+    # answers label + 1, which the first teacher alone would never teach.
+    rolled = _shifted_teacher(trained_model)
+    ensemble_says = (2 * np.roll(trained_model.predict(digits.test.x, verbose=0), 1, axis=-1)
+                     + trained_model.predict(digits.test.x, verbose=0)).argmax(-1)
+    model, _ = run_stage("quantize", {"epochs": 3, "batch_size": 32, "learning_rate": 3e-3,
+                                      "teacher": ["plain", "r1", "r2"], "alpha": 0.0,
+                                      "allow_chance": True},
+                         trained_model, digits, tmp_path,
+                         teachers={"r1": rolled, "r2": _shifted_teacher(trained_model),
+                                   "plain": trained_model})
+    agreement = (model.predict(digits.test.x, verbose=0).argmax(-1) == ensemble_says).mean()
+    assert agreement > 0.5, agreement
+
+
+def test_an_ensemble_of_teachers_with_other_shapes(trained_model, digits, tmp_path):
+    import models
+    from pipeline.training import resolve_teacher
+    other = models.build("digits_cnn", (8, 8, 1), 5, {"width": 0.25, "dense_units": 8})
+    ctx = stage_context(tmp_path, "train", teachers={"a": trained_model, "b": other})
+    with pytest.raises(RecipeError, match=r"stages.train.teacher: an ensemble's teachers must "
+                                          r"each take one input of the same shape"):
+        resolve_teacher(["a", "b"], ctx, "stages.train")
+
+
 @pytest.mark.parametrize("text, message", [
+    ("stages: {train: {}, prune: {teacher: []}}",
+     "stages.prune.teacher: got an empty list; name one teacher or more"),
+    ("stages: {train: {}, prune: {teacher: [train, nope]}}",
+     "stages.prune.teacher: 'nope' is neither an earlier stage (train) nor a saved model file"),
+    ("stages: {train: {}, prune: {teacher: [train, quantize]}, quantize: {}}",
+     "stages.prune.teacher: 'quantize' is not an earlier stage"),
+    ("stages: {train: {}, prune: {teacher: [train, 3]}}",
+     "stages.prune.teacher: got ['train', 3]; expected a string or a list of strings"),
+    ("stages: {train: {}, prune: {teacher: 3}}",
+     "stages.prune.teacher: got 3; expected a string or a list of strings"),
     ("stages: {prune: {teacher: quantize}, quantize: {}}",
      "stages.prune.teacher: 'quantize' is not an earlier stage (a teacher must be trained before "
      "its student); earlier stages: none"),

@@ -171,6 +171,18 @@ def test_two_processes_share_a_search_and_a_rerun_resumes_it(tmp_path):
     assert not (tmp_path / "trials" / f"{third['number']:03d}").exists()
 
 
+def test_a_trials_teachers_name_the_base_model(tmp_path):
+    # The first stage runs once, as the base model: a trial's teachers that
+    # name it (alone or in an ensemble) name its saved file instead.
+    overrides = FAST + ["stages.quantize={epochs: 1, teacher: [train, prune_channels, train]}",
+                        "stages.prune_channels.teacher=train",
+                        "export.formats_by_stage={quantize: [int8]}"]
+    raw = Search("recipes/search_channels.yaml", str(tmp_path), overrides)._trial_raw(
+        "base.h5", {})
+    assert raw["stages"]["quantize"]["teacher"] == ["base.h5", "prune_channels", "base.h5"]
+    assert raw["stages"]["prune_channels"]["teacher"] == "base.h5"
+
+
 def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
     """A library error inside one trial (not greenlite's own) marks that trial
     failed with its type and message; the search goes on to the next."""
