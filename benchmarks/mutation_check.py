@@ -36,6 +36,10 @@ MUTATIONS = {
         "pipeline/search.py",
         "[base_model if t == self.first else t for t in teacher]", "list(teacher)",
         ["tests/pipeline/test_search.py::test_a_trials_teachers_name_the_base_model"]),
+    "a stage's batches come from the recipe's seed": (
+        "pipeline/training.py", "ctx.seed if seed is None else seed", "ctx.seed",
+        ["tests/pipeline/stages/test_train.py::"
+         "test_the_batches_are_shuffled_and_shifted_from_the_stages_seed"]),
     "reinitialize keeps the model's weights": (
         "pipeline/stages/train.py", "        if cfg.reinitialize:", "        if False:",
         ["tests/pipeline/stages/test_train.py::"

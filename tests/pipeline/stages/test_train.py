@@ -32,3 +32,17 @@ def test_reinitialize_draws_new_weights_from_the_stages_seed(trained_model, digi
     other, _ = run_stage("train", {**STILL, "reinitialize": True, "seed_offset": 1},
                          trained_model, digits, tmp_path)
     assert _largest_difference(other, first) > 0.05
+
+
+def test_the_batches_are_shuffled_and_shifted_from_the_stages_seed(trained_model, digits,
+                                                                   tmp_path, monkeypatch):
+    # seed_offset reaches the batches too (shifted images take the tf.data
+    # path), not only the initial weights.
+    from pipeline import training
+    seeds = []
+    original = training.train_batches
+    monkeypatch.setattr(training, "train_batches",
+                        lambda data, cfg, seed: seeds.append(seed) or original(data, cfg, seed))
+    run_stage("train", {**STILL, "augment_shift": 1, "seed_offset": 3}, trained_model, digits,
+              tmp_path)
+    assert seeds == [3]  # the recipe's seed (0 here) plus 3
