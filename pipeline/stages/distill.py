@@ -11,8 +11,9 @@ from pipeline.training import FitConfig, accuracy, fit, resolve_teacher, teacher
 class Distill(Stage):
     """Builds the student and trains it on the distillation loss against the teacher.
 
-    The teacher is `teacher:` (an earlier stage or a saved model file), by
-    default the model this stage receives. The student is a zoo model (with
+    The teacher is `teacher:` (an earlier stage or a saved model file, or a
+    list of them: an ensemble, pipeline/distillation.py), by default the
+    model this stage receives. The student is a zoo model (with
     `student_options`, e.g. a width multiplier) or a saved model file; it must
     take the same input and give the same output shape as the teacher. The
     stage reports teacher and student accuracy, parameters and float32 size.
