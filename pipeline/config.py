@@ -131,14 +131,17 @@ def _coerce(value, hint, meta, key):
     raise TypeError(f"unsupported config type {hint} at {key}")
 
 
+# How a union's error names each choice: (one value, a list's items).
+_NOUNS = {str: ("a string", "strings"), int: ("an integer", "integers"),
+          float: ("a number", "numbers"), bool: ("true or false", "booleans")}
+
+
 def _noun(hint):
     """How an error names a value of type `hint` (for unions)."""
-    if hint is str:
-        return "a string"
-    if typing.get_origin(hint) is list:
-        return "a list" + (f" of {_noun(typing.get_args(hint)[0])}s".replace("a ", "", 1)
-                           if typing.get_args(hint) else "")
-    return {int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
+    if hint is list or typing.get_origin(hint) is list:
+        item = (typing.get_args(hint) or (None,))[0]
+        return "a list" + (f" of {_NOUNS[item][1]}" if item in _NOUNS else "")
+    return _NOUNS[hint][0] if hint in _NOUNS else str(hint)
 
 
 def _check_bounds(value, meta, key, noun):
