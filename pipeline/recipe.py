@@ -380,7 +380,7 @@ def from_dict(raw):
     recipe = config_lib.build(Recipe, {**raw, "stages": []}, "")
     recipe.stages = specs
     names = [s.name for s in specs]
-    from pipeline.training import teacher_names
+    from pipeline.training import no_teacher_named, teacher_names
     for index, spec in enumerate(specs):
         teacher = getattr(spec.config, "teacher", None)
         # distill's teacher is the model it is given when `teacher:` is unset.
@@ -388,8 +388,7 @@ def from_dict(raw):
             from pipeline.training import mixup_without_teacher
             raise mixup_without_teacher(f"stages.{spec.name}", spec.config.augment_mixup)
         if teacher == []:
-            raise RecipeError(f"stages.{spec.name}.teacher: got an empty list; name one teacher "
-                              "or more (or leave teacher: unset)")
+            raise no_teacher_named(f"stages.{spec.name}")
         for one in teacher_names(teacher):
             if one in names[:index]:
                 continue

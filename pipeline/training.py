@@ -56,6 +56,13 @@ def mixup_without_teacher(where, value):
                        "teacher's output (set teacher: or augment_mixup: 0)")
 
 
+def no_teacher_named(where):
+    """The error for `teacher: []` (checked when the recipe loads, and again
+    when a teacher is resolved, for callers without a recipe)."""
+    return RecipeError(f"{where}.teacher: got an empty list; name one teacher or more (or "
+                       "leave teacher: unset)")
+
+
 def teacher_names(teacher):
     """`teacher:` as a list of names (empty for None)."""
     if teacher is None:
@@ -68,7 +75,7 @@ def resolve_teacher(teacher, ctx, where):
     for a list of them, their ensemble (pipeline/distillation.py)."""
     names = teacher_names(teacher)
     if not names:
-        raise RecipeError(f"{where}.teacher: got an empty list; name one teacher or more")
+        raise no_teacher_named(where)
     models = [_one_teacher(name, ctx, where) for name in names]
     if len(models) == 1:
         return models[0]

@@ -130,6 +130,10 @@ def test_an_ensemble_of_teachers_with_other_shapes(trained_model, digits, tmp_pa
     with pytest.raises(RecipeError, match=r"stages.train.teacher: an ensemble's teachers must "
                                           r"each take one input of the same shape"):
         resolve_teacher(["a", "b"], ctx, "stages.train")
+    # A caller without a recipe (which refuses it at load) gets the same line.
+    with pytest.raises(RecipeError, match=r"stages.train.teacher: got an empty list; name one "
+                                          r"teacher or more"):
+        resolve_teacher([], ctx, "stages.train")
 
 
 @pytest.mark.parametrize("text, message", [
