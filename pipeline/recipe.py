@@ -380,12 +380,11 @@ def from_dict(raw):
     recipe = config_lib.build(Recipe, {**raw, "stages": []}, "")
     recipe.stages = specs
     names = [s.name for s in specs]
-    from pipeline.training import no_teacher_named, teacher_names
+    from pipeline.training import mixup_without_teacher, no_teacher_named, teacher_names
     for index, spec in enumerate(specs):
         teacher = getattr(spec.config, "teacher", None)
         # distill's teacher is the model it is given when `teacher:` is unset.
         if getattr(spec.config, "augment_mixup", 0) and teacher is None and spec.type != "distill":
-            from pipeline.training import mixup_without_teacher
             raise mixup_without_teacher(f"stages.{spec.name}", spec.config.augment_mixup)
         if teacher == []:
             raise no_teacher_named(f"stages.{spec.name}")
