@@ -149,9 +149,16 @@ def main():
     parser.add_argument("--input_shape", default="96,96,3")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--custom_module", help="a .py file holding CUSTOM_LAYER_MODULE (custom_layer)")
+    parser.add_argument("--keras", type=int, choices=(2, 3), default=2,
+                        help="build with tf_keras (2) or Keras 3 (benchmarks/architectures_keras3.py)")
     args = parser.parse_args()
     shape = tuple(int(d) for d in args.input_shape.split(","))
-    params = save(args.name, args.out, shape, args.classes, args.custom_module)
+    if args.keras == 3:
+        from benchmarks import architectures_keras3
+        params = architectures_keras3.save(args.name, args.out, shape, args.classes,
+                                           args.custom_module)
+    else:
+        params = save(args.name, args.out, shape, args.classes, args.custom_module)
     print(f"wrote {args.out}: {args.name}, input {shape}, {args.classes} classes, {params:,} parameters")
 
 

@@ -68,7 +68,7 @@ def convert(model, fmt, representative=None, bound_attention=True):
         model, _ = bound_attention_masks(model)
     if fmt in AI_EDGE_QUANTIZER:
         return _ai_edge_quantize(convert(model, "float32"), fmt, representative)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = keras_converter(model)
     if fmt == "float32_sparse":
         # Float32 whose mostly-zero weights are stored sparse (DENSIFY ops):
         # fewer file bytes, and the input XNNPACK's sparse inference needs.
@@ -94,7 +94,39 @@ def convert(model, fmt, representative=None, bound_attention=True):
     try:
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError and friends
-        raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
+        if not (_is_saved_model(model) and "TF Select ops" in str(e)):
+            raise ExportError(f"{fmt}: the TFLite converter failed: {_first_line(e)}") from None
+    # A SavedModel (Keras 3's export) may hold TensorFlow ops TFLite has no
+    # kernel for: they stay TensorFlow ops (Flex), which the report names.
+    converter.target_spec.supported_ops = (set(converter.target_spec.supported_ops)
+                                           | {tf.lite.OpsSet.SELECT_TF_OPS})
+    try:
+        return converter.convert()
+    except Exception as e:  # pylint: disable=broad-except
+        raise ExportError(f"{fmt}: the TFLite converter failed, TF select ops allowed: "
+                          f"{_first_line(e)}") from None
+
+
+def keras_converter(model):
+    """The TFLite converter of a tf_keras model, or of a SavedModel directory on the
+    post-training path (models.keras3.SavedModelSource: its 'serve' function)."""
+    from pipeline.backend import tf
+    if _is_saved_model(model):
+        return tf.lite.TFLiteConverter.from_saved_model(model.path, signature_keys=["serve"])
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def _is_saved_model(model):
+    from models.keras3 import SavedModelSource
+    return isinstance(model, SavedModelSource)
+
+
+def flex_ops(path):
+    """The TensorFlow select ops (Flex delegate) a .tflite file holds, by TF op name."""
+    from export.tflite_file import read_model
+    codes = [c.customCode for c in read_model(path).operatorCodes if c.customCode]
+    names = [c.decode() if isinstance(c, bytes) else str(c) for c in codes]
+    return sorted({n.removeprefix("Flex") for n in names if n.startswith("Flex")})
 
 
 # ai-edge-quantizer settings of each int4 format: (mode, weight granularity).

@@ -82,8 +82,8 @@ def _quiet():
 
 def _debugger(model, representative, denylisted=(), metrics=True, fully_quantize=False):
     from pipeline.backend import tf
-    from export.convert import representative_dataset
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    from export.convert import keras_converter, representative_dataset
+    converter = keras_converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset(representative)
     options = tf.lite.experimental.QuantizationDebugOptions(
@@ -120,7 +120,8 @@ def diagnose(model, representative, top=10):
         p999 = p999 if np.isfinite(p999) else None  # a tensor the samples never reached
         error = float(np.sqrt(float(row["mean_squared_error"])) / scale)
         rows.append({"tensor": row["tensor_name"],
-                     "layer": keras_layer(row["tensor_name"], names, model.layers[-1].name),
+                     "layer": keras_layer(row["tensor_name"], names,
+                                          model.layers[-1].name if model.layers else None),
                      "op": row["op_name"], "scale": scale, "range": [low, high],
                      "float_p999": p999, "rmse_over_scale": error if np.isfinite(error) else None})
     def outlier(r):

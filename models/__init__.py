@@ -4,10 +4,16 @@ Each model is a function `build(input_shape, num_classes, **options)` that
 returns an *uncompiled* functional keras.Model ending in logits. To add one,
 write `models/<name>.py` and add it to `MODELS`.
 """
+import dataclasses
 import importlib
 import inspect
+import os
+from typing import Optional
+
+import numpy as np
 
 from pipeline.lazy_backend import keras
+from models import keras3 as keras3_lib
 from models import user
 from pipeline.errors import ModelError
 
@@ -23,22 +29,107 @@ MODELS = {
 }
 
 
+@dataclasses.dataclass
+class Intake:
+    """The model a run starts from.
+
+    `model` is the tf_keras model every stage can train, or None when a Keras 3
+    model could not be translated (`keras3.blocking` says why): then `source`
+    (the Keras 3 model, or a SavedModel directory's `SavedModelSource`) can
+    still take the post-training path (an `as_is` stage, then export).
+    """
+    model: object
+    keras3: Optional["keras3_lib.Keras3Origin"] = None
+    source: object = None
+
+    @property
+    def usable(self):
+        """The model the run goes on with: the tf_keras one, else the source."""
+        return self.model if self.model is not None else self.source
+
+
 def build(name, input_shape, num_classes, options=None, trust_model_code=False,
-          custom_objects=None, batchnorm_momentum=None):
+          custom_objects=None, batchnorm_momentum=None, sample=None):
     """Builds zoo model `name`, or loads the user's saved model at that path.
 
     A saved model must take the data's input shape and give `num_classes`
-    outputs. See models/user.py for the safety checks on loading.
+    outputs. See models/user.py for the safety checks on loading, and
+    models/keras3.py for models written by Keras 3 (translated to tf_keras and
+    checked on `sample`, or on random inputs without one).
 
     Raises:
       ModelError: for an unknown name (listing the known ones), an option
         the model does not take (listing the ones it does), or a saved model
-        that is unsafe, unreadable or does not fit the data.
+        that is unsafe, unreadable, does not fit the data or (Keras 3) has
+        layers without a tf_keras twin.
     """
+    result = intake(name, input_shape, num_classes, options, trust_model_code, custom_objects,
+                    batchnorm_momentum, sample)
+    if result.model is None:
+        raise ModelError(untranslatable_message(name, result.keras3))
+    return result.model
+
+
+def untranslatable_message(name, origin, stages=None):
+    """One line: why a Keras 3 model cannot be trained, and what still works."""
+    what = ("is a TensorFlow SavedModel (Keras 3's model.export): it holds no layer graph"
+            if origin.keras_version == "saved_model" else
+            f"(Keras {origin.keras_version}) has layers tf_keras cannot rebuild: "
+            + keras3_lib.summary(origin.blocking))
+    return (f"model.name: {name!r} {what}; "
+            + (f"the training stages ({', '.join(stages)}) need a tf_keras model. "
+               if stages else "training needs a tf_keras model. ")
+            + "Give each custom layer a tf_keras twin (model.custom_objects), or take the "
+              "post-training path: a single stage of type as_is, then export")
+
+
+def intake(name, input_shape, num_classes, options=None, trust_model_code=False,
+           custom_objects=None, batchnorm_momentum=None, sample=None):
+    """As `build`, but a Keras 3 model that cannot be translated is returned as
+    `Intake(model=None, source=...)` instead of refused, and the Keras 3
+    translation is described (`Intake.keras3`)."""
+    if name not in MODELS and user.is_model_path(name):
+        version = keras3_lib.written_by(name) if os.path.exists(name) else None
+        if version:
+            result = _intake_keras3(name, version, input_shape, num_classes, options,
+                                    trust_model_code, custom_objects, sample)
+            if result.model is not None and batchnorm_momentum is not None:
+                set_batchnorm_momentum(result.model, batchnorm_momentum)
+            return result
     model = _build(name, input_shape, num_classes, options, trust_model_code, custom_objects)
     if batchnorm_momentum is not None:
         set_batchnorm_momentum(model, batchnorm_momentum)
-    return model
+    return Intake(model)
+
+
+def _intake_keras3(name, version, input_shape, num_classes, options, trust_model_code,
+                   custom_objects, sample):
+    if options:
+        raise ModelError("model.options: only zoo models take options; "
+                         f"{name!r} is a saved model")
+    if version == "saved_model":
+        source = keras3_lib.SavedModelSource(name)
+        _check_fits(source, name, input_shape, num_classes)
+        return Intake(None, keras3_lib.Keras3Origin(name, version, translated=False, blocking={
+            name: "a SavedModel holds no layer graph"}), source)
+    keras3_lib.check_file(name, version)
+    user.refuse_lambdas(name, trust_model_code)
+    objects = dict(custom_objects or {})
+    source = keras3_lib.load(name, keras3_lib.keras3_classes(objects), trust_model_code)
+    _check_fits(source, name, input_shape, num_classes)
+    blocking = keras3_lib.blockers(source, objects)
+    if blocking:
+        return Intake(None, keras3_lib.Keras3Origin(name, version, translated=False,
+                                                    blocking=blocking), source)
+    translation = keras3_lib.to_tf_keras(source, objects)
+    if sample is None:
+        sample = np.random.default_rng(0).uniform(0, 1, (8,) + tuple(input_shape))
+    sample = np.asarray(sample)[:32]
+    if not np.issubdtype(sample.dtype, np.integer):
+        sample = sample.astype("float32")
+    difference = keras3_lib.verify(source, translation, sample)
+    return Intake(translation.model, keras3_lib.Keras3Origin(
+        name, version, translated=True, difference=difference, examples=len(sample)), source)
 
 
 def set_batchnorm_momentum(model, momentum):
@@ -99,11 +190,13 @@ def _functional_shell(model, name, input_shape):
 
 
 def _check_fits(model, name, input_shape, num_classes):
-    got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    """The model (tf_keras, Keras 3 or a SavedModel's source) fits the data."""
+    inputs, outputs = list(model.inputs), list(model.outputs)
+    got_in = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
     if got_in != tuple(input_shape):
         raise ModelError(f"model.name: {name!r} takes inputs of shape {got_in} but the data's "
                          f"examples have shape {tuple(input_shape)}")
-    got_out = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    got_out = outputs[0].shape[-1] if len(outputs) == 1 else None
     if got_out != num_classes:
         raise ModelError(f"model.name: {name!r} gives {got_out} outputs but the data has "
                          f"{num_classes} classes")

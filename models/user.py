@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import json
 import os
+import sys
 import zipfile
 
 from pipeline.errors import ModelError
@@ -23,7 +24,8 @@ SUFFIXES = (".keras", ".h5", ".hdf5")
 
 def is_model_path(name):
     """True when a recipe's model name points at a saved model rather than the zoo."""
-    return name.endswith(SUFFIXES) or os.sep in name or os.path.isdir(name)
+    return (name.endswith(SUFFIXES) or os.sep in name or os.path.isdir(name)
+            or os.path.isfile(name))
 
 
 def load(path, trust_model_code=False, custom_objects=None, where="model.name"):
@@ -37,16 +39,7 @@ def load(path, trust_model_code=False, custom_objects=None, where="model.name"):
       ModelError: for a missing or unreadable file, a Lambda layer without
         trust, or a custom layer the recipe did not declare.
     """
-    if not os.path.exists(path):
-        raise ModelError(f"{where}: {path!r} does not exist (and is not a zoo model name)")
-    config = stored_config(path, where)
-    lambdas = [name for cls, name in _layers(config) if cls == "Lambda"]
-    if lambdas and not trust_model_code:
-        raise ModelError(
-            f"{where}: {path!r} contains Lambda layer(s) {lambdas}, which run Python code stored "
-            "in the file when it is loaded; greenlite refuses them by default. Set "
-            "model.trust_model_code: true only if you trust this file, or replace the Lambda "
-            "with a registered custom layer (model.custom_objects)")
+    config = refuse_lambdas(path, trust_model_code, where)
     from pipeline.backend import keras, tfmot
     kwargs = {"compile": False, "custom_objects": dict(custom_objects or {})}
     if path.endswith(".keras"):
@@ -68,11 +61,34 @@ def load(path, trust_model_code=False, custom_objects=None, where="model.name"):
     return model
 
 
+def refuse_lambdas(path, trust_model_code, where="model.name"):
+    """The stored config of the model at `path`, after refusing Lambda layers (they
+    run Python code stored in the file) unless `trust_model_code`."""
+    if not os.path.exists(path):
+        raise ModelError(f"{where}: {path!r} does not exist (and is not a zoo model name)")
+    config = stored_config(path, where)
+    lambdas = [name for cls, name in _layers(config) if cls == "Lambda"]
+    if lambdas and not trust_model_code:
+        raise ModelError(
+            f"{where}: {path!r} contains Lambda layer(s) {lambdas}, which run Python code stored "
+            "in the file when it is loaded; greenlite refuses them by default. Set "
+            "model.trust_model_code: true only if you trust this file, or replace the Lambda "
+            "with a registered custom layer (model.custom_objects)")
+    return config
+
+
 def stored_config(path, where="model.name"):
     """The model config stored in the file, as a dict (read without loading the model)."""
     try:
         if path.endswith(".keras"):
+            if not zipfile.is_zipfile(path):
+                raise ModelError(f"{where}: {path!r} is not a .keras file (those are zip "
+                                 f"archives): it is {what_is(path)}")
             with zipfile.ZipFile(path) as z:
+                if "config.json" not in z.namelist():
+                    raise ModelError(f"{where}: {path!r} is not a Keras model: it is "
+                                     f"{what_is(path)}; a .keras file holds config.json and "
+                                     "model.weights.h5")
                 return json.loads(z.read("config.json"))
         if path.endswith((".h5", ".hdf5")):
             import h5py
@@ -85,8 +101,8 @@ def stored_config(path, where="model.name"):
         if os.path.isdir(path):
             metadata = os.path.join(path, "keras_metadata.pb")
             if not os.path.isfile(metadata):
-                raise ModelError(f"{where}: {path!r} is a directory but not a Keras SavedModel "
-                                 "(no keras_metadata.pb)")
+                raise ModelError(f"{where}: {path!r} is a directory without saved_model.pb: "
+                                 "not a SavedModel")
             # The metadata is a protobuf of JSON strings; searching it for class
             # names is enough to find Lambda layers without parsing the proto.
             with open(metadata, "rb") as f:
@@ -94,7 +110,33 @@ def stored_config(path, where="model.name"):
             return {"class_names": [c for c in _quoted_class_names(text)]}
     except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as e:
         raise ModelError(f"{where}: {path!r} is not a readable Keras model file: {e}") from None
-    raise ModelError(f"{where}: {path!r}: expected a .keras or .h5 file or a SavedModel directory")
+    raise ModelError(f"{where}: {path!r} is {what_is(path)}; greenlite reads Keras models: a "
+                     ".keras or .h5 file (tf_keras or Keras 3) or a SavedModel directory")
+
+
+def what_is(path):
+    """What the file at `path` looks like, for messages ('a PyTorch checkpoint ...')."""
+    if os.path.isdir(path):
+        return "a directory"
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[4:8] == b"TFL3":
+        return ("a TFLite file (greenlite converts Keras models to these; benchmark one with "
+                "export/benchmark.py)")
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "a PyTorch checkpoint (torch.save's zip with data.pkl)"
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return f"a zip archive holding {shown or 'nothing'}"
+    if head[:1] == b"\x80":
+        return "a Python pickle (a PyTorch or scikit-learn file?)"
+    if path.endswith(".onnx"):
+        return "an ONNX model"
+    return f"a file of {os.path.getsize(path):,} bytes in no model format greenlite knows"
 
 
 def custom_objects_from(spec, where="model.custom_objects"):
@@ -110,12 +152,21 @@ def custom_objects_from(spec, where="model.custom_objects"):
             module = importlib.import_module(spec)
     except ImportError as e:
         raise ModelError(f"{where}: cannot import {spec!r}: {e}") from None
-    if isinstance(getattr(module, "CUSTOM_OBJECTS", None), dict):
-        return dict(module.CUSTOM_OBJECTS)
     from pipeline.backend import keras
-    return {name: obj for name, obj in vars(module).items()
-            if inspect.isclass(obj) and issubclass(obj, (keras.layers.Layer, keras.Model))
-            and obj.__module__ == module.__name__}
+    bases = (keras.layers.Layer, keras.Model)
+    if "keras" in sys.modules:  # the module made Keras 3 layers: they load its Keras 3 files
+        bases += (sys.modules["keras"].layers.Layer,)
+    defined = {name: obj for name, obj in vars(module).items()
+               if inspect.isclass(obj) and issubclass(obj, bases)
+               and obj.__module__ == module.__name__}
+    declared = getattr(module, "CUSTOM_OBJECTS", None)
+    if not isinstance(declared, dict):
+        return defined
+    # CUSTOM_OBJECTS wins: {'MyLayer': MyTfKerasLayer} names a Keras 3 layer's
+    # tf_keras twin; the Keras 3 class it shadows stays, for loading Keras 3 files.
+    shadowed = {f"{name} (Keras 3)": obj for name, obj in defined.items()
+                if declared.get(name, obj) is not obj}
+    return {**defined, **shadowed, **declared}
 
 
 def _layers(config):

@@ -57,6 +57,13 @@ def unsupported_reason(layer, technique, model=None):
             # convolution or Dense layer before it; anywhere else it has no config.
             producers = _producers(model, layer.name) if model is not None else {}
             if producers and set(producers.values()) <= set(_FOLDS_BATCHNORM):
+                # tfmot's fold matches a convolution without its own activation only.
+                activated = [p for p in producers
+                             if getattr(getattr(model.get_layer(p), "activation", None),
+                                        "__name__", "linear") != "linear"]
+                if activated:
+                    return (f"{kind}: its {producers[activated[0]]} applies an activation "
+                            "first, so tfmot's 8-bit scheme cannot fold it")
                 # The fold needs the convolution's output to go to this layer only.
                 if all(_consumer_count(model, p) == 1 for p in producers):
                     return None

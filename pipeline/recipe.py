@@ -74,6 +74,10 @@ class ExportConfig:
     # (export.tflite_file.strip). Inputs and outputs are then addressed by
     # index; the report cannot check a stage's per-layer claims in the file.
     strip: list[Literal[FORMATS]] = dataclasses.field(default_factory=list)
+    # Each stage's plain model (not QAT's) also as NN_<stage>/model.keras for
+    # Keras 3, checked to compute what the stage's model computes. auto: when
+    # the run's model came from Keras 3 (models/keras3.py).
+    keras3_models: Literal["auto", "always", "never"] = "auto"
 
     def validate(self):
         if not self.formats:

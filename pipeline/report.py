@@ -88,8 +88,9 @@ def keras_split(record):
     return record.get("keras_split", "test")
 
 
-def build(recipe, data, stage_records, variants, seconds, deploy_data=None):
-    """Assembles the report dict."""
+def build(recipe, data, stage_records, variants, seconds, deploy_data=None, keras3_origin=None):
+    """Assembles the report dict. `keras3_origin`: models.keras3.Keras3Origin of a
+    model written by Keras 3 (None for the zoo and tf_keras files)."""
     from pipeline import deploy
     first = stage_records[0]
     reference = next((v for v in variants if v["stage"] == first["name"]
@@ -113,6 +114,9 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None):
                      "keras_split": keras_split(first),
                      "accuracy": first["keras_accuracy"], "params": first["params"],
                      "float32_variant": reference["name"] if reference else None},
+        "model": {"name": recipe.model.name,
+                  "keras3": keras3_origin.to_dict() if keras3_origin else None,
+                  "keras3_text": keras3_origin.describe() if keras3_origin else None},
         "stages": stage_records,
         "variants": variants,
         "energy": energy,
@@ -385,6 +389,19 @@ def notes(report):
                        f"{s['metrics']['resumed_at_epoch']} (the epochs before it were "
                        "restored from its checkpoint)")
         out += stages.get(s["type"]).notes(s["name"], s["metrics"])
+        copy = s.get("keras3")
+        if copy and copy.get("path"):
+            out.append(f"stage `{s['name']}`: its model for Keras 3 is `{copy['path']}` "
+                       f"(loads in Keras 3 and computes the same outputs, at most "
+                       f"{copy['difference']:.2g} of their range apart)")
+        elif copy:
+            out.append(f"stage `{s['name']}`: no Keras 3 copy: {copy['skipped']}")
+    for v in report["variants"]:
+        if v.get("flex_ops"):
+            out.append(f"`{v['name']}` holds TensorFlow select ops ({', '.join(v['flex_ops'])}): "
+                       "it runs only with the Flex delegate (Android: "
+                       "org.tensorflow:tensorflow-lite-select-tf-ops), not on tflite-micro or "
+                       "tflite-runtime, and no interpreter here links it")
     return out
 
 
@@ -400,6 +417,8 @@ def to_markdown(report):
         f"{keras_split(base)} accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
     ]
+    if (report.get("model") or {}).get("keras3_text"):
+        lines += ["", f"Model: {report['model']['keras3_text']}."]
     if report["data"].get("preprocessing"):
         lines += ["", f"Inputs: {report['data']['preprocessing']}."]
         lines += [f"- `{v['name']}` takes {_input_text(v['input'])}"
@@ -429,6 +448,8 @@ def to_html(report, png):
         f"<p>{esc(report['data']['description'])}; baseline Keras accuracy "
         f"{report['baseline']['keras_accuracy']:.4f}; run time {report['seconds']:.1f} s.</p>",
     ]
+    if (report.get("model") or {}).get("keras3_text"):
+        parts.append(f"<p>Model: {inline_html(report['model']['keras3_text'])}.</p>")
     for title, text, headers, rows in tables(report):
         parts += [f"<h2>{esc(title)}</h2>", f"<p>{inline_html(text)}</p>", "<table><tr>"]
         parts += [f"<th>{esc(h)}</th>" for h in headers] + ["</tr>"]

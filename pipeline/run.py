@@ -73,10 +73,23 @@ class Runner:
         self._say(f"data: {data.summary()}")
         self.deploy_data = self._deploy_data(data)
         self.custom_objects = custom_objects.resolve(recipe.model.custom_objects)
-        model = models.build(recipe.model.name, data.input_shape, data.num_classes,
-                             recipe.model.options, recipe.model.trust_model_code,
-                             self.custom_objects, recipe.model.batchnorm_momentum)
+        # Real inputs: a Keras 3 model's translation is checked on them, and so
+        # is each Keras 3 copy of a stage's model.
+        self.sample = data.representative(32, recipe.seed)
+        intake = models.intake(recipe.model.name, data.input_shape, data.num_classes,
+                               recipe.model.options, recipe.model.trust_model_code,
+                               self.custom_objects, recipe.model.batchnorm_momentum,
+                               sample=self.sample)
+        self.keras3_origin = intake.keras3
+        if intake.model is None:
+            training = [s.name for s in recipe.stages if not type(s.make()).takes_any_model]
+            if training:
+                raise GreenliteError(models.untranslatable_message(
+                    recipe.model.name, intake.keras3, training))
+        model = intake.usable
         self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
+        if intake.keras3:
+            self._say(f"model: {intake.keras3.describe()}")
         if not distribute.is_chief(recipe.distribute):
             return self._run_as_worker(model, data)
         staging = (resume.adopt(self.resume_from, self.target, self._say)
@@ -160,7 +173,8 @@ class Runner:
                                                           f"{recipe.benchmark.split}_data"))
         report = report_lib.build(recipe, data, stage_records, variants,
                                   seconds=time.perf_counter() - self._start,
-                                  deploy_data=self.deploy_data)
+                                  deploy_data=self.deploy_data,
+                                  keras3_origin=self.keras3_origin)
         report_lib.write(self.workdir, report)
         return report
 
@@ -213,6 +227,7 @@ class Runner:
                 result = spec.make().run(model, data, ctx)
             _check_same_signature(spec.name, model, result)
             saved = models_saved.save(result, tmp)
+            keras3_copy = self._keras3_copy(result, tmp, directory)
             keras_accuracy, keras_ce = training.evaluate(result, data.judged)
             record = {
                 "name": spec.name, "type": spec.type, "dir": directory,
@@ -230,8 +245,9 @@ class Runner:
                 "metrics": ctx.metrics,
                 "claims": ctx.output_claims.to_dict() if ctx.output_claims else None,
                 # Where the stage's model was made (its variables live there).
-                "distribute": {"strategy": type(result.distribute_strategy).__name__,
-                               "replicas": result.distribute_strategy.num_replicas_in_sync},
+                "distribute": _distribution(result),
+                # The stage's model for Keras 3 (NN_<stage>/model.keras), or why not.
+                "keras3": keras3_copy,
                 # Rewritten to a bounded mask before calibrated conversion (export/convert.py).
                 "unbounded_attention": unbounded_attention_layers(result),
             }
@@ -240,6 +256,25 @@ class Runner:
         self._say(f"[stage {index}/{count}] {spec.name} done in {record['seconds']:.1f}s: "
                   f"Keras {report_lib.keras_split(record)} accuracy {record['keras_accuracy']:.4f}")
         return result
+
+    def _keras3_copy(self, model, tmp, directory):
+        """Writes the stage's model also as a Keras 3 .keras file when the recipe asks
+        (export.keras3_models); returns what was written, or why not, or None."""
+        wanted = self.recipe.export.keras3_models
+        if wanted == "never" or (wanted == "auto" and self.keras3_origin is None):
+            return None
+        from models import keras3
+        from pipeline.errors import ModelError
+        if isinstance(model, keras3.SavedModelSource) or models_saved.is_keras3(model):
+            return {"skipped": "the stage's model is the Keras 3 model (or SavedModel) given"}
+        if any(type(l).__name__ == "QuantizeWrapperV2" for l in model.layers):
+            return {"skipped": "a QAT model is not a plain Keras model: its deliverable is the "
+                               "int8 file"}
+        try:
+            difference = keras3.save_keras3(model, os.path.join(tmp, "model.keras"), self.sample)
+        except ModelError as e:
+            return {"skipped": str(e)}
+        return {"path": os.path.join(directory, "model.keras"), "difference": difference}
 
     def _export_and_benchmark(self, data, stage_records):
         recipe = self.recipe
@@ -279,6 +314,8 @@ class Runner:
             name, path = variant["name"], os.path.join(self.workdir, variant["path"])
             if error is None and variant["format"] in recipe.export.strip:
                 variant["stripped_bytes"] = _strip(path)
+            if error is None:
+                error = _flex_check(path, variant)
             if error is None:
                 self._say(f"[export {k}/{len(jobs)}] {name}: benchmarking ...")
                 error = self._benchmark(path, test_data, variant)
@@ -371,6 +408,29 @@ class Runner:
         variant.update(report_lib.variant_figures(figures),
                        benchmark_path=os.path.relpath(out_json, self.workdir))
         return None
+
+
+def _flex_check(path, variant):
+    """Records the TensorFlow select ops a converted file holds; none of the interpreters
+    here links the Flex delegate, so such a file is kept but not benchmarked (the reason)."""
+    from export.convert import flex_ops
+    found = flex_ops(path)
+    if not found:
+        return None
+    variant["flex_ops"] = found
+    return (f"converted with TensorFlow select ops ({', '.join(found)}), which need the Flex "
+            "delegate: no interpreter here links it (LiteRT, tflite-runtime and tflite-micro "
+            "run builtin ops only), so it was not benchmarked; on Android add "
+            "org.tensorflow:tensorflow-lite-select-tf-ops")
+
+
+def _distribution(model):
+    """Where a stage's model was made: its distribution strategy and replicas (one, for
+    a model that has none: a Keras 3 model or a SavedModel on the post-training path)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None or not hasattr(strategy, "num_replicas_in_sync"):
+        return {"strategy": "none", "replicas": 1}
+    return {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync}
 
 
 def _check_same_signature(stage, before, after):

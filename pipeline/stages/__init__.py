@@ -4,6 +4,7 @@ To add a stage, write `pipeline/stages/<name>.py` with a `Stage` subclass and
 add it to `STAGES`.
 """
 from pipeline.errors import RecipeError
+from pipeline.stages.as_is import AsIs
 from pipeline.stages.base import Stage
 from pipeline.stages.cluster import Cluster
 from pipeline.stages.distill import Distill
@@ -23,6 +24,7 @@ STAGES = {
     "distill": Distill,
     "low_rank": LowRank,
     "int4_aware": Int4Aware,
+    "as_is": AsIs,
 }
 
 

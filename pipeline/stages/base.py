@@ -26,6 +26,10 @@ class Stage:
     class Config:
         pass
 
+    # False: the stage trains, so it needs a tf_keras model; only `as_is` takes a
+    # Keras 3 model without a tf_keras translation (or a SavedModel).
+    takes_any_model = False
+
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()
 

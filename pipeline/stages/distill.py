@@ -45,9 +45,10 @@ class Distill(Stage):
         if cfg.student in models.MODELS:
             student = models.build(cfg.student, data.input_shape, data.num_classes,
                                    cfg.student_options)
-        elif os.path.isfile(cfg.student):
-            from models import saved
-            student = saved.load(cfg.student, ctx.custom_objects)
+        elif os.path.exists(cfg.student):
+            # The user's file, tf_keras or Keras 3 (translated), as for model.name.
+            student = models.build(cfg.student, data.input_shape, data.num_classes,
+                                   custom_objects=ctx.custom_objects)
         else:
             raise RecipeError(f"{where}.student: {cfg.student!r} is neither a zoo model "
                               f"({', '.join(sorted(models.MODELS))}) nor a saved model file")

@@ -89,7 +89,8 @@ def test_missing_and_unreadable_files(tmp_path):
         models.build("/no/such/model.keras", (8, 8, 1), 10)
     fake = tmp_path / "fake.keras"
     fake.write_text("not a zip")
-    with pytest.raises(ModelError, match="is not a readable Keras model file"):
+    with pytest.raises(ModelError, match=r"is not a .keras file \(those are zip archives\): it "
+                                         "is a file of 9 bytes in no model format"):
         models.build(str(fake), (8, 8, 1), 10)
     weights_only = tmp_path / "w.h5"
     keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save_weights(str(weights_only))

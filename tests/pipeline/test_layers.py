@@ -89,3 +89,24 @@ def test_batchnorm_after_a_shared_convolution_stays_float():
                                    "other layers, so tfmot's 8-bit scheme cannot fold it")
     assert reason("concat_bn").startswith("BatchNormalization: not after a convolution")
     assert reason("folded_bn") is None
+
+
+def test_batchnorm_after_a_convolution_with_its_own_activation_stays_float(digits, tmp_path):
+    # tfmot's fold matches conv -> BN, not conv(activation) -> BN: annotated anyway,
+    # quantize_apply raised "is not supported" on a Keras 3 user's model built so.
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="activated")(inputs)
+    x = keras.layers.BatchNormalization(name="after_relu_bn")(x)
+    x = keras.layers.Conv2D(4, 3, name="linear")(x)
+    x = keras.layers.BatchNormalization(name="folded_bn")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    reason = lambda name: layers_lib.unsupported_reason(model.get_layer(name),
+                                                        layers_lib.QUANTIZE, model)
+    assert reason("after_relu_bn") == ("BatchNormalization: its Conv2D applies an activation "
+                                       "first, so tfmot's 8-bit scheme cannot fold it")
+    assert reason("folded_bn") is None
+    from tests.conftest import run_stage
+    qat, ctx = run_stage("quantize", {"epochs": 1, "batch_size": 64, "allow_chance": True},
+                         model, digits, tmp_path)
+    assert "after_relu_bn" in ctx.metrics["float_layers"]
+    assert "folded_bn" not in ctx.metrics["float_layers"]

@@ -22,6 +22,7 @@ FAST_SETTINGS = {
     "low_rank": {"epochs": 1, "batch_size": 64, "allow_chance": True, "rank_ratio": 0.25},
     "prune_channels": {"epochs": 1, "batch_size": 64, "allow_chance": True, "ratio": 0.5},
     "int4_aware": {"epochs": 1, "batch_size": 64, "allow_chance": True, "granularity": "channelwise"},
+    "as_is": {},
 }
 
 
