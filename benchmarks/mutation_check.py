@@ -356,6 +356,53 @@ MUTATIONS = {
     "the metadata's labels zip dated when written": (
         "export/metadata_writer.py", "    _fixed_zip_dates()\n", "",
         ["tests/pipeline/test_deploy.py::test_image_metadata_names_its_color_space"]),
+    "Keras 3's hard_sigmoid taken for tf_keras' (0.2x + 0.5)": (
+        "models/keras3_layers.py", '"mish": "mish", "silu": "swish", "swish": "swish"}',
+        '"mish": "mish", "silu": "swish", "swish": "swish", "hard_sigmoid": "hard_sigmoid"}',
+        ["tests/models/test_keras3_translate.py::test_activations_that_differ_between_the_two_kerases",
+         "tests/models/test_keras3_translate.py::test_each_architecture_translates_to_equal_outputs"]),
+    "Keras 3's leaky_relu given tf_keras' slope (0.3)": (
+        "models/keras3_layers.py", "tf_keras.layers.LeakyReLU(\n        alpha=0.2,",
+        "tf_keras.layers.LeakyReLU(\n       ",
+        ["tests/models/test_keras3_translate.py::test_activations_that_differ_between_the_two_kerases"]),
+    "LeakyReLU's negative_slope not renamed": (
+        "models/keras3_layers.py", 'RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}',
+        "RENAMED = {}",
+        ["tests/models/test_keras3_translate.py::test_each_architecture_translates_to_equal_outputs"]),
+    "a Keras 3 layer's weights copied in reverse order": (
+        "models/keras3.py", "    target.set_weights(weights)\n",
+        "    target.set_weights(weights[::-1])\n",
+        ["tests/models/test_keras3_translate.py::test_each_architecture_translates_to_equal_outputs"]),
+    "a Keras 3 model's translation is not checked on data": (
+        "models/__init__.py", "    difference = keras3_lib.verify(source, translation, sample)",
+        "    difference = 0.0",
+        ["tests/models/test_keras3_translate.py::test_intake_refuses_a_translation_that_computes_otherwise"]),
+    "the translation checked on random inputs, not the data's": (
+        "pipeline/run.py", "                               sample=self.sample)", ")",
+        ["tests/pipeline/test_run_keras3.py::test_a_keras3_model_is_translated_compressed_and_exported"]),
+    "a Keras 3 file handed to tf_keras": (
+        "models/__init__.py",
+        "        version = keras3_lib.written_by(name) if os.path.exists(name) else None",
+        "        version = None",
+        ["tests/models/test_keras3_intake.py::test_keras3_files_are_told_from_tf_keras_ones"]),
+    "a Keras 3 file from a newer Keras accepted": (
+        "models/keras3.py", "    if _version_tuple(version) > _version_tuple(installed):",
+        "    if False:",
+        ["tests/models/test_keras3_intake.py::test_files_that_will_not_do_get_one_line_each"]),
+    "training stages run on a model tf_keras cannot rebuild": (
+        "pipeline/run.py", "            if training:\n", "            if False:\n",
+        ["tests/pipeline/test_run_keras3.py::"
+         "test_an_untranslatable_model_is_refused_for_training_before_anything_is_written"]),
+    "TF select ops not named": (
+        "pipeline/run.py", "    found = flex_ops(path)\n", "    found = []\n",
+        ["tests/pipeline/test_run_keras3.py::test_tensorflow_select_ops_are_named_per_variant"]),
+    "a Keras 3 copy written without the check against the stage's model": (
+        "models/keras3.py", "        if difference > tolerance:", "        if False:",
+        ["tests/models/test_keras3_translate.py::test_a_keras3_copy_that_computes_otherwise_is_not_written"]),
+    "a BatchNorm after an activated convolution annotated for QAT": (
+        "pipeline/layers.py", "                if activated:", "                if False:",
+        ["tests/pipeline/test_layers.py::"
+         "test_batchnorm_after_a_convolution_with_its_own_activation_stays_float"]),
 }
 
 

@@ -7,6 +7,8 @@ the architecture allows it: a translation that swaps two weights of a layer,
 drops a setting or computes an activation another way then gives outputs
 that differ, which untrained, softmax-squashed outputs could hide.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,35 @@ def test_a_shared_layer_stays_one_layer():
     assert [l.name for l in translated.layers].count("shared") == 1
     x = [np.ones((2, 4), "float32"), np.arange(8, dtype="float32").reshape(2, 4)]
     np.testing.assert_allclose(translated.predict_on_batch(x), model(x), atol=1e-6)
+
+
+def test_intake_refuses_a_translation_that_computes_otherwise(monkeypatch, tmp_path):
+    """The near-miss a table could hold: tf_keras' hard_sigmoid taken for Keras 3's.
+    The check on data catches it and names the layer, before any stage runs."""
+    import models
+    from models import keras3_layers
+    keras = k3()
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Dense(4, activation="hard_sigmoid", name="gate")(
+        keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10)(x)).save(tmp_path / "gate.keras")
+    monkeypatch.setitem(keras3_layers.SAME_ACTIVATIONS, "hard_sigmoid", "hard_sigmoid")
+    sample = np.random.default_rng(0).uniform(0, 4, (16, 8, 8, 1)).astype("float32")
+    with pytest.raises(ModelError, match=r"differs from the original by .* first layer whose "
+                                         r"outputs differ: gate$"):
+        models.intake(str(tmp_path / "gate.keras"), (8, 8, 1), 10, sample=sample)
+
+
+def test_a_keras3_copy_that_computes_otherwise_is_not_written(monkeypatch, tmp_path):
+    from models import keras3_layers
+    from pipeline.backend import keras as tf_keras
+    inputs = tf_keras.Input((4,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, activation="hard_sigmoid")(inputs))
+    x = np.random.default_rng(0).uniform(-4, 4, (8, 4)).astype("float32")
+    with pytest.raises(UntranslatableError, match="hard_sigmoid.*computes differently"):
+        keras3.save_keras3(model, str(tmp_path / "m.keras"), x)
+    monkeypatch.setitem(keras3_layers.SAME_ACTIVATIONS_BACK, "hard_sigmoid", "hard_sigmoid")
+    with pytest.raises(ModelError, match="Keras 3 copy of .* differs from it"):
+        keras3.save_keras3(model, str(tmp_path / "m.keras"), x)
+    assert not os.path.exists(tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == []  # nothing half-written beside it either

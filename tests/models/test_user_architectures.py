@@ -18,7 +18,7 @@ import pytest
 
 import models
 from models import user
-from benchmarks import architectures
+from benchmarks import architectures, architectures_keras3
 from export import benchmark
 from export.convert import convert
 from export.tflite_file import kernel_stats, kernels_by_layer
@@ -51,15 +51,23 @@ def scenes(tmp_path_factory):
                             class_names=list(classes))
 
 
-def _through_every_stage(name, data, tmp_path):
+def _through_every_stage(name, data, tmp_path, keras_version=2):
+    """`keras_version` 3: the model is built and saved with Keras 3, and greenlite
+    translates it to tf_keras (models/keras3.py) before the first stage."""
+    library = architectures_keras3 if keras_version == 3 else architectures
     custom = None
     if name == "custom_layer":
         custom = tmp_path / "user_layers.py"
-        custom.write_text(architectures.CUSTOM_LAYER_MODULE)
+        custom.write_text(library.CUSTOM_LAYER_MODULE)
     path = tmp_path / f"{name}.keras"
-    architectures.save(name, path, (32, 32, 3), data.num_classes, custom)
-    model = models.build(str(path), (32, 32, 3), data.num_classes,
-                         custom_objects=user.custom_objects_from(str(custom)) if custom else None)
+    library.save(name, path, (32, 32, 3), data.num_classes, custom)
+    objects = user.custom_objects_from(str(custom)) if custom else None
+    result = models.intake(str(path), (32, 32, 3), data.num_classes, custom_objects=objects,
+                           sample=data.representative(16, 0))
+    assert (result.keras3 is not None) is (keras_version == 3)
+    if result.keras3:
+        assert result.keras3.translated and result.keras3.difference <= 1e-5
+    model = result.model
     tuned, _ = run_stage("train", FIT, model, data, tmp_path, name="finetune")
     pruned, prune_ctx = run_stage("prune", {**FIT, "target_sparsity": 0.75}, tuned, data, tmp_path)
     qat, quantize_ctx = run_stage("quantize", {**FIT, "preserve": "sparsity"}, pruned, data,
@@ -69,8 +77,8 @@ def _through_every_stage(name, data, tmp_path):
     return model, prune_ctx.metrics, quantize_ctx.metrics, str(int8)
 
 
-def _check(name, data, tmp_path):
-    model, pruned, quantized, int8 = _through_every_stage(name, data, tmp_path)
+def _check(name, data, tmp_path, keras_version=2):
+    model, pruned, quantized, int8 = _through_every_stage(name, data, tmp_path, keras_version)
     assert outputs_probabilities(model) is (name != "functional_logits")
     # The default selection prunes only what tfmot prunes: nothing falls short.
     assert pruned["pruned_layers"]
@@ -84,6 +92,18 @@ def _check(name, data, tmp_path):
     result = benchmark.benchmark(int8, (data.test.x, data.test.y), num_runs=1, warmup_runs=0)
     assert result["input"]["dtype"] == "int8" and 0 <= result["accuracy"] <= 1
     return pruned, quantized
+
+
+@pytest.mark.parametrize("name", ["sequential", "functional_logits", "custom_layer"])
+def test_small_keras3_user_models(name, scenes, tmp_path):
+    _check(name, scenes, tmp_path, keras_version=3)
+
+
+@SLOW
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
+                                  "resnet", "densenet"])
+def test_keras3_applications(name, scenes, tmp_path):
+    _check(name, scenes, tmp_path, keras_version=3)
 
 
 @pytest.mark.parametrize("name", ["sequential", "functional_logits", "custom_layer"])
