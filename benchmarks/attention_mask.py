@@ -29,7 +29,7 @@ def main():
     from export import benchmark
     from export.convert import convert
     from pipeline import training
-    from pipeline.attention import with_mask_value
+    from models.attention import with_mask_value
     from pipeline.backend import keras
     from pipeline.data import load
     from pipeline.files import atomic_write_bytes

@@ -377,7 +377,7 @@ MUTATIONS = {
         "models/__init__.py", "    difference = keras3_lib.verify(source, translation, sample)",
         "    difference = 0.0",
         ["tests/models/test_keras3_translate.py::test_intake_refuses_a_translation_that_computes_otherwise"]),
-    "the translation checked on random inputs, not the data's": (
+    "the translation checked on random inputs instead of the data's": (
         "pipeline/run.py", "                               sample=self.sample)", ")",
         ["tests/pipeline/test_run_keras3.py::test_a_keras3_model_is_translated_compressed_and_exported"]),
     "a Keras 3 file handed to tf_keras": (

@@ -92,8 +92,11 @@ class Server:
     thread that started it) is started afresh at the next request.
     """
 
-    def __init__(self, args, what):
+    def __init__(self, args, what, python=None, cwd=None):
+        """`python`: another environment's interpreter (a side environment's); `cwd`: the
+        child's working directory (default: this one's)."""
         self.args, self.what = list(args), what
+        self.python, self.cwd = python, cwd
         self._proc = None
         self._lock = threading.Lock()
 
@@ -132,13 +135,20 @@ class Server:
         self._log = tempfile.TemporaryFile("a+b")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable] + self.args + [f"--reply_fd={write_end}"],
+                [self.python or sys.executable] + self.args + [f"--reply_fd={write_end}"],
                 stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, env=_env(),
+                cwd=self.cwd,
                 pass_fds=(write_end,),
                 preexec_fn=functools.partial(die_with_parent, os.getpid()))
         finally:
             os.close(write_end)
         self._replies = read_end
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def stop(self):
         """Stops the child, if any (the next request starts another)."""

@@ -27,13 +27,15 @@ import tempfile
 import numpy as np
 
 from export import child, side_env, tflite_file
+from export.budget import Budget
+from pipeline.errors import GreenliteError, command
 
 RUNTIME = "tflite-runtime==2.14.0"
 DEFAULT_ENV = os.path.join(side_env.CACHE, "tflite-runtime-2.14")
 BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark.py")
 
 
-class CompatError(Exception):
+class CompatError(GreenliteError):
     """The runtime environment cannot be set up, or the input is wrong."""
 
 
@@ -54,45 +56,70 @@ def runtime_name(python):
     return f"tflite-runtime {result.stdout.strip() or '?'}"
 
 
-# A file that runs in the other runtime "agrees" with LiteRT when its metric on
-# the same test split is within these bounds; outside them it loads but is wrong.
-MAX_ACCURACY_POINTS = 1.0
-MAX_PERPLEXITY_PERCENT = 2.0
+# A file that runs in the other runtime "agrees" with LiteRT when its metrics on
+# the same test split are within these budgets of LiteRT's, either way
+# (export/budget.py); outside them it loads but is wrong.
+AGREEMENT = (Budget("max_drop_points", 1.0), Budget("max_rise_percent", 2.0))
+
+
+class Checker:
+    """The runtime gate for many files: one benchmark process in the other environment and
+    one in LiteRT's (this Python), each serving every file.
+
+        with Checker(python) as checker:
+            result = checker.check("a.tflite", num_threads=1, data="export/test_data")
+    """
+
+    def __init__(self, python, reference_python=None):
+        self.other = child.Server([BENCHMARK, "--serve"], "the runtime", python=python)
+        self.reference = child.Server([BENCHMARK, "--serve"], "LiteRT",
+                                      python=reference_python or sys.executable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.other.stop()
+        self.reference.stop()
+
+    def check(self, tflite_path, num_runs=20, num_threads=1, data=None):
+        """Loads and runs one file in the other environment, with `num_threads`
+        interpreter threads (the recipe's benchmark setting, so its median is
+        comparable with LiteRT's).
+
+        With `data` (a test split: .npz, or a directory with x.npy and y.npy) the
+        file is also scored there and in LiteRT on the same inputs, since a runtime
+        can load a file, run it and be wrong: the result then adds "accuracy",
+        "perplexity" (that runtime's), "reference" (LiteRT's figures),
+        "max_abs_diff" (of the outputs of the first examples) and "agrees".
+
+        Returns {"loads": bool, "reason": None or why not, "median_ms", "delegated",
+        "num_threads"} and, with `data`, the figures above.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            figures, error = _run_benchmark(self.other, tflite_path, tmp, "other", num_runs,
+                                            num_threads, data)
+            if error:
+                return {"loads": False, "reason": error.removeprefix(
+                    f"--model: {tflite_path!r} is not a valid TFLite model: "),
+                        "median_ms": None, "delegated": None, "num_threads": num_threads}
+            result = {"loads": True, "reason": None, "median_ms": figures["latency_ms"]["p50"],
+                      "delegated": figures["delegated"], "num_threads": figures["num_threads"]}
+            if data is None:
+                return result
+            reference, error = _run_benchmark(self.reference, tflite_path, tmp, "reference", 1,
+                                              num_threads, data)
+            if error:
+                return {**result, "agrees": None, "reason": f"LiteRT could not score it: {error}"}
+            other_outputs = np.load(os.path.join(tmp, "other.npy"))
+            reference_outputs = np.load(os.path.join(tmp, "reference.npy"))
+        return {**result, **agreement(figures, reference, other_outputs, reference_outputs)}
 
 
 def check(python, tflite_path, num_runs=20, num_threads=1, data=None, reference_python=None):
-    """Loads and runs one file in the other environment, with `num_threads`
-    interpreter threads (the recipe's benchmark setting, so its median is
-    comparable with LiteRT's).
-
-    With `data` (a test split: .npz, or a directory with x.npy and y.npy) the
-    file is also scored there and in LiteRT (`reference_python`, default this
-    Python) on the same inputs, since a runtime can load a file, run it and
-    be wrong: the result then adds "accuracy", "perplexity" (that runtime's),
-    "reference" (LiteRT's figures), "max_abs_diff" (of the outputs of the
-    first examples) and "agrees".
-
-    Returns {"loads": bool, "reason": None or why not, "median_ms", "delegated",
-    "num_threads"} and, with `data`, the figures above.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        figures, error = _run_benchmark(python, tflite_path, tmp, "other", num_runs,
-                                        num_threads, data)
-        if error:
-            return {"loads": False, "reason": error.removeprefix(
-                f"--model: {tflite_path!r} is not a valid TFLite model: "),
-                    "median_ms": None, "delegated": None, "num_threads": num_threads}
-        result = {"loads": True, "reason": None, "median_ms": figures["latency_ms"]["p50"],
-                  "delegated": figures["delegated"], "num_threads": figures["num_threads"]}
-        if data is None:
-            return result
-        reference, error = _run_benchmark(reference_python or sys.executable, tflite_path, tmp,
-                                          "reference", 1, num_threads, data)
-        if error:
-            return {**result, "agrees": None, "reason": f"LiteRT could not score it: {error}"}
-        other_outputs = np.load(os.path.join(tmp, "other.npy"))
-        reference_outputs = np.load(os.path.join(tmp, "reference.npy"))
-    return {**result, **agreement(figures, reference, other_outputs, reference_outputs)}
+    """`Checker.check` for one file (see there)."""
+    with Checker(python, reference_python) as checker:
+        return checker.check(tflite_path, num_runs, num_threads, data)
 
 
 def agreement(figures, reference, outputs, reference_outputs):
@@ -105,13 +132,14 @@ def agreement(figures, reference, outputs, reference_outputs):
     """
     diff = float(np.max(np.abs(outputs.astype(np.float64) - reference_outputs)))
     problems = []
-    points = 100 * abs(figures["accuracy"] - reference["accuracy"])
-    if points > MAX_ACCURACY_POINTS:
-        problems.append(f"accuracy {figures['accuracy']:.4f} against LiteRT's "
-                        f"{reference['accuracy']:.4f}")
     ppl, ref_ppl = figures.get("perplexity"), reference.get("perplexity")
-    if ppl is not None and ref_ppl and 100 * abs(ppl / ref_ppl - 1) > MAX_PERPLEXITY_PERCENT:
-        problems.append(f"perplexity {ppl:.4g} against LiteRT's {ref_ppl:.4g}")
+    for budget in AGREEMENT:
+        if budget.metric == "perplexity" and (ppl is None or not ref_ppl):
+            continue
+        if not budget.agrees(figures, reference):
+            spec = ".4f" if budget.metric == "accuracy" else ".4g"
+            problems.append(f"{budget.metric} {figures[budget.metric]:{spec}} against LiteRT's "
+                            f"{reference[budget.metric]:{spec}}")
     return {"accuracy": figures["accuracy"], "perplexity": ppl,
             "reference": {"accuracy": reference["accuracy"], "perplexity": ref_ppl},
             "max_abs_diff": diff, "agrees": not problems,
@@ -119,16 +147,19 @@ def agreement(figures, reference, outputs, reference_outputs):
                        + f" (max output difference {diff:.4g})") if problems else None}
 
 
-def _run_benchmark(python, tflite_path, tmp, name, num_runs, num_threads, data):
-    """Runs export/benchmark.py on one file with `python`; returns (figures, error)."""
+def _run_benchmark(server, tflite_path, tmp, name, num_runs, num_threads, data):
+    """Runs export/benchmark.py on one file in `server`'s process; returns (figures, error)."""
     out = os.path.join(tmp, name + ".json")
-    args = [BENCHMARK, f"--model={tflite_path}", f"--num_runs={num_runs}",
+    args = [f"--model={tflite_path}", f"--num_runs={num_runs}",
             f"--num_threads={num_threads}", "--warmup_runs=2", f"--json={out}"]
     if data is not None:
         args += [f"--data={data}", f"--outputs={os.path.join(tmp, name + '.npy')}"]
-    _, error = child.run(args, timeout=1800, what="the runtime", python=python)
+    reply, error = server.request(args, timeout=1800)
     if error:
         return None, error
+    if reply["returncode"] != 0:
+        return None, reply["error"].removeprefix("benchmark: error: ") or (
+            f"the benchmark exited with status {reply['returncode']}")
     with open(out) as f:
         return json.load(f), None
 
@@ -146,6 +177,7 @@ def ops_text(path):
     return ", ".join(f"{name} v{v}" for name, v in sorted(versions.items()))
 
 
+@command("compat")
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], help="a .tflite file (repeatable)")
@@ -153,21 +185,18 @@ def main(argv=None):
     parser.add_argument("--env", default=DEFAULT_ENV, help="where the runtime's venv lives")
     parser.add_argument("--num_threads", type=int, default=1, help="interpreter threads")
     args = parser.parse_args(argv)
-    try:
-        if args.list_ops:
-            for op, version in tflite_file.operators(args.list_ops):
-                print(f"{op} v{version}")
-            return 0
-        if not args.model:
-            raise CompatError("give --model=FILE.tflite (for a run directory: "
-                              "python -m pipeline.runtime_gate --workdir=RUN_DIR)")
-        python = ensure_env(args.env)
-        name = runtime_name(python)
-        rows = [(m, {**check(python, m, num_threads=args.num_threads), "ops": ops_text(m)})
+    if args.list_ops:
+        for op, version in tflite_file.operators(args.list_ops):
+            print(f"{op} v{version}")
+        return 0
+    if not args.model:
+        raise CompatError("give --model=FILE.tflite (for a run directory: "
+                          "python -m pipeline.runtime_gate --workdir=RUN_DIR)")
+    python = ensure_env(args.env)
+    name = runtime_name(python)
+    with Checker(python) as checker:
+        rows = [(m, {**checker.check(m, num_threads=args.num_threads), "ops": ops_text(m)})
                 for m in args.model]
-    except (CompatError, OSError, ValueError) as e:
-        print(f"compat: error: {e}", file=sys.stderr)
-        return 2
     print_table(name, rows)
     return 0
 

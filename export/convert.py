@@ -1,26 +1,11 @@
-"""Converts a Keras model to TFLite in one of four formats.
+"""Converts a Keras model to TFLite in each format of export/formats.py's table.
 
-  float32        plain conversion
-  float16        weights stored as float16, computed in float32
-  dynamic_range  int8 weights, float activations (no calibration data)
-  int8           full integer: int8 weights, activations, input and output,
-                 TFLITE_BUILTINS_INT8 only, calibrated on representative data
-  int16x8        int16 activations, int8 weights (more precise than int8 for
-                 attention and layer norm); calibrated; float input and output
-  int4_weights   4-bit weights per channel, dequantized to float before each
-                 op (weight-only; ai-edge-quantizer on the float32 file)
-  int4_dynamic   4-bit weights per channel, activations quantized on the fly
-                 (dynamic range; ai-edge-quantizer on the float32 file)
-  int4_blockwise as int4_dynamic, with a scale per block of 32 weights
-                 (Dense layers; convolutions stay float)
-  int16x8_mixed  int16 activations and int8 weights where ai-edge-quantizer
-                 has the op, float elsewhere (layer norm's SQUARED_DIFFERENCE,
-                 which has no int16 kernel: the converter's int16x8 file of a
-                 Transformer aborts at run time); int16 input and output;
-                 calibrated by ai-edge-quantizer on the float32 file
+The table says who makes a format and with which converter settings; this
+module applies them: the TFLite converter for most, ai-edge-quantizer on the
+float32 file for the int4 and int16x8_mixed formats.
 
 Before a calibrated conversion, Keras attention layers that mask with -1e9
-are rewritten to a bounded mask (pipeline/attention.py): the -1e9 would set
+are rewritten to a bounded mask (models/attention.py): the -1e9 would set
 the calibrated range of the attention scores and round every real score to 0.
 
 Run as a program it converts one saved model in its own process, which is how
@@ -35,13 +20,10 @@ import argparse
 import os
 import sys
 
-FORMATS = ("float32", "float16", "dynamic_range", "int8", "int16x8", "int4_weights",
-           "int4_dynamic", "int4_blockwise", "int16x8_mixed", "float32_sparse")
-# Made by ai-edge-quantizer from the float32 file (the TFLite converter has no
-# int4, and no int16x8 that keeps the ops without int16 kernels in float).
-AI_EDGE_QUANTIZER = ("int4_weights", "int4_dynamic", "int4_blockwise", "int16x8_mixed")
-# The formats whose conversion is calibrated on representative data.
-CALIBRATED = ("int8", "int16x8", "int16x8_mixed")
+from export import formats as formats_lib
+
+FORMATS = formats_lib.REQUESTABLE
+CALIBRATED = formats_lib.names(calibrated=True)
 
 
 def convert(model, fmt, representative=None, bound_attention=True):
@@ -61,36 +43,28 @@ def convert(model, fmt, representative=None, bound_attention=True):
 
     if fmt not in FORMATS:
         raise ExportError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
-    if fmt in CALIBRATED and (representative is None or len(representative) == 0):
+    spec = formats_lib.get(fmt)
+    if spec.calibrated and (representative is None or len(representative) == 0):
         raise ExportError(f"{fmt} needs representative data for calibration")
-    if fmt in CALIBRATED and bound_attention:
-        from pipeline.attention import bound_attention_masks
+    if spec.calibrated and bound_attention:
+        from models.attention import bound_attention_masks
         model, _ = bound_attention_masks(model)
-    if fmt in AI_EDGE_QUANTIZER:
+    if spec.maker == "ai_edge_quantizer":
         return _ai_edge_quantize(convert(model, "float32"), fmt, representative)
     converter = keras_converter(model)
-    if fmt == "float32_sparse":
-        # Float32 whose mostly-zero weights are stored sparse (DENSIFY ops):
-        # fewer file bytes, and the input XNNPACK's sparse inference needs.
-        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    elif fmt == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif fmt == "dynamic_range":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif fmt == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if spec.optimization:
+        converter.optimizations = [getattr(tf.lite.Optimize, spec.optimization)]
+    if spec.supported_types:
+        converter.target_spec.supported_types = [getattr(tf, t) for t in spec.supported_types]
+    if spec.ops:
+        converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, o) for o in spec.ops]
+    if spec.calibrated:
         converter.representative_dataset = representative_dataset(representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if spec.integer_io:
         if model.inputs[0].dtype.is_floating:
             # Integer inputs (token ids) stay as they are: only float inputs are quantized.
             converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    elif fmt == "int16x8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset(representative)
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     try:
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError and friends
@@ -129,12 +103,6 @@ def flex_ops(path):
     return sorted({n.removeprefix("Flex") for n in names if n.startswith("Flex")})
 
 
-# ai-edge-quantizer settings of each int4 format: (mode, weight granularity).
-_INT4 = {"int4_weights": ("weight_only", "CHANNELWISE"),
-         "int4_dynamic": ("dynamic", "CHANNELWISE"),
-         "int4_blockwise": ("dynamic", "BLOCKWISE_32")}
-
-
 def _ai_edge_quantize(float_flatbuffer, fmt, representative=None):
     """`float_flatbuffer` quantized by ai-edge-quantizer as `fmt` says."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # its calibration draws progress bars
@@ -143,12 +111,12 @@ def _ai_edge_quantize(float_flatbuffer, fmt, representative=None):
     from pipeline.errors import ExportError
     manager = recipe_manager.RecipeManager()
     everything = dict(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED)
-    if fmt == "int16x8_mixed":
-        manager.add_static_config(**everything, activation_num_bits=16, weight_num_bits=8)
-    else:
-        mode, granularity = _INT4[fmt]
-        add = manager.add_dynamic_config if mode == "dynamic" else manager.add_weight_only_config
-        add(**everything, num_bits=4, granularity=getattr(qtyping.QuantGranularity, granularity))
+    settings = dict(formats_lib.get(fmt).quantizer)
+    add = {"static": manager.add_static_config, "dynamic": manager.add_dynamic_config,
+           "weight_only": manager.add_weight_only_config}[settings.pop("mode")]
+    if "granularity" in settings:
+        settings["granularity"] = getattr(qtyping.QuantGranularity, settings["granularity"])
+    add(**everything, **settings)
     try:
         q = quantizer.Quantizer(bytearray(float_flatbuffer), manager.get_quantization_recipe())
         calibration = None

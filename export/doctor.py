@@ -1,9 +1,7 @@
-"""Quantization doctor: finds the tensors that break a run's int8 file, and fixes what it can.
+"""Quantization doctor: finds the tensors that break an int8 file, and fixes what it can.
 
-    python -m export.doctor --workdir=runs/text_lm [--variant=train_int8]
-        [--max_drop_points=2 | --max_rise_percent=5] [--max_float_ops=8]
-
-For a calibrated variant (int8, int16x8) of a finished run it reports:
+For a calibrated variant (the formats export/formats.py marks
+`doctor_examines`: int8, int16x8) it reports:
   - range outliers: tensors whose calibrated range is huge (|min| or |max| at
     least 1e4) or far beyond the float values they hold (100x their 99.9th
     percentile), with the Keras layer that produced each: one such tensor
@@ -11,21 +9,27 @@ For a calibrated variant (int8, int16x8) of a finished run it reports:
   - per-layer error of the quantized model against float on the run's
     representative inputs (RMSE / scale: 0.29 is the error of rounding
     alone), worst first, from TensorFlow's QuantizationDebugger;
-and, when the file misses its budget on the test split (accuracy points
-below the Keras float model, or perplexity percent above it), it fixes it:
-first the known fixes (a -1e9 attention mask bounded, pipeline/attention.py);
-then the model re-quantized by ai-edge-quantizer (static int8) with the
-worst ops widened to int16 activations one at a time, where LiteRT has the
-int16 kernel (each candidate is scored in a child process: a missing kernel
-aborts); then, if that is not enough, the worst ops kept in float one at a
-time (the debugger's selective quantization) until the file is within budget
-or `--max_float_ops` is spent. The result is a new variant `<variant>_mixed`
-in the run's report, with the ops made wider and what each cost in bytes
-and latency. The run directory
-is changed only by atomic writes of the new file and the report.
+and, when the file misses its budget (export/budget.py) on the test split
+(accuracy points below the Keras float model, or perplexity percent above
+it), it fixes it: first the known fixes (a -1e9 attention mask bounded,
+models/attention.py); then the model re-quantized by ai-edge-quantizer
+(static int8) with the worst ops widened to int16 activations one at a
+time, where LiteRT has the int16 kernel (each candidate is scored in a
+child process: a missing kernel aborts); then, if that is not enough, the
+worst ops kept in float one at a time (the debugger's selective
+quantization) until the file is within budget or `max_float_ops` is spent.
+The result is a new file `<variant>_mixed`, with the ops made wider and what
+each cost in bytes and latency.
+
+The run's side (which variants, the report, the command line) is
+pipeline/doctor.py's: `python -m pipeline.doctor --workdir=RUN`.
+
+    inputs = DoctorInputs.load("runs/text_lm/export", "test_data")
+    record, fix = examine(variant, model, inputs, keras_figures, budget,
+                          output="runs/text_lm/export/train_int8_mixed.tflite")
 """
-import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -34,15 +38,33 @@ import warnings
 
 import numpy as np
 
+from export.budget import losses
+
 # A calibrated range this wide, or this many times the float values' 99.9th
 # percentile, is an outlier.
 MAX_ABS_RANGE = 1e4
 MAX_RANGE_OVER_P999 = 100.0
-CALIBRATED = ("int8", "int16x8")
+from export import formats as formats_lib
+
+# The formats the doctor diagnoses (export/formats.py).
+CALIBRATED = formats_lib.names(doctor_examines=True)
 
 
-class DoctorError(Exception):
-    """Bad input: one line, non-zero exit, nothing written."""
+@dataclasses.dataclass
+class DoctorInputs:
+    """What the doctor reads of a run, loaded once for all its variants: the
+    representative (calibration) inputs, the split it scores files on, and that
+    split's directory (children score candidates from it)."""
+    representative: np.ndarray
+    test: tuple
+    data_dir: str
+
+    @classmethod
+    def load(cls, export_dir, eval_data="test_data"):
+        data_dir = os.path.join(export_dir, eval_data)
+        return cls(np.load(os.path.join(export_dir, "representative.npy")),
+                   (np.load(os.path.join(data_dir, "x.npy")),
+                    np.load(os.path.join(data_dir, "y.npy"))), data_dir)
 
 
 def keras_layer(tensor_name, layer_names, output_layer=None):
@@ -189,75 +211,32 @@ def _score(path, test, bench):
                                warmup_runs=bench.get("warmup_runs", 2))
 
 
-def _within(figures, budget, keras):
-    missed = _miss(figures, keras)
-    key = "drop_points" if budget["kind"] == "max_drop_points" else "rise_percent"
-    return missed[key] <= budget["value"]
-
-
-def _miss(figures, keras):
-    """The file's metrics and how far each is from the Keras float model's."""
-    return {"accuracy": figures["accuracy"], "perplexity": figures["perplexity"],
-            "drop_points": 100 * (keras["accuracy"] - figures["accuracy"]),
-            "rise_percent": 100 * (figures["perplexity"] / keras["perplexity"] - 1)}
-
-
-def default_budget(task, max_drop_points=2.0, max_rise_percent=5.0):
-    """The budget that fits the task: perplexity for language models, else accuracy."""
-    if task == "language_model":
-        return {"kind": "max_rise_percent", "value": max_rise_percent}
-    return {"kind": "max_drop_points", "value": max_drop_points}
-
-
-def treat(workdir, variant_name=None, budget=None, max_float_ops=8, log=print):
-    """Examines a finished run's calibrated variant and writes the result (and a
-    fixed variant, if one was made) into its report; returns the doctor record."""
-    from pipeline import report as report_lib
-    report, variant, stage = _find(workdir, variant_name)
-    budget = budget or default_budget(report["data"].get("task"))
-    split = report["recipe"].get("benchmark", {}).get("split", "test")
-    record, fixed = examine(workdir, variant, stage, report["recipe"], budget, max_float_ops, log,
-                            eval_data=f"{split}_data")
-    variant["doctor"] = record
-    if fixed:
-        report["variants"] = [v for v in report["variants"] if v["name"] != fixed["name"]]
-        report["variants"].append(fixed)
-    report_lib.write(workdir, report)
-    return record
-
-
-def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
-            eval_data="test_data"):
-    """Diagnoses a calibrated variant of the run in `workdir` and, when its file
-    misses `budget` against the Keras float model of its stage, fixes it.
+def examine(variant, model, inputs, keras, budget, bench=None, max_float_ops=8, log=print,
+            output=None):
+    """Diagnoses a calibrated variant and, when its file misses `budget` against the
+    Keras float model of its stage, fixes it.
 
     Args:
-      variant, stage: the variant's and its stage's records (report.json).
-      recipe: the run's recipe as report.json holds it (benchmark settings,
-        the model's custom objects).
-      budget: {"kind": "max_drop_points" or "max_rise_percent", "value"}.
-      eval_data: the folder under export/ with the split the run scores on.
+      variant: the variant's report record (its name, format and measured
+        accuracy and perplexity).
+      model: its stage's Keras model (or a models.keras3.SavedModelSource).
+      inputs: DoctorInputs of the run.
+      keras: {"accuracy", "perplexity"} of that model on the same split.
+      budget: an export.budget.Budget.
+      bench: the benchmark settings (num_threads, num_runs, warmup_runs).
+      output: where a fixed file is written (atomically); its name is the fix's.
     Returns:
-      (record, fixed variant record or None). Only the fixed variant's
-      .tflite file is written (atomically).
+      (record, fix or None): fix = {name, format: int8_mixed, changes[],
+      int16_ops[] (when that step ran), float_ops[], within_budget, figures
+      (export/benchmark.py's, of the fixed file)}.
     """
-    from models import saved
-    from pipeline import custom_objects
-    from pipeline import report as report_lib
-    from pipeline.attention import MASK_VALUE, bound_attention_masks
+    from models.attention import MASK_VALUE, bound_attention_masks
     from pipeline.files import atomic_write_bytes
 
-    export_dir = os.path.join(workdir, "export")
-    representative = np.load(os.path.join(export_dir, "representative.npy"))
-    test = (np.load(os.path.join(export_dir, eval_data, "x.npy")),
-            np.load(os.path.join(export_dir, eval_data, "y.npy")))
-    keras = {"accuracy": stage["keras_accuracy"], "perplexity": stage["keras_perplexity"]}
-    bench = recipe.get("benchmark", {})
-    objects = custom_objects.resolve(recipe.get("model", {}).get("custom_objects"))
-    model = saved.load(os.path.join(workdir, stage["model_path"]), objects)
-
+    bench = bench or {}
+    representative, test = inputs.representative, inputs.test
     log(f"doctor: {variant['name']}: calibrating with the quantization debugger ...")
-    record = {"budget": budget, "keras": keras, **diagnose(model, representative)}
+    record = {"budget": budget.to_dict(), "keras": keras, **diagnose(model, representative)}
     for r in record["outliers"]:
         log(f"  range outlier: {r['tensor']} (layer {r['layer']}, {r['op']}): calibrated "
             f"[{r['range'][0]:.3g}, {r['range'][1]:.3g}], float values' 99.9th percentile "
@@ -265,20 +244,20 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
     for r in record["worst"][:3]:
         log(f"  error: {r['tensor']} (layer {r['layer']}, {r['op']}): RMSE/scale "
             f"{r['rmse_over_scale']:.3g}")
-    record["before"] = _miss(variant, keras)
-    within = _within(variant, budget, keras)
+    record["before"] = losses(variant, keras)
+    within = budget.within(variant, keras)
     log(f"  {variant['name']}: accuracy {variant['accuracy']:.4f}, perplexity "
         f"{variant['perplexity']:.4g} against Keras {keras['accuracy']:.4f} / "
         f"{keras['perplexity']:.4g}: {'within' if within else 'outside'} the budget "
-        f"({budget['kind']} {budget['value']:g})")
-    if within or variant["format"] != "int8":
-        record["fix"] = None if within else "automatic fixes are made for int8 variants only"
+        f"({budget.describe()})")
+    if within or not formats_lib.get(variant["format"]).doctor_fixes:
+        record["fix"] = None if within else (
+            "automatic fixes are made for " + ", ".join(formats_lib.names(doctor_fixes=True))
+            + " variants only")
         return record, None
 
     fixed_name = variant["name"] + "_mixed"
-    fixed = {"name": fixed_name, "stage": variant["stage"], "format": "int8_mixed",
-             "path": os.path.join("export", fixed_name + ".tflite"), "changes": [],
-             "float_ops": []}
+    fixed = {"name": fixed_name, "format": "int8_mixed", "changes": [], "float_ops": []}
     # Known fix first: attention that masks with -1e9 gets the bounded constant.
     model, bounded = bound_attention_masks(model)
     if bounded:
@@ -295,15 +274,14 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
         # Worst first, ranked once on the model as fixed so far (keeping one op in
         # float changes little of the others' error).
         ranking = (diagnose(model, representative, top=max_float_ops)["worst"]
-                   if not _within(figures, budget, keras) and max_float_ops else [])
+                   if not budget.within(figures, keras) and max_float_ops else [])
         if ranking:
             widened = _widen_to_int16(model, representative, ranking, figures, budget, keras,
-                                      os.path.join(export_dir, eval_data), bench, tmp, fixed,
-                                      log)
+                                      inputs.data_dir, bench, tmp, fixed, log)
             if widened is not None:
                 flatbuffer, figures = widened
                 ranking = []
-        while not _within(figures, budget, keras) and ranking:
+        while not budget.within(figures, keras) and ranking:
             worst = ranking.pop(0)
             kept.append(worst["tensor"])
             previous = figures
@@ -313,16 +291,15 @@ def examine(workdir, variant, stage, recipe, budget, max_float_ops=8, log=print,
             fixed["float_ops"].append(_step(worst, flatbuffer, previous, figures, keras))
             log(f"  kept {worst['tensor']} ({worst['op']}, layer {worst['layer']}) in float: "
                 f"accuracy {figures['accuracy']:.4f}, perplexity {figures['perplexity']:.4g}")
-        atomic_write_bytes(os.path.join(workdir, fixed["path"]), flatbuffer)
-    fixed.update(report_lib.variant_figures(figures),
-                 within_budget=_within(figures, budget, keras))
+        atomic_write_bytes(output, flatbuffer)
+    fixed.update(figures=figures, within_budget=budget.within(figures, keras))
     record["fix"] = {"variant": fixed_name, "changes": fixed["changes"],
                      "int16_ops": fixed.get("int16_ops", []),
-                     "float_ops": fixed["float_ops"], "after": _miss(figures, keras),
+                     "float_ops": fixed["float_ops"], "after": losses(figures, keras),
                      "within_budget": fixed["within_budget"]}
     widened = [o for o in fixed.get("int16_ops", []) if "error" not in o]
     log(f"  {fixed_name}: {'within' if fixed['within_budget'] else 'STILL OUTSIDE'} the budget "
-        f"({budget['kind']} {budget['value']:g}); {len(widened)} op(s) int16, "
+        f"({budget.describe()}); {len(widened)} op(s) int16, "
         f"{len(fixed['float_ops'])} op(s) kept float")
     return record, fixed
 
@@ -333,7 +310,7 @@ def _step(worst, flatbuffer, previous, figures, keras):
             "rmse_over_scale": worst["rmse_over_scale"],
             "bytes": len(flatbuffer) - previous["size_bytes"],
             "latency_ms": figures["latency_ms"]["p50"] - previous["latency_ms"]["p50"],
-            "after": _miss(figures, keras)}
+            "after": losses(figures, keras)}
 
 
 def _widen_to_int16(model, representative, ranking, figures, budget, keras, data_dir, bench,
@@ -372,7 +349,7 @@ def _widen_to_int16(model, representative, ranking, figures, budget, keras, data
             log(f"  widened {worst['tensor']} ({worst['op']}, layer {worst['layer']}) to int16: "
                 f"accuracy {scored['accuracy']:.4f}, perplexity {scored['perplexity']:.4g}")
         previous = scored
-        if _within(scored, budget, keras):
+        if budget.within(scored, keras):
             fixed["changes"].append("re-quantized by ai-edge-quantizer (static int8"
                                     + (f", {len(wide)} op(s) with int16 activations)"
                                        if wide else ")"))
@@ -380,76 +357,3 @@ def _widen_to_int16(model, representative, ranking, figures, budget, keras, data
             return flatbuffer, scored
     log("  int16 step: not within the budget; keeping ops in float instead")
     return None
-
-
-def _find(workdir, name):
-    path = os.path.join(workdir, "report.json")
-    if not os.path.isfile(path):
-        raise DoctorError(f"--workdir: {workdir!r} holds no report.json; run the pipeline first")
-    with open(path) as f:
-        report = json.load(f)
-    calibrated = [v for v in report["variants"] if v.get("format") in CALIBRATED
-                  and "error" not in v]
-    by_name = {v["name"]: v for v in report["variants"]}
-    if name is None:
-        if not calibrated:
-            raise DoctorError(f"--workdir: the run has no int8 or int16x8 variant; its variants: "
-                              f"{', '.join(by_name)}")
-        variant = calibrated[-1]
-    elif name not in by_name:
-        raise DoctorError(f"--variant: no variant {name!r}; the run's variants: "
-                          f"{', '.join(by_name)}")
-    else:
-        variant = by_name[name]
-        if variant.get("format") not in CALIBRATED:
-            raise DoctorError(f"--variant: {name!r} is {variant.get('format')}; the doctor "
-                              f"examines calibrated variants ({', '.join(CALIBRATED)}): "
-                              f"{', '.join(v['name'] for v in calibrated) or 'none here'}")
-        if "error" in variant:
-            raise DoctorError(f"--variant: {name!r} was not exported: {variant['error']}")
-    stage = {s["name"]: s for s in report["stages"]}[variant["stage"]]
-    return report, variant, stage
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True, help="a finished run directory")
-    parser.add_argument("--variant", help="a calibrated variant (default: the last int8 one)")
-    parser.add_argument("--max_drop_points", type=float,
-                        help="budget: accuracy points the file may lose against Keras float")
-    parser.add_argument("--max_rise_percent", type=float,
-                        help="budget: percent the file's perplexity may rise above Keras float")
-    parser.add_argument("--max_float_ops", type=int, default=8,
-                        help="at most this many ops kept in float by the fix")
-    args = parser.parse_args(argv)
-    try:
-        budget = _budget(args)
-        from pipeline.errors import GreenliteError
-        try:
-            treat(args.workdir, args.variant, budget, args.max_float_ops)
-        except GreenliteError as e:
-            raise DoctorError(str(e)) from None
-    except DoctorError as e:
-        print(f"doctor: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _budget(args):
-    given = [(k, v) for k, v in (("max_drop_points", args.max_drop_points),
-                                 ("max_rise_percent", args.max_rise_percent)) if v is not None]
-    if len(given) > 1:
-        raise DoctorError("give one budget: --max_drop_points (accuracy) or --max_rise_percent "
-                          "(perplexity), not both")
-    if args.max_float_ops < 0:
-        raise DoctorError(f"--max_float_ops: got {args.max_float_ops}; allowed: 0 or more")
-    if not given:
-        return None
-    kind, value = given[0]
-    if not value >= 0:
-        raise DoctorError(f"--{kind}: got {value}; allowed: a number >= 0")
-    return {"kind": kind, "value": value}
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,8 @@ export/metadata_writer.py in a child process.
 
     python = metadata.ensure_env()
     metadata.write(python, "export/train_int8.tflite", "export/labels.txt", spec)
+    with metadata.Writer(python) as writer:              # one process for many files
+        writer.write("export/train_int8.tflite", "export/labels.txt", spec)
     metadata.read(python, "export/train_int8.tflite")   # the displayer's JSON
 """
 import json
@@ -18,6 +20,7 @@ import os
 import tempfile
 
 from export import child, side_env
+from pipeline.errors import GreenliteError, command
 
 SUPPORT = "tflite-support==0.4.4"
 # numpy<2 and protobuf<4: what tflite-support 0.4.4 was built against;
@@ -27,7 +30,7 @@ DEFAULT_ENV = os.path.join(side_env.CACHE, "tflite-support-0.4.4")
 WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metadata_writer.py")
 
 
-class MetadataError(Exception):
+class MetadataError(GreenliteError):
     """The environment cannot be made, or the writer refused the input (one line)."""
 
 
@@ -91,27 +94,46 @@ def _name(entry):
 def write(python, tflite_path, labels_path, spec):
     """Writes metadata into `tflite_path` in place (atomically); returns its new size.
 
-    Metadata the file already holds is replaced.
+    Metadata the file already holds is replaced. For many files, one `Writer`.
 
     spec: {name, description, version, kind: image|features, color_space,
     mean, std, min, max, probabilities} (see export/metadata_writer.py).
     """
-    if has_metadata(tflite_path):
-        strip_metadata(tflite_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        spec_path = os.path.join(tmp, "spec.json")
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        out = os.path.join(tmp, "with_metadata.tflite")
-        # Run from the temporary directory: the writer imports no greenlite module.
-        _, error = child.run([WRITER, "write", f"--model={os.path.abspath(tflite_path)}",
-                              f"--out={out}", f"--labels={os.path.abspath(labels_path)}",
-                              f"--spec={spec_path}"],
-                             timeout=300, what="the metadata writer", python=python, cwd=tmp)
-        if error:
-            raise MetadataError(error.removeprefix("metadata: error: "))
-        _copy(out, tflite_path)
-    return os.path.getsize(tflite_path)
+    with Writer(python) as writer:
+        return writer.write(tflite_path, labels_path, spec)
+
+
+class Writer:
+    """One metadata writer process (in the tflite-support environment) for many files:
+    `with Writer(python) as w: w.write(path, labels, spec)`."""
+
+    def __init__(self, python):
+        self._server = child.Server([WRITER, "serve"], "the metadata writer", python=python,
+                                    cwd=os.path.dirname(WRITER))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._server.stop()
+
+    def write(self, tflite_path, labels_path, spec):
+        """As the module's `write`: the file's metadata (re)written; returns its new size."""
+        if has_metadata(tflite_path):
+            strip_metadata(tflite_path)
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path = os.path.join(tmp, "spec.json")
+            with open(spec_path, "w") as f:
+                json.dump(spec, f)
+            out = os.path.join(tmp, "with_metadata.tflite")
+            reply, error = self._server.request(
+                {"model": os.path.abspath(tflite_path), "out": out,
+                 "labels": os.path.abspath(labels_path), "spec": spec_path}, timeout=300)
+            error = error or (reply or {}).get("error")
+            if error:
+                raise MetadataError(error.removeprefix("metadata: error: "))
+            _copy(out, tflite_path)
+        return os.path.getsize(tflite_path)
 
 
 def read(python, tflite_path):
@@ -131,24 +153,20 @@ def _copy(source, target):
         atomic_write_bytes(target, f.read())
 
 
+@command("metadata")
 def main(argv=None):
     """`python -m export.metadata --model=F [--env=DIR]`: prints the displayer's JSON."""
     import argparse
-    import sys
     parser = argparse.ArgumentParser(description="Prints a .tflite file's TFLite metadata "
                                                  "(the TFLite Support displayer's JSON).")
     parser.add_argument("--model", required=True)
     parser.add_argument("--env", default=DEFAULT_ENV, help="the tflite-support environment")
     args = parser.parse_args(argv)
-    try:
-        if not os.path.isfile(args.model):
-            raise MetadataError(f"--model: {args.model!r} does not exist")
-        if not has_metadata(args.model):
-            raise MetadataError(f"--model: {args.model!r} carries no TFLite metadata")
-        print(json.dumps(read(ensure_env(args.env), args.model), indent=2))
-    except MetadataError as e:
-        print(f"metadata: error: {e}", file=sys.stderr)
-        return 2
+    if not os.path.isfile(args.model):
+        raise MetadataError(f"--model: {args.model!r} does not exist")
+    if not has_metadata(args.model):
+        raise MetadataError(f"--model: {args.model!r} carries no TFLite metadata")
+    print(json.dumps(read(ensure_env(args.env), args.model), indent=2))
     return 0
 
 

@@ -3,6 +3,7 @@
     <side env python> export/metadata_writer.py write --model=IN --out=OUT --labels=labels.txt \
         --spec=spec.json
     <side env python> export/metadata_writer.py read --model=FILE
+    <side env python> export/metadata_writer.py serve --reply_fd=N   # write, one request a line
 
 tflite-support 0.4.4 needs protobuf<4 and numpy<2, which clash with
 TensorFlow 2.21, so this script runs in the venv export/metadata.py makes:
@@ -39,6 +40,8 @@ def _fixed_zip_dates():
     reproducible build). The TFLite Support populator names no date itself."""
     import zipfile
     writestr = zipfile.ZipFile.writestr
+    if getattr(writestr, "dates_fixed", False):  # a serving process writes many files
+        return
 
     def dated(self, name, data, *args, **kwargs):
         if isinstance(name, str):
@@ -47,6 +50,7 @@ def _fixed_zip_dates():
             name.compress_type, name.external_attr = self.compression, 0o600 << 16
         return writestr(self, name, data, *args, **kwargs)
 
+    dated.dates_fixed = True
     zipfile.ZipFile.writestr = dated
 
 
@@ -115,15 +119,31 @@ def _read(args):
                           "min_parser_version")}))
 
 
+def _serve_one(request):
+    """A `serve` request {model, out, labels, spec}: written, or {"error": why}."""
+    try:
+        _write(argparse.Namespace(**request))
+        return {}
+    except (ValueError, OSError) as e:
+        return {"error": " ".join(str(e).split())}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("write", "read"))
-    parser.add_argument("--model", required=True)
+    parser.add_argument("action", choices=("write", "read", "serve"))
+    parser.add_argument("--model")
     parser.add_argument("--out")
     parser.add_argument("--labels")
     parser.add_argument("--spec")
+    parser.add_argument("--reply_fd", type=int, help="serve: the reply pipe")
     args = parser.parse_args(argv)
     _load_libusb()
+    if args.action == "serve":
+        # One process writes every file of a run (export/child.py's Server, which
+        # puts greenlite on PYTHONPATH: its child module is standard library only).
+        from export import child
+        child.serve(_serve_one, args.reply_fd)
+        return 0
     try:
         (_write if args.action == "write" else _read)(args)
     except (ValueError, OSError) as e:

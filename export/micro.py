@@ -37,6 +37,7 @@ import tempfile
 import numpy as np
 
 from export import tflite_file
+from pipeline.errors import GreenliteError, command
 from export.benchmark import (BenchmarkError, dequantize_output, load_eval_data,
                               quantize_input, score, write_json)
 
@@ -45,7 +46,7 @@ ALIGNMENT = 16  # TFLM aligns arena allocations to 16 bytes
 MAX_ARENA = 64 * 1024 * 1024
 
 
-class MicroError(Exception):
+class MicroError(GreenliteError):
     """Bad input, or a file the micro runtime cannot take (one line, exit status 2)."""
 
 
@@ -351,21 +352,37 @@ def write_c_array(tflite_path, out_dir, name):
     return paths
 
 
+def serve_one(request):
+    """A `--serve` request {model, data, max_examples}: {"result": check's} or {"error": why}."""
+    try:
+        return {"result": check(request["model"], request.get("data"),
+                                request.get("max_examples", 1000))}
+    except MicroError as e:
+        return {"error": str(e)}
+
+
+@command("micro")
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="an int8 .tflite file")
+    parser.add_argument("--model", help="an int8 .tflite file")
     parser.add_argument("--data", help="x.npy/y.npy directory or .npz to score the file on")
     parser.add_argument("--max_examples", type=int, default=1000,
                         help="score on at most this many examples (reference kernels are slow)")
     parser.add_argument("--json", help="also write the result here")
+    parser.add_argument("--serve", action="store_true",
+                        help="check the file of each JSON request line on stdin, answering on "
+                             "--reply_fd (export/child.py's Server): one process for a run")
+    parser.add_argument("--reply_fd", type=int, help="with --serve: the reply pipe")
     args = parser.parse_args(argv)
-    try:
-        if args.max_examples < 1:
-            raise MicroError(f"--max_examples: got {args.max_examples}; must be at least 1")
-        result = check(args.model, args.data, args.max_examples)
-    except MicroError as e:
-        print(f"micro: error: {e}", file=sys.stderr)
-        return 2
+    if args.serve:
+        from export import child
+        child.serve(serve_one, args.reply_fd)
+        return 0
+    if not args.model:
+        parser.error("give --model (or --serve)")
+    if args.max_examples < 1:
+        raise MicroError(f"--max_examples: got {args.max_examples}; must be at least 1")
+    result = check(args.model, args.data, args.max_examples)
     if args.json:
         write_json(args.json, result)
     print(json.dumps(result, indent=2))

@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 
+from pipeline.errors import GreenliteError
+
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "greenlite")
 
 
-class SideEnvError(Exception):
+class SideEnvError(GreenliteError):
     """The environment cannot be made (offline, no wheel for this Python)."""
 
 

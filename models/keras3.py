@@ -298,7 +298,6 @@ def _call_twin(op, args, kwargs, twins, cache):
 
 def _twin_layer(layer, twins):
     """(tf_keras twin of Keras 3 `layer`, Keras 3 activation to apply after it or None)."""
-    keras = keras3_module()
     from pipeline.backend import keras as tf_keras
     cls = type(layer).__name__
     if cls in REFUSED:
@@ -530,9 +529,10 @@ class Keras3Origin:
             return (f"`{self.path}` is a TensorFlow SavedModel (no layer graph): converted as "
                     "it is, post-training only")
         if self.translated:
+            how = ("the outputs are identical" if self.difference == 0 else
+                   f"outputs differ by at most {self.difference:.2g} of their range")
             return (f"`{self.path}` was written by Keras {self.keras_version} and translated to "
-                    f"tf_keras: outputs differ by at most {self.difference:.2g} of their range "
-                    f"on {self.examples} data examples")
+                    f"tf_keras: {how} on {self.examples} data examples")
         return (f"`{self.path}` (Keras {self.keras_version}) was not translated ("
                 f"{summary(self.blocking)}): converted as it is, post-training only")
 

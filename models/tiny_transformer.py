@@ -3,7 +3,7 @@
 Token and learned position embeddings, `layers` pre-norm blocks of causal
 multi-head self-attention and an MLP, a final layer norm and logits over the
 vocabulary at every position (input (L,) int token ids -> (L, vocabulary)).
-Attention masks with a bounded constant (pipeline/attention.py) so the model
+Attention masks with a bounded constant (models/attention.py) so the model
 survives full-int8 conversion.
 
 `embeddings="matmul"` expresses the token and position tables as one-hot
@@ -16,7 +16,7 @@ text_lm that is what takes an int4 file from 0.40x to under 0.2x of float32
 """
 import functools
 
-from pipeline.attention import MASK_VALUE, BoundedMaskAttention, positions_of
+from models.attention import MASK_VALUE, BoundedMaskAttention, positions_of
 from pipeline.backend import keras, tf
 
 

@@ -8,6 +8,8 @@ import sys
 
 from absl import app, flags
 
+from pipeline.errors import GreenliteError, command
+
 flags.DEFINE_string("recipe", "recipes/default.yaml", "The recipe (YAML) to run.")
 flags.DEFINE_string("workdir", None,
                     "The run directory (default: runs/<recipe name>). Existing stage "
@@ -26,39 +28,34 @@ flags.DEFINE_bool("verbose", False, "Also print TensorFlow's own C++ log lines (
 FLAGS = flags.FLAGS
 
 
+@command("greenlite")
 def main(argv):
-    from pipeline.errors import GreenliteError
     if len(argv) > 1:
-        print(f"greenlite: error: unexpected arguments {argv[1:]}; "
-              "flags are --recipe, --workdir, --set, --resume and --workers", file=sys.stderr)
-        return 2
+        raise GreenliteError(f"unexpected arguments {argv[1:]}; flags are --recipe, --workdir, "
+                             "--set, --resume and --workers")
     if FLAGS.verbose:
         os.environ["GREENLITE_VERBOSE"] = "1"  # read by pipeline.backend, inherited by children
-    try:
-        # Everything about the recipe and its paths is checked before
-        # TensorFlow is imported: a typo costs a fraction of a second.
-        from pipeline import recipe as recipe_lib
-        recipe = recipe_lib.load(FLAGS.recipe, FLAGS["set"].value)
-        recipe_lib.check_inputs(recipe)
-        workdir = FLAGS.workdir or f"runs/{recipe.name}"
-        if FLAGS.workers is not None:
-            return _launch_workers(recipe, workdir)
-        resume_from = None
-        if FLAGS.resume and recipe.distribute.strategy == "multi_worker":
-            raise GreenliteError("--resume: not with distribute.strategy multi_worker (the "
-                                 "workers would have to agree on what to skip); run again "
-                                 "without --resume")
-        if FLAGS.resume:
-            from pipeline import resume
-            resume_from = resume.locate(workdir, recipe)
-        print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}"
-              + (f", resuming {resume_from}" if resume_from else ""), flush=True)
-        from pipeline.run import Runner
-        Runner(recipe, workdir, log=lambda line: print(line, flush=True),
-               resume_from=resume_from).run()
-    except GreenliteError as e:
-        print(f"greenlite: error: {e}", file=sys.stderr)
-        return 2
+    # Everything about the recipe and its paths is checked before
+    # TensorFlow is imported: a typo costs a fraction of a second.
+    from pipeline import recipe as recipe_lib
+    recipe = recipe_lib.load(FLAGS.recipe, FLAGS["set"].value)
+    recipe_lib.check_inputs(recipe)
+    workdir = FLAGS.workdir or f"runs/{recipe.name}"
+    if FLAGS.workers is not None:
+        return _launch_workers(recipe, workdir)
+    resume_from = None
+    if FLAGS.resume and recipe.distribute.strategy == "multi_worker":
+        raise GreenliteError("--resume: not with distribute.strategy multi_worker (the "
+                             "workers would have to agree on what to skip); run again "
+                             "without --resume")
+    if FLAGS.resume:
+        from pipeline import resume
+        resume_from = resume.locate(workdir, recipe)
+    print(f"greenlite: recipe {FLAGS.recipe} ({len(recipe.stages)} stage(s)) → {workdir}"
+          + (f", resuming {resume_from}" if resume_from else ""), flush=True)
+    from pipeline.run import Runner
+    Runner(recipe, workdir, log=lambda line: print(line, flush=True),
+           resume_from=resume_from).run()
     return 0
 
 

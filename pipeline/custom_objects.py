@@ -7,7 +7,7 @@ dict (`resolve`) or, to the converter's process, the module names to import
 # greenlite's own serializable classes: ternary/binary weight quantizers,
 # bounded-mask attention, and the zoo's custom layers (the Transformer's
 # position embedding).
-GREENLITE_MODULES = ("pipeline.lowbit", "pipeline.attention", "models.tiny_transformer")
+GREENLITE_MODULES = ("pipeline.lowbit", "models.attention", "models.tiny_transformer")
 
 
 def modules(user_spec=None):

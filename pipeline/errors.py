@@ -23,3 +23,27 @@ class ModelError(GreenliteError):
 
 class ExportError(GreenliteError):
     """A model could not be converted to TFLite."""
+
+
+def command(prog):
+    """Decorates a command's `main(argv) -> status`: a GreenliteError (or an OSError on a
+    path the user gave) becomes one line, `<prog>: error: <message>`, on stderr and exit
+    status 2; any other exception is a bug and keeps its traceback.
+
+        @errors.command("deploy")
+        def main(argv=None):
+            ...
+    """
+    import functools
+    import sys
+
+    def wrap(main):
+        @functools.wraps(main)
+        def run(*args, **kwargs):
+            try:
+                return main(*args, **kwargs)
+            except (GreenliteError, OSError) as e:
+                print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+                return 2
+        return run
+    return wrap

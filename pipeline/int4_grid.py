@@ -24,11 +24,12 @@ import math
 
 import numpy as np
 
+from export import formats as formats_lib
 from pipeline.lazy_backend import keras, tf
 
 # Recipe names of the granularities, their block sizes, and the export formats each matches.
 BLOCK = {"channelwise": None, "blockwise_32": 32}
-FORMATS = {"channelwise": ("int4_weights", "int4_dynamic"), "blockwise_32": ("int4_blockwise",)}
+FORMATS = {g: formats_lib.names(int4_granularity=g) for g in BLOCK}
 QMIN, QMAX = -8, 7
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from export.convert import FORMATS
+from export.formats import REQUESTABLE as FORMATS
 from pipeline import config as config_lib
 from pipeline.config import at_least, between
 from pipeline.data import DataConfig
@@ -60,7 +60,7 @@ class ExportConfig:
     # e.g. {train: [float32], quantize: [int8]}.
     formats_by_stage: Optional[dict] = None
     # Before int8/int16x8 conversion, attention that masks with tf_keras' -1e9
-    # gets a bounded mask (pipeline/attention.py); false keeps the -1e9.
+    # gets a bounded mask (models/attention.py); false keeps the -1e9.
     bound_attention: bool = True
     # The quantization doctor (export/doctor.py) examines every int8/int16x8
     # variant and fixes an int8 file outside its budget against the Keras
@@ -148,7 +148,7 @@ class DeployConfig:
     labels: Optional[str] = None
 
     def validate(self):
-        from pipeline.deploy import parse_targets
+        from pipeline.boards import parse_targets
         parse_targets(self.targets)
         if self.labels is not None and not os.path.isfile(self.labels):
             raise ValueError(f"labels: {self.labels!r} does not exist")
@@ -218,15 +218,16 @@ class SearchConfig:
             if not ranged and not (isinstance(values, list) and values):
                 raise ValueError(f"space.{key}: got {values!r}; allowed: a non-empty list of "
                                  "values, or {low, high} with optional step and log")
-        if (not isinstance(self.budget, dict) or len(self.budget) != 1
-                or next(iter(self.budget)) not in ("max_drop_points", "max_rise_percent")
-                or not isinstance(next(iter(self.budget.values())), (int, float))
-                or next(iter(self.budget.values())) < 0):
+        from export.budget import Budget, BudgetError
+        try:
+            budget = Budget.parse(self.budget if isinstance(self.budget, dict) else {})
+        except BudgetError:
             raise ValueError(f"budget: got {self.budget!r}; allowed: {{max_drop_points: N}} "
-                             "(accuracy points) or {max_rise_percent: N} (perplexity), N >= 0")
-        if self.select_margin > next(iter(self.budget.values())):
+                             "(accuracy points) or {max_rise_percent: N} (perplexity), "
+                             "N >= 0") from None
+        if not budget.allows(0, self.select_margin):
             raise ValueError(f"select_margin: {self.select_margin:g} is more than the budget "
-                             f"({next(iter(self.budget.values())):g}): no trial could be chosen; "
+                             f"({budget.value:g}): no trial could be chosen; "
                              "allowed: 0 to the budget")
         figures = [name for name in SEARCH_OBJECTIVES if name != "loss"]  # the budget limits loss
         if not isinstance(self.limits, dict):

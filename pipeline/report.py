@@ -73,6 +73,7 @@ import json
 import os
 import re
 
+from export.budget import Budget
 from pipeline import energy as energy_lib
 from pipeline import plots
 from pipeline.files import atomic_write_bytes, atomic_write_text
@@ -80,6 +81,8 @@ from pipeline.layers import describe_skipped
 from pipeline.sparse_inference import note as sparse_note
 
 SCHEMA_VERSION = 1
+# The points column: accuracy against the baseline's, as the budgets measure it.
+ACCURACY = Budget("max_drop_points", 0.0)
 
 
 def keras_split(record):
@@ -91,7 +94,7 @@ def keras_split(record):
 def build(recipe, data, stage_records, variants, seconds, deploy_data=None, keras3_origin=None):
     """Assembles the report dict. `keras3_origin`: models.keras3.Keras3Origin of a
     model written by Keras 3 (None for the zoo and tf_keras files)."""
-    from pipeline import deploy
+    from pipeline.verdicts import summary
     first = stage_records[0]
     reference = next((v for v in variants if v["stage"] == first["name"]
                       and v["format"] == "float32" and "error" not in v), None)
@@ -99,7 +102,7 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None, kera
         if reference and "error" not in v:
             v["gzip_ratio_vs_baseline"] = reference["gzip_bytes"] / v["gzip_bytes"]
         if "error" not in v:
-            v["deploy"] = deploy.summary(v, recipe.benchmark.check_tflite_runtime)
+            v["deploy"] = summary(v, recipe.benchmark.check_tflite_runtime)
     energy = energy_lib.account(recipe.energy, stage_records, variants,
                                 recipe.benchmark.num_threads, baseline=reference)
     return {
@@ -179,7 +182,7 @@ def _variant_columns(report):
          lambda v: (f"{v['gzip_ratio_vs_baseline']:.1f}x" if "gzip_ratio_vs_baseline" in v else "")),
         ("TFLite accuracy", lambda v: f"{v['accuracy']:.4f}"),
         ("vs baseline (points)",
-         lambda v: f"{100 * (v['accuracy'] - base['keras_accuracy']):+.2f}"),
+         lambda v: f"{-ACCURACY.loss(v, {'accuracy': base['keras_accuracy']}):+.2f}"),
         ("sparsity", lambda v: _num(v.get("sparsity"), ".4f")),
         ("unique/channel (bits/weight)", _unique),
         latency("p50"), latency("p90"), latency("p99"),
@@ -196,24 +199,6 @@ def _variant_columns(report):
     columns += [(f"loads on {r}", lambda v, r=r: _runtime(v.get("runtimes", {}).get(r)))
                 for r in runtimes]
     return columns
-
-
-def variant_figures(figures):
-    """A variant's fields from export/benchmark.py's figures for its file."""
-    return dict(
-        size_bytes=figures["size_bytes"], gzip_bytes=figures["gzip_bytes"],
-        accuracy=figures["accuracy"], num_examples=figures["num_examples"],
-        interpreter=figures["interpreter"],
-        cross_entropy=figures["cross_entropy"], perplexity=figures["perplexity"],
-        latency_ms={k: figures["latency_ms"][k] for k in ("p50", "p90", "p99", "mean")},
-        init_ms=figures["init_ms"], first_inference_ms=figures["first_inference_ms"],
-        input=figures["input"],
-        throughput_per_s=figures["throughput_per_s"], macs=figures["macs"],
-        gmacs_per_s=figures["gmacs_per_s"], xnnpack=figures["delegated"],
-        not_delegated=figures.get("not_delegated"),
-        # Weights stored sparse (float32_sparse; pipeline/sparse_inference.py).
-        densify_ops=(figures.get("ops") or {}).get("DENSIFY", 0),
-        peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"])
 
 
 def tables(report):

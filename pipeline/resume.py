@@ -142,6 +142,33 @@ def discard_from(workdir, first_stage, recipe, log=print):
     return sorted(set(gone))
 
 
+def keep_unchanged(workdir, recipe, log=print):
+    """Keeps the earlier run's stages that are unchanged and finished, discards what
+    follows them, says so; returns how many are kept."""
+    count = reusable_stages(workdir, recipe)
+    discarded = discard_from(workdir, count + 1, recipe)
+    names = [spec.name for spec in recipe.stages]
+    log(f"resume: {count} of {len(names)} stage(s) unchanged and finished"
+        + (f" ({', '.join(names[:count])}): reused, not trained again" if count else "")
+        + (f"; from {names[count]} on: run again" if count < len(names) else "")
+        + (f"; removed {len(discarded)} earlier output(s) that follow it" if discarded else ""))
+    return count
+
+
+def reuse_stage(workdir, index, spec, count, custom_objects, log=print):
+    """(the kept stage's model, its record marked reused)."""
+    from models import saved
+    directory = stage_directory(index, spec.name)
+    with open(os.path.join(workdir, directory, "metrics.json")) as f:
+        record = json.load(f)
+    model = saved.load(os.path.join(workdir, record["model_path"]), custom_objects)
+    record["reused"] = True
+    log(f"[stage {index}/{count}] {spec.name}: reused from the earlier run ({directory}, "
+        f"configuration {record['config_hash'][:12]}); Keras "
+        f"{record.get('keras_split', 'test')} accuracy {record['keras_accuracy']:.4f}")
+    return model, record
+
+
 def stage_directory(index, name):
     return f"{index:02d}_{name}"
 

@@ -18,88 +18,77 @@ import os
 import sys
 
 from export import compat
+from pipeline.errors import command
+from pipeline.verdicts import runtime_verdict, summary
 
 
 def check_variants(workdir, variants, num_threads, log=print, env_dir=compat.DEFAULT_ENV,
-                   data=None):
-    """Adds `runtimes[<runtime>]` to each converted variant (mutated in place).
+                   data=None, python=None):
+    """Adds `runtimes[<runtime>]` to each converted variant (pipeline.variants.Variant,
+    in place); returns the runtime's name, or None when it could not be set up.
 
     A runtime environment that cannot be set up (offline, a Python without a
     tflite-runtime wheel) is recorded as "not checked" with the reason: the
-    run goes on. `data`: the test split (export/test_data) to score each file on.
+    run goes on. `data`: the test split (export/test_data) to score each file on;
+    `python`: the runtime environment's interpreter, when the caller made it.
+    One benchmark process in each runtime serves every file.
     """
     log(f"runtime check: loading every file in {compat.RUNTIME} (environment: {env_dir})")
     try:
-        python = compat.ensure_env(env_dir)
+        python = python or compat.ensure_env(env_dir)
         name = compat.runtime_name(python)
     except compat.CompatError as e:
         log(f"runtime check skipped: {e}")
         for v in variants:
-            v.setdefault("runtimes", {})[compat.RUNTIME] = {
+            v.runtimes[compat.RUNTIME] = {
                 "loads": None, "reason": f"not checked: {e}", "median_ms": None,
                 "delegated": None, "ops": None}
         return None
-    for v in variants:
-        if "error" in v:
-            continue
-        path = os.path.join(workdir, v["path"])
-        result = v.setdefault("runtimes", {})[name] = {
-            **compat.check(python, path, num_threads=num_threads, data=data),
-            "ops": compat.ops_text(path)}
-        log(f"  {v['name']} on {name}: {verdict(result)}")
+    with compat.Checker(python) as checker:
+        for v in variants:
+            if not v.ok:
+                continue
+            path = os.path.join(workdir, v.path)
+            result = v.runtimes[name] = {
+                **checker.check(path, num_threads=num_threads, data=data),
+                "ops": compat.ops_text(path)}
+            log(f"  {v.name} on {name}: {runtime_verdict(result)}")
     return name
-
-
-def verdict(result):
-    """'loads and agrees', 'loads but WRONG: ...', 'does NOT load: ...' for one check."""
-    if not result["loads"]:
-        return f"does NOT load: {result['reason']}"
-    if result.get("agrees") is False:
-        return result["reason"].replace("loads but wrong", "loads but WRONG", 1)
-    if result.get("agrees"):
-        return (f"loads and agrees with LiteRT (accuracy {result['accuracy']:.4f}, perplexity "
-                f"{result['perplexity']:.4g}, max output difference {result['max_abs_diff']:.3g})")
-    return "loads" + (f" ({result['reason']})" if result.get("reason") else "")
 
 
 def check_run(workdir, python):
     """Checks every variant of a finished run at its recipe's thread count and
     rewrites its report with the result; returns (runtime name, [(variant, result)])."""
     from pipeline import report as report_lib
+    from pipeline.variants import Variant
     path = os.path.join(workdir, "report.json")
     if not os.path.isfile(path):
         raise compat.CompatError(f"--workdir: {workdir!r} holds no report.json; "
                                  "run the pipeline first")
     with open(path) as f:
         report = json.load(f)
-    name = compat.runtime_name(python)
     threads = report.get("recipe", {}).get("benchmark", {}).get("num_threads", 1)
     split = report.get("recipe", {}).get("benchmark", {}).get("split", "test")
     data = os.path.join(workdir, "export", f"{split}_data")
-    data = data if os.path.isdir(data) else None
+    records = [Variant.from_dict(v) for v in report["variants"]]
+    name = check_variants(workdir, records, threads, log=lambda line: None,
+                          data=data if os.path.isdir(data) else None, python=python)
+    report["variants"] = [r.to_dict() for r in records]
     for v in report["variants"]:
-        if "error" in v:
-            continue
-        tflite = os.path.join(workdir, v["path"])
-        v.setdefault("runtimes", {})[name] = {
-            **compat.check(python, tflite, num_threads=threads, data=data),
-            "ops": compat.ops_text(tflite)}
-        from pipeline import deploy
-        v["deploy"] = deploy.summary(v, True)
+        if "error" not in v:
+            v["deploy"] = summary(v, True)
     report_lib.write(workdir, report)
-    return name, [(v["name"], v["runtimes"][name]) for v in report["variants"] if "runtimes" in v]
+    return name, [(v["name"], v["runtimes"][name]) for v in report["variants"]
+                  if name in v.get("runtimes", {})]
 
 
+@command("runtime_gate")
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="a run directory")
     parser.add_argument("--env", default=compat.DEFAULT_ENV, help="where the runtime's venv lives")
     args = parser.parse_args(argv)
-    try:
-        name, rows = check_run(args.workdir, compat.ensure_env(args.env))
-    except (compat.CompatError, OSError, ValueError) as e:
-        print(f"runtime_gate: error: {e}", file=sys.stderr)
-        return 2
+    name, rows = check_run(args.workdir, compat.ensure_env(args.env))
     compat.print_table(name, rows)
     return 0
 

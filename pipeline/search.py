@@ -39,7 +39,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -47,8 +46,9 @@ import warnings
 from absl import app, flags
 
 from pipeline import search_study
-from pipeline.errors import GreenliteError, RecipeError
-from pipeline.search_front import (choose, clears_margin, loss, metric, pareto_front,
+from pipeline.errors import GreenliteError, RecipeError, command
+from export.budget import Budget
+from pipeline.search_front import (budget_of, choose, clears_margin, loss, metric, pareto_front,
                                    within_limits)
 from pipeline.search_markdown import figure, to_markdown
 
@@ -207,7 +207,7 @@ class Search:
         os.makedirs(self.workdir, exist_ok=True)
         base_model, reference = self._base()
         config = self.config
-        budget_key, budget = next(iter(config.budget.items()))
+        budget = budget_of(config)
 
         def constraints(trial):
             return [trial.user_attrs.get("violation", 1.0)]
@@ -233,7 +233,7 @@ class Search:
         done = [t for t in study.trials if search_study.counts(t)]
         wanted = trials or config.trials
         self.log(f"search: {len(done)} trial(s) done, {max(0, wanted - len(done))} to run; "
-                 f"objectives {', '.join(config.objectives)}; budget {budget_key} {budget:g} "
+                 f"objectives {', '.join(config.objectives)}; budget {budget.describe()} "
                  f"against {reference['name']}")
 
         start = time.perf_counter()
@@ -317,12 +317,13 @@ class Search:
             trial.set_user_attr("loss", lost)
             # One figure for the sampler: the worst excess, the budget's in its
             # own unit and each limit's as a fraction of the limit.
-            trial.set_user_attr("violation", max([lost - budget] + [
+            trial.set_user_attr("violation", max([lost - budget.value] + [
                 (figures[k] - limit) / limit if figures[k] is not None else 1.0
                 for k, limit in config.limits.items()]))
             self.log(f"search: trial {trial.number}: {v['name']} "
                      + ", ".join(f"{k} {figure(figures[k])}" for k in config.objectives)
-                     + f"; loss {lost:+.2f} ({'within' if lost <= budget else 'outside'} budget)")
+                     + f"; loss {lost:+.2f} ({'within' if budget.allows(lost) else 'outside'} "
+                       "budget)")
             return [float(figures[k]) if figures[k] is not None else float("inf")
                     for k in config.objectives]
 
@@ -365,7 +366,7 @@ class Search:
     def _write(self, study, reference):
         from pipeline.files import atomic_write_text
         config = self.config
-        budget = next(iter(config.budget.values()))
+        budget = budget_of(config)
         rows = []
         for t in study.trials:
             if not t.state.is_finished() or t.user_attrs.get("surplus"):
@@ -380,7 +381,7 @@ class Search:
                                                              "same_as", "cached_stages",
                                                              "cache_saved_seconds")},
                          "within_budget": t.user_attrs.get("loss") is not None
-                         and t.user_attrs["loss"] <= budget})
+                         and budget.allows(t.user_attrs["loss"])})
         # A repeat (same_as) stands for the earlier trial: the front lists that one.
         # The loss is always an axis, so a file out of budget joins the front only
         # by being smaller than every more accurate one; a trial that dominates
@@ -455,7 +456,7 @@ class Search:
         front = [r for r in record["trials"] if r["pareto"] and not r.get("test")]
         if not front:
             return
-        from pipeline.run import save_split
+        from pipeline.export_phase import save_split
         data = load(self.recipe.data, seed=self.recipe.seed)
         with tempfile.TemporaryDirectory() as tmp:
             save_split(tmp, data.test)  # streamed sources too
@@ -475,7 +476,7 @@ class Search:
             record["reference"]["test"] = _test_figures(reference)
             # An accuracy budget's loss comes with its 95 % interval: the
             # reference and each file scored on the same test examples.
-            paired = "max_drop_points" in record["budget"]
+            paired = Budget.parse(record["budget"]).metric == "accuracy"
             for r in front:
                 scored = score(r["directory"], r["variant"])
                 hits = scored.pop("hits")
@@ -499,22 +500,18 @@ def _report(directory):
         return json.load(f)
 
 
+@command("search")
 def main(argv):
     if len(argv) > 1:
-        print(f"search: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    try:
-        if not FLAGS.recipe or not FLAGS.workdir:
-            raise RecipeError("give --recipe=RECIPE.yaml (with a search: section) and "
-                              "--workdir=DIR")
-        if FLAGS.trials is not None and FLAGS.trials < 1:
-            raise RecipeError(f"--trials: got {FLAGS.trials}; allowed: 1 or more")
-        search = Search(FLAGS.recipe, FLAGS.workdir, FLAGS["set"].value,
-                        log=lambda line: print(line, flush=True))
-        record = search.run(FLAGS.trials)
-    except GreenliteError as e:
-        print(f"search: error: {e}", file=sys.stderr)
-        return 2
+        raise GreenliteError(f"unexpected arguments {argv[1:]}")
+    if not FLAGS.recipe or not FLAGS.workdir:
+        raise RecipeError("give --recipe=RECIPE.yaml (with a search: section) and "
+                          "--workdir=DIR")
+    if FLAGS.trials is not None and FLAGS.trials < 1:
+        raise RecipeError(f"--trials: got {FLAGS.trials}; allowed: 1 or more")
+    search = Search(FLAGS.recipe, FLAGS.workdir, FLAGS["set"].value,
+                    log=lambda line: print(line, flush=True))
+    record = search.run(FLAGS.trials)
     print(to_markdown(record))
     return 0
 

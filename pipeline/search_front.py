@@ -8,18 +8,25 @@ TensorFlow, no files.
 """
 
 
+from export.budget import Budget
+
+
+def budget_of(config):
+    """The search's budget (the recipe's `search.budget`, {max_drop_points: 1})."""
+    return Budget.parse(config.budget)
+
+
 def metric(variant, budget):
-    """(the figure the budget is on, its loss against `reference`)."""
-    return ("accuracy", variant["accuracy"]) if "max_drop_points" in budget else (
-        "perplexity", variant["perplexity"])
+    """(the figure the budget is on, the variant's value of it)."""
+    budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+    return budget.metric, variant[budget.metric]
 
 
 def loss(variant, reference, budget):
-    """The loss the budget limits: accuracy points below, or perplexity percent above,
-    the reference file's."""
-    if "max_drop_points" in budget:
-        return 100 * (reference["accuracy"] - variant["accuracy"])
-    return 100 * (variant["perplexity"] / reference["perplexity"] - 1)
+    """The loss the budget limits (export/budget.py): accuracy points below, or
+    perplexity percent above, the reference file's."""
+    budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+    return budget.loss(variant, reference)
 
 
 def within_limits(row, limits):
@@ -35,8 +42,8 @@ def choose(rows, config):
     the lower validation cross-entropy, then the smaller). When none clears
     the margin, the least loss within budget (`clears_margin` tells the
     caller so). None when no trial is within budget."""
-    budget = next(iter(config.budget.values()))
-    candidates = [r for r in rows if r["loss"] <= budget and within_limits(r, config.limits)]
+    budget = budget_of(config)
+    candidates = [r for r in rows if budget.allows(r["loss"]) and within_limits(r, config.limits)]
     clear = [r for r in candidates if clears_margin(r, config)]
 
     def size(r):
@@ -65,7 +72,7 @@ def choose(rows, config):
 
 def clears_margin(row, config):
     """Whether a trial's loss is within the budget less `select_margin`."""
-    return row["loss"] <= next(iter(config.budget.values())) - config.select_margin
+    return budget_of(config).allows(row["loss"], config.select_margin)
 
 
 def pareto_front(rows, objectives):

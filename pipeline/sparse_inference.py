@@ -16,48 +16,53 @@ ENGAGED_SPEEDUP = 1.1
 
 
 def verdicts(variants):
-    """Sets `sparse_inference` on each variant it concerns; returns nothing.
+    """Sets `sparse_inference` on each variant (pipeline.variants.Variant) it concerns.
 
-    float32_sparse files: DENSIFY op count, both medians, the speed-up and
-    `engaged` (None when the stage has no dense float32 file to compare).
-    Pruned files stored dense (float32/float16) or in int8: why they cannot
-    use the sparse path.
+    Sparse files (a format with a dense twin: float32_sparse): DENSIFY op count,
+    both medians and sizes as converted, the speed-up and `engaged` (None when
+    the stage has no dense twin to compare). Pruned files stored dense (float
+    formats) or in int8: why they cannot use the sparse path.
     """
-    ok = [v for v in variants if "error" not in v]
-    dense = {v["stage"]: v for v in ok if v["format"] == "float32"}
+    from export import formats
+    ok = [v for v in variants if v.ok]
+    by_format = {(v.stage, v.format): v for v in ok}
     for v in ok:
-        if v["format"] == "float32_sparse":
-            densify = v.get("densify_ops") or 0
-            twin = dense.get(v["stage"])
-            # Both sizes as converted (before any metadata is added).
+        spec = formats.get(v.format)
+        figures = v.figures
+        if spec.dense_twin:
+            densify = figures.get("densify_ops") or 0
+            twin = by_format.get((v.stage, spec.dense_twin))
+            # Both sizes as converted (the benchmark's), whatever metadata adds later.
             record = {"stored_sparse": densify > 0, "densify_ops": densify,
-                      "size_bytes": v["size_bytes"], "p50_ms": v["latency_ms"]["p50"],
-                      "dense_variant": twin and twin["name"],
-                      "dense_p50_ms": twin and twin["latency_ms"]["p50"],
-                      "dense_size_bytes": twin and twin["size_bytes"]}
+                      "size_bytes": figures["size_bytes"], "p50_ms": figures["latency_ms"]["p50"],
+                      "dense_variant": twin and twin.name,
+                      "dense_p50_ms": twin and twin.figures["latency_ms"]["p50"],
+                      "dense_size_bytes": twin and twin.figures["size_bytes"]}
             if not densify:
                 record.update(engaged=False, why="no weight is sparse enough to be stored "
                               "sparse (the converter keeps a tensor dense unless most of it "
                               "is zero)")
             elif twin is None:
-                record.update(engaged=None, why=f"export {v['stage']} as float32 too, to "
-                              "measure it against the dense file")
+                record.update(engaged=None, why=f"export {v.stage} as {spec.dense_twin} too, "
+                              "to measure it against the dense file")
             else:
-                speedup = twin["latency_ms"]["p50"] / v["latency_ms"]["p50"]
+                speedup = twin.figures["latency_ms"]["p50"] / figures["latency_ms"]["p50"]
                 record.update(speedup=speedup, engaged=speedup >= ENGAGED_SPEEDUP,
                               why=None if speedup >= ENGAGED_SPEEDUP else
                               "this runtime densifies the weights when it loads the file and "
                               "runs the dense kernels (XNNPACK builds without sparse kernels "
                               "for this CPU, or the graph breaks its rules)")
-            v["sparse_inference"] = record
-        elif v.get("sparsity") and v["format"] in ("float32", "float16"):
-            v["sparse_inference"] = {
+            v.sparse_inference = record
+        elif v.structure.get("sparsity") and spec.sparse_inference:
+            v.sparse_inference = {
                 "stored_sparse": False, "engaged": False,
-                "why": "its zeros are stored dense; export the stage as float32_sparse"}
-        elif v.get("sparsity"):
-            v["sparse_inference"] = {
+                "why": "its zeros are stored dense; export the stage as "
+                       + " or ".join(f for f in formats.names(sparse_inference=True)
+                                     if formats.get(f).dense_twin)}
+        elif v.structure.get("sparsity"):
+            v.sparse_inference = {
                 "stored_sparse": False, "engaged": False,
-                "why": f"XNNPACK has no sparse path for {v['format']} files (sparse int8 "
+                "why": f"XNNPACK has no sparse path for {v.format} files (sparse int8 "
                        "does not even prepare in its delegate)"}
 
 

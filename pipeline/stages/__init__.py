@@ -28,8 +28,11 @@ STAGES = {
 }
 
 
-def get(stage_type, where="stages"):
+def get(stage_type: str, where: str = "stages") -> type:
     """Returns the Stage class registered as `stage_type`.
+
+        >>> get("prune").Config().target_sparsity
+        0.8
 
     Raises:
       RecipeError: listing the known stage types when the name is unknown.

@@ -10,8 +10,24 @@ Contract, checked for every stage by tests/pipeline/stages/test_contract.py:
   * the returned model is free of training-only wrappers, or the stage says in
     `ctx.metrics` what export must know;
   * stages never touch `tf.lite`: `export/` owns conversion.
+
+A new stage is three files: `pipeline/stages/<name>.py`, its entry in
+`pipeline/stages/__init__.py`'s STAGES, and its tests:
+
+    @dataclasses.dataclass
+    class Config(FitConfig):
+        ratio: float = dataclasses.field(default=0.5, metadata=between(0, 1))
+
+    class Shrink(Stage):
+        Config = Config
+
+        def run(self, model, data, ctx):
+            model = clone(model)
+            ...
+            return model
 """
 import dataclasses
+from typing import Optional
 
 from pipeline.lazy_backend import keras
 
@@ -30,11 +46,11 @@ class Stage:
     # Keras 3 model without a tf_keras translation (or a SavedModel).
     takes_any_model = False
 
-    def __init__(self, config=None):
+    def __init__(self, config: Optional[object] = None):
         self.config = config if config is not None else self.Config()
 
     @classmethod
-    def notes(cls, name, metrics):
+    def notes(cls, name: str, metrics: dict) -> list:
         """The report's note lines (inline Markdown) about a finished stage of this
         type, from the `metrics` it recorded. Subclasses add their own."""
         from pipeline.layers import describe_skipped
@@ -43,7 +59,8 @@ class Stage:
                     + "; ".join(describe_skipped(metrics["skipped_layers"]))]
         return []
 
-    def run(self, model, data, ctx):
+    def run(self, model: "keras.Model", data: "pipeline.data.Data",
+            ctx: "pipeline.context.RunContext") -> "keras.Model":
         """Returns a new model derived from `model`.
 
         Args:
@@ -56,7 +73,7 @@ class Stage:
         raise NotImplementedError
 
 
-def clone(model):
+def clone(model: "keras.Model") -> "keras.Model":
     """A copy of `model` with new layer objects and the same weights.
 
     Every stage trains a clone: tfmot's wrappers and Keras' fit() would

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from export import compat
-from pipeline import runtime_gate
+from pipeline import runtime_gate, verdicts
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +51,20 @@ def test_the_gate_scores_each_file_there_and_compares_it_with_litert(runtime_pyt
 
 def _wrong_runtime(tmp_path, other_file):
     """A "runtime" that loads and runs every file it is given, but computes another
-    model (`other_file`): what a runtime with a broken kernel looks like from outside."""
-    script = tmp_path / "wrong-python"
-    script.write_text(f"""#!/bin/bash
-args=()
-for a in "$@"; do
-  case "$a" in --model=*) args+=("--model={other_file}");; *) args+=("$a");; esac
-done
-exec {sys.executable} "${{args[@]}}"
+    model (`other_file`): what a runtime with a broken kernel looks like from outside.
+    It runs export/benchmark.py with its `benchmark` pointed at the other file, so it
+    lies the same way whether it serves many files or runs for one."""
+    wrapper = tmp_path / "wrong_runtime.py"
+    wrapper.write_text(f"""import importlib.util, sys
+spec = importlib.util.spec_from_file_location("benchmark", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+honest = module.benchmark
+module.benchmark = lambda model, *args, **kwargs: honest({str(other_file)!r}, *args, **kwargs)
+sys.exit(module.main(sys.argv[2:]))
 """)
+    script = tmp_path / "wrong-python"
+    script.write_text(f'#!/bin/bash\nexec {sys.executable} {wrapper} "$@"\n')
     script.chmod(0o755)
     return str(script)
 
@@ -73,7 +78,7 @@ def test_a_file_that_runs_but_disagrees_is_marked_wrong(exported, small_model, t
     assert r["loads"] and r["agrees"] is False
     assert r["reason"].startswith("loads but wrong: accuracy ")
     assert r["max_abs_diff"] > 0
-    assert runtime_gate.verdict(r).startswith("loads but WRONG: accuracy")
+    assert verdicts.runtime_verdict(r).startswith("loads but WRONG: accuracy")
     # The same file in the same runtime agrees with itself.
     same = compat.check(sys.executable, exported["int8"], num_runs=1, data=exported["data"])
     assert same["agrees"] is True and same["max_abs_diff"] == 0

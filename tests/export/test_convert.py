@@ -11,31 +11,38 @@ from pipeline.errors import ExportError
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_format_runs_in_the_interpreter(exported, fmt, trained_model, digits):
+    """Each format's file runs, with the input and output types its table entry says
+    (export/formats.py), and computes what the Keras model computes: to float32's
+    rounding for float32, within the quantization error of its weights for the
+    float-activation formats, the same answer for the calibrated ones."""
+    from export import formats
+    spec = formats.get(fmt)
     interpreter = Interpreter(model_path=exported[fmt])
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     from export.benchmark import dequantize_output, quantize_input
-    x = digits.test.x[:1]
-    if fmt == "int8":
-        assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
-    elif fmt == "int16x8_mixed":  # ai-edge-quantizer quantizes the inputs and outputs too
-        assert inp["dtype"] == np.int16 and out["dtype"] == np.int16
+    x = digits.test.x[:8]
+    wide = spec.quantizer and spec.quantizer.get("activation_num_bits") == 16
+    if spec.integer_io or wide:  # ai-edge-quantizer quantizes the inputs and outputs too
+        expected_dtype = np.int16 if wide else np.int8
+        assert inp["dtype"] == expected_dtype and out["dtype"] == expected_dtype
     else:
         assert inp["dtype"] == np.float32
+    interpreter.resize_tensor_input(inp["index"], x.shape)
+    interpreter.allocate_tensors()
     interpreter.set_tensor(inp["index"], quantize_input(x, inp))
     interpreter.invoke()
     got = dequantize_output(interpreter.get_tensor(out["index"]), out)
-    assert got.shape == (1, 10)
-    if fmt != "int8":
-        expected = trained_model.predict(digits.test.x[:1], verbose=0)
-        if fmt == "int16x8_mixed":
-            # Its int16 output holds the calibrated range: a logit far below it is
-            # clipped (-12.8 read as -9.9 here), the answer is the same.
-            assert got.argmax() == expected.argmax()
-        else:
-            atol = 0.1 if fmt == "float32" else 2.0 if fmt.startswith("int4") else 0.5
-            np.testing.assert_allclose(got, expected, atol=atol)
+    assert got.shape == (8, 10)
+    expected = trained_model.predict(x, verbose=0)
+    if spec.calibrated:
+        # A calibrated output holds the calibrated range: a logit far below it
+        # is clipped (-12.8 read as -9.9 in int16x8_mixed); the answer stands.
+        assert (got.argmax(1) == expected.argmax(1)).mean() >= 7 / 8
+    else:
+        atol = 0.1 if fmt == "float32" else 2.0 if spec.int4_granularity else 0.5
+        np.testing.assert_allclose(got, expected, atol=atol)
 
 
 def test_sizes_shrink_as_expected(exported):

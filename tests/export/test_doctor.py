@@ -9,6 +9,8 @@ import os
 import pytest
 
 from export import doctor
+from export.budget import Budget
+from pipeline import doctor as run_doctor
 from tests.conftest import run_pipeline
 
 
@@ -57,8 +59,8 @@ def test_the_doctor_names_the_mask_and_fixes_it(broken_lm_run):
 
 
 def test_the_doctor_command_rewrites_the_report(broken_lm_run):
-    record = doctor.treat(broken_lm_run, "train_int8", {"kind": "max_rise_percent", "value": 5},
-                          log=lambda line: None)
+    record = run_doctor.treat(broken_lm_run, "train_int8", Budget("max_rise_percent", 5),
+                              log=lambda line: None)
     assert record["fix"]["within_budget"]
     names = [v["name"] for v in _report(broken_lm_run)["variants"]]
     assert names == ["train_int8", "train_int8_mixed"]  # replaced, not added
@@ -92,14 +94,14 @@ def finished_run(tmp_path):
 ])
 def test_bad_input_is_one_line_and_the_run_is_untouched(finished_run, capsys, args, message):
     before = sorted(os.listdir(finished_run)), (finished_run / "report.json").read_bytes()
-    assert doctor.main([f"--workdir={finished_run}"] + args) == 2
+    assert run_doctor.main([f"--workdir={finished_run}"] + args) == 2
     err = capsys.readouterr().err
     assert err.startswith("doctor: error: ") and message in err and err.count("\n") == 1
     assert (sorted(os.listdir(finished_run)), (finished_run / "report.json").read_bytes()) == before
 
 
 def test_a_directory_without_a_run(tmp_path, capsys):
-    assert doctor.main([f"--workdir={tmp_path}"]) == 2
+    assert run_doctor.main([f"--workdir={tmp_path}"]) == 2
     assert "holds no report.json; run the pipeline first" in capsys.readouterr().err
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from export import metadata
-from pipeline import deploy
+from pipeline import boards, verdicts
 from pipeline import recipe as recipe_lib
 from pipeline.errors import RecipeError
 from tests.conftest import ROOT, run_cli, run_pipeline
@@ -23,16 +23,16 @@ KWS = ["train.epochs=3", "quantize.epochs=1", "model.options.filters=16", "model
 
 
 def test_fit_verdicts_on_hand_made_figures():
-    board = deploy.Target("board", ram_kb=16, flash_kb=64)
+    board = boards.Target("board", ram_kb=16, flash_kb=64)
     measured = {"runs": True, "arena_bytes": 10_000, "flash_bytes": 60_000, "missing_ops": []}
-    verdict = deploy.fit(measured, board)
+    verdict = verdicts.fit(measured, board)
     assert verdict["fits"] and verdict["ram_margin_bytes"] == 16 * 1024 - 10_000
     assert verdict["flash_margin_bytes"] == 64 * 1024 - 60_000
-    too_big = deploy.fit({**measured, "arena_bytes": 16 * 1024 + 1}, board)
+    too_big = verdicts.fit({**measured, "arena_bytes": 16 * 1024 + 1}, board)
     assert not too_big["fits"] and too_big["ram_margin_bytes"] == -1
     assert "arena 16,385 B > RAM 16,384 B" in too_big["why"]
-    assert not deploy.fit({**measured, "flash_bytes": 70_000}, board)["fits"]
-    lacking = deploy.fit({"runs": False, "reason": "no GELU", "flash_bytes": 10,
+    assert not verdicts.fit({**measured, "flash_bytes": 70_000}, board)["fits"]
+    lacking = verdicts.fit({"runs": False, "reason": "no GELU", "flash_bytes": 10,
                           "missing_ops": ["GELU"]}, board)
     assert not lacking["fits"] and "lacks GELU" in lacking["why"]
 
@@ -52,10 +52,10 @@ def test_bad_targets_are_one_recipe_error(targets, message):
 
 
 def test_a_target_on_the_command_line():
-    assert deploy.parse_target_argument("my-board:192:512") == deploy.Target("my-board", 192, 512)
-    assert deploy.parse_target_argument("sparkfun-edge").ram_kb == 384
+    assert boards.parse_target_argument("my-board:192:512") == boards.Target("my-board", 192, 512)
+    assert boards.parse_target_argument("sparkfun-edge").ram_kb == 384
     with pytest.raises(ValueError, match="NAME:RAM_KB:FLASH_KB"):
-        deploy.parse_target_argument("a:1")
+        boards.parse_target_argument("a:1")
 
 
 def test_labels_whose_count_differs_stop_the_run_before_training(tmp_path):

@@ -1,10 +1,29 @@
 """Whether a pruned file can use XNNPACK's sparse inference, judged from latency."""
-from pipeline.sparse_inference import ENGAGED_SPEEDUP, note, verdicts
+from pipeline.sparse_inference import ENGAGED_SPEEDUP, note
+from pipeline.sparse_inference import verdicts as record_verdicts
+from pipeline.variants import Variant
 
 
 def _variant(stage, fmt, p50, size=1000, **extra):
     return {"name": f"{stage}_{fmt}", "stage": stage, "format": fmt, "size_bytes": size,
-            "latency_ms": {"p50": p50}, **extra}
+            "latency_ms": {"p50": p50}, "path": f"export/{stage}_{fmt}.tflite", **extra}
+
+
+def verdicts(flat):
+    """The verdicts on report.json-shaped variants (replaced in place by the flattened records)."""
+    records = [Variant.from_dict(v) for v in flat]
+    record_verdicts(records)
+    flat[:] = [v.to_dict() for v in records]
+
+
+def test_the_sparse_check_reads_the_size_as_converted_whatever_metadata_adds():
+    dense, sparse = (Variant.from_dict(_variant("prune", "float32", 1.0, 3000, sparsity={"c": 0.8})),
+                     Variant.from_dict(_variant("prune", "float32_sparse", 0.5, 1000,
+                                                densify_ops=3)))
+    sparse.shipped = {"size_bytes": 1900, "gzip_bytes": 900}  # the deploy step ran first
+    record_verdicts([dense, sparse])
+    assert sparse.sparse_inference["size_bytes"] == 1000
+    assert sparse.to_dict()["size_bytes"] == 1900  # the report shows the shipped file
 
 
 def test_a_sparse_file_is_judged_against_its_dense_twin():

@@ -7,7 +7,7 @@ from export import benchmark
 from export.convert import convert
 from models import saved
 from pipeline import custom_objects, training
-from pipeline.attention import BoundedMaskAttention, bound_attention_masks, with_mask_value
+from models.attention import BoundedMaskAttention, bound_attention_masks, with_mask_value
 from pipeline.backend import keras
 from pipeline.data import DataConfig, load
 

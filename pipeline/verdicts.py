@@ -1,0 +1,95 @@
+"""One-line verdicts on a variant's deploy checks, and its report `deploy` block.
+
+Pure functions of the records the checks wrote (no files, no processes): the
+deploy checks log them, the runtime gate logs them, the report shows them.
+A leaf module, so that none of those needs another's module.
+"""
+
+
+def fit(micro, target):
+    """The verdict of one measured file on one board: {target, fits, ram/flash margins, why}."""
+    ram, flash = int(target.ram_kb * 1024), int(target.flash_kb * 1024)
+    verdict = {"target": target.name, "ram_bytes": ram, "flash_bytes": flash}
+    why = []
+    if micro.get("missing_ops"):
+        why.append("the micro runtime lacks " + ", ".join(micro["missing_ops"]))
+    if not micro.get("runs"):
+        why.append(micro.get("reason", "it does not run in the micro runtime"))
+    else:
+        verdict["ram_margin_bytes"] = ram - micro["arena_bytes"]
+        if verdict["ram_margin_bytes"] < 0:
+            why.append(f"arena {micro['arena_bytes']:,} B > RAM {ram:,} B")
+    verdict["flash_margin_bytes"] = flash - micro["flash_bytes"]
+    if verdict["flash_margin_bytes"] < 0:
+        why.append(f"model {micro['flash_bytes']:,} B > flash {flash:,} B")
+    verdict["fits"] = not why
+    verdict["why"] = "; ".join(dict.fromkeys(why))
+    return verdict
+
+
+def fit_text(verdict):
+    """'fits (RAM margin 201.3 KiB, flash 866.6 KiB)' or 'does NOT fit: ...'."""
+    if verdict["fits"]:
+        return (f"fits (margin: RAM {verdict['ram_margin_bytes'] / 1024:.1f} KiB, "
+                f"flash {verdict['flash_margin_bytes'] / 1024:.1f} KiB)")
+    return f"does NOT fit: {verdict['why']}"
+
+
+def micro_text(m):
+    """One line about a micro check."""
+    if not m.get("checked"):
+        return f"not checked: {m['reason']}"
+    if not m.get("runs"):
+        missing = f" (missing ops: {', '.join(m['missing_ops'])})" if m.get("missing_ops") else ""
+        return f"does NOT run: {m['reason']}{missing}"
+    text = f"runs, arena {m['arena_bytes']:,} B, flash {m['flash_bytes']:,} B"
+    if "micro" in m and "litert" in m:
+        text += (f", accuracy {m['micro']['accuracy']:.4f} (LiteRT {m['litert']['accuracy']:.4f}"
+                 f" on the same {m['examples']}), top-1 agreement {m['top1_agreement']:.4f}")
+    return text + "".join(f"; {t['target']}: {fit_text(t)}" for t in m.get("targets", []))
+
+
+def runtime_verdict(result):
+    """'loads and agrees', 'loads but WRONG: ...', 'does NOT load: ...' for one check."""
+    if not result["loads"]:
+        return f"does NOT load: {result['reason']}"
+    if result.get("agrees") is False:
+        return result["reason"].replace("loads but wrong", "loads but WRONG", 1)
+    if result.get("agrees"):
+        return (f"loads and agrees with LiteRT (accuracy {result['accuracy']:.4f}, perplexity "
+                f"{result['perplexity']:.4g}, max output difference {result['max_abs_diff']:.3g})")
+    return "loads" + (f" ({result['reason']})" if result.get("reason") else "")
+
+
+def summary(v, runtimes_checked):
+    """A variant's `deploy` block: runtimes it loads and agrees on, XNNPACK coverage,
+    micro fit per target, metadata, and what blocks each missing one."""
+    block = {"runtimes": {"LiteRT": "loads and runs (benchmarked, scored)"},
+             "xnnpack": v.get("xnnpack"), "blockers": []}
+    for name, result in v.get("runtimes", {}).items():
+        block["runtimes"][name] = runtime_verdict(result) if result["loads"] is not None else result[
+            "reason"]
+        if result["loads"] is False or result.get("agrees") is False:
+            block["blockers"].append(f"{name}: {runtime_verdict(result)}")
+    if not runtimes_checked:
+        block["runtimes"]["tflite-runtime 2.14"] = ("not checked (benchmark.check_tflite_runtime:"
+                                                   " false)")
+    m = v.get("micro")
+    if m is not None:
+        block["runtimes"]["tflite-micro"] = micro_text({**m, "targets": []})
+        if m.get("checked") and not m.get("runs"):
+            block["blockers"].append(f"tflite-micro: {micro_text({**m, 'targets': []})}")
+        block["micro_fit"] = {t["target"]: fit_text(t) for t in m.get("targets", [])}
+        block["blockers"] += [f"{t['target']}: {t['why']}" for t in m.get("targets", [])
+                              if not t["fits"]]
+    if v.get("xnnpack") not in (None, "all"):
+        left = v.get("not_delegated") or {}
+        block["blockers"].append(
+            f"XNNPACK: {v['xnnpack']} of the graph delegated" + (
+                " (left to the builtin kernels: " + ", ".join(
+                    f"{op} x{n}" for op, n in sorted(left.items())) + ")" if left else ""))
+    md = v.get("metadata")
+    block["metadata"] = bool(md and md.get("written"))
+    if md and not md.get("written"):
+        block["blockers"].append(f"Android metadata: {md['reason']}")
+    return block

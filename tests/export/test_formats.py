@@ -1,0 +1,103 @@
+"""The format table's contract (export/formats.py): every format it holds exports,
+benchmarks and reports on the default model, and each fact it states about a
+format is true of the file that format produces.
+
+A format added to the table is run here without a line changed: the facts
+are read from its entry, not from its name.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from export import formats
+from export.tflite_file import INT4, read_model, weight_tensors
+from tests.conftest import ROOT, run_pipeline
+
+# report.json's key paths on a run of every format (recipes/default.yaml at test
+# settings); a change to the report's shape fails here, on purpose.
+GOLDEN_KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_keys.txt")
+
+
+def key_paths(node, prefix=""):
+    """Every key path of a JSON value ('variants[].latency_ms.p50'), list items merged."""
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            found |= {path} | key_paths(value, path)
+    elif isinstance(node, list):
+        for value in node:
+            found |= key_paths(value, prefix + "[]")
+    return found
+
+
+@pytest.fixture(scope="module")
+def every_format_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("formats") / "run"
+    result = run_pipeline("default", workdir, "train.epochs=3", "benchmark.num_runs=3",
+                          "benchmark.warmup_runs=1",
+                          f"export.formats=[{', '.join(formats.REQUESTABLE)}]",
+                          "export.doctor=true", "deploy.micro=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(workdir / "report.json") as f:
+        return workdir, json.load(f)
+
+
+def test_every_format_exports_benchmarks_and_reports(every_format_run):
+    workdir, report = every_format_run
+    variants = {v["format"]: v for v in report["variants"]}
+    assert sorted(variants) == sorted(formats.REQUESTABLE)
+    float32 = variants["float32"]
+    markdown = (workdir / "report.md").read_text()
+    for name, v in variants.items():
+        assert "error" not in v, (name, v.get("error"))
+        assert os.path.getsize(workdir / v["path"]) == v["size_bytes"]
+        assert v["accuracy"] >= float32["accuracy"] - 0.1, name
+        assert v["latency_ms"]["p50"] > 0 and v["num_examples"] == report["data"]["test"]
+        assert f"| {v['name']} | {name} |" in markdown
+
+
+def test_each_fact_of_the_table_holds_in_its_file(every_format_run):
+    workdir, report = every_format_run
+    for v in report["variants"]:
+        spec = formats.get(v["format"])
+        path = str(workdir / v["path"])
+        model = read_model(path)
+        graph = model.subgraphs[0]
+        input_type = graph.tensors[graph.inputs[0]].type
+        weights = weight_tensors(path)
+        int4 = [w for w in weights if w.dtype == "int4"]
+        assert (input_type == 9) is spec.integer_io, v["format"]  # TensorType.INT8
+        assert bool(int4) is (spec.int4_granularity is not None), v["format"]
+        if spec.calibrated:
+            # Calibrated: the activations are integers (every op output but the edges').
+            outputs = [graph.tensors[op.outputs[0]].type for op in graph.operators]
+            assert sum(t == 0 for t in outputs) <= max(2, len(outputs) // 4), v["format"]
+        if spec.maker == "converter" and spec.optimization is None:
+            assert all(w.dtype == "float32" for w in weights), v["format"]
+
+
+def test_the_table_answers_by_fact_and_refuses_an_unknown_name():
+    assert formats.names(calibrated=True) == ("int8", "int16x8", "int16x8_mixed")
+    assert "int8_mixed" not in formats.REQUESTABLE and formats.get("int8_mixed").micro
+    assert formats.names(int4_granularity="blockwise_32") == ("int4_blockwise",)
+    with pytest.raises(KeyError, match="unknown format 'int3'; formats: float32"):
+        formats.get("int3")
+    # Every name the recipe accepts is in the table, and nothing else.
+    from pipeline import recipe
+    assert recipe.FORMATS == formats.REQUESTABLE
+
+
+def test_the_report_keeps_its_shape(every_format_run):
+    _, report = every_format_run
+    found = key_paths(report)
+    # The recipe's own keys follow the recipe dataclasses; the rest is the report's.
+    shape = sorted(p for p in found if not p.startswith("recipe."))
+    with open(GOLDEN_KEYS) as f:
+        golden = [line.strip() for line in f if line.strip()]
+    assert shape == golden, (f"report.json's shape changed: added {sorted(set(shape) - set(golden))}, "
+                             f"removed {sorted(set(golden) - set(shape))}; if on purpose, "
+                             "update tests/export/report_keys.txt and the schema in "
+                             "pipeline/report.py")
