@@ -8,10 +8,12 @@ import os
 
 import pytest
 
-from export import doctor
+from export import doctor, formats
 from export.budget import Budget
 from pipeline import doctor as run_doctor
 from tests.conftest import run_pipeline
+
+EXAMINED = formats.names(doctor_examines=True)  # read from the table: a new format joins
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def finished_run(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--variant=train_float32"], "--variant: 'train_float32' is float32; the doctor examines "
-                                  "calibrated variants (int8, int16x8): train_int8"),
+                                  f"calibrated variants ({', '.join(EXAMINED)}): train_int8"),
     (["--variant=nope"], "--variant: no variant 'nope'; the run's variants: train_float32, "
                          "train_int8, train_int16x8"),
     (["--variant=train_int16x8"], "--variant: 'train_int16x8' was not exported: the converter "
