@@ -81,6 +81,10 @@ _ENTRIES = (
            "TFLITE_BUILTINS_INT8 only, calibrated on representative data",
            calibrated=True, doctor_examines=True, doctor_fixes=True, micro=True,
            optimization="DEFAULT", ops=("TFLITE_BUILTINS_INT8",), integer_io=True),
+    Format("int8_float_io", "int8 weights and activations with float input and output "
+           "(QUANTIZE and DEQUANTIZE at the edges): an app feeds and reads floats",
+           calibrated=True, doctor_examines=True, micro=True, optimization="DEFAULT",
+           ops=("TFLITE_BUILTINS_INT8",)),
     Format("int16x8", "int16 activations, int8 weights (more precise than int8 for "
            "attention and layer norm); calibrated; float input and output",
            calibrated=True, doctor_examines=True, micro=True, optimization="DEFAULT",

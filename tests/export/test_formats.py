@@ -80,7 +80,8 @@ def test_each_fact_of_the_table_holds_in_its_file(every_format_run):
 
 
 def test_the_table_answers_by_fact_and_refuses_an_unknown_name():
-    assert formats.names(calibrated=True) == ("int8", "int16x8", "int16x8_mixed")
+    assert formats.names(calibrated=True) == ("int8", "int8_float_io", "int16x8",
+                                              "int16x8_mixed")
     assert "int8_mixed" not in formats.REQUESTABLE and formats.get("int8_mixed").micro
     assert formats.names(int4_granularity="blockwise_32") == ("int4_blockwise",)
     with pytest.raises(KeyError, match="unknown format 'int3'; formats: float32"):
