@@ -21,6 +21,9 @@ KINDS = ("max_drop_points", "max_rise_percent")
 # The figure each kind is on, and its unit in messages.
 METRIC = {"max_drop_points": "accuracy", "max_rise_percent": "perplexity"}
 UNIT = {"max_drop_points": "points", "max_rise_percent": "%"}
+# Far below any difference a score can make (one example in a billion), far
+# above float64's rounding of a loss.
+ROUNDING = 1e-9
 
 
 class BudgetError(ValueError):
@@ -61,8 +64,12 @@ class Budget:
         return self.allows(self.loss(figures, reference), margin)
 
     def allows(self, loss: float, margin: float = 0.0) -> bool:
-        """Whether a loss already measured is at most the budget less `margin`."""
-        return loss <= self.value - margin
+        """Whether a loss already measured is at most the budget less `margin`.
+
+        A file exactly at its budget is within it: 100 * (0.97 - 0.95) is
+        2.0000000000000018 in floating point, and float rounding must not turn
+        "2 points" into "outside a 2-point budget"."""
+        return loss <= self.value - margin + ROUNDING
 
     def agrees(self, figures: Mapping, reference: Mapping) -> bool:
         """Whether the file is within the budget of the reference either way (two runtimes

@@ -11,8 +11,10 @@ benchmark and the report).
     >>> from export import formats
     >>> formats.get("int8").calibrated
     True
-    >>> formats.names(micro=True)
-    ('int8', 'int16x8', 'int16x8_mixed', 'int8_mixed')
+    >>> "int16x8" in formats.names(micro=True)
+    True
+    >>> formats.names(int4_granularity="blockwise_32")
+    ('int4_blockwise',)
 
 The record's converter settings are data that `export/convert.py` applies:
 `optimization` (the converter's `Optimize` member), `supported_types`,
