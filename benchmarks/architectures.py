@@ -8,25 +8,28 @@ library allows it, so the whole family runs in seconds; the layer patterns
 (depthwise convolutions, hard-swish, squeeze-excite, residual Adds,
 concatenations, BatchNorm after every convolution) are the library's own.
 
-`ARCHITECTURES` maps a name to (builder, what it exercises).
+`ARCHITECTURES` maps a name to (builder, what it exercises). The builders
+whose code is the same in both Kerases take `keras=`, the module to build
+with (tf_keras by default; benchmarks/architectures_keras3.py passes Keras 3).
 """
-from pipeline.backend import keras
+from pipeline.backend import keras as tf_keras
 
 
-def mobilenet_v2(input_shape, classes, softmax=True):
+def mobilenet_v2(input_shape, classes, softmax=True, keras=tf_keras):
     return keras.applications.MobileNetV2(
         input_shape=input_shape, alpha=0.35, weights=None, classes=classes,
         classifier_activation="softmax" if softmax else None)
 
 
-def mobilenet_v3_small(input_shape, classes, softmax=True):
-    # include_preprocessing=False: greenlite's data is already scaled to [0, 1].
+def mobilenet_v3_small(input_shape, classes, softmax=True, keras=tf_keras, preprocessing=False):
+    # include_preprocessing=False by default: greenlite's data is already scaled to [0, 1].
     return keras.applications.MobileNetV3Small(
         input_shape=input_shape, alpha=0.75, weights=None, classes=classes,
-        include_preprocessing=False, classifier_activation="softmax" if softmax else None)
+        include_preprocessing=preprocessing,
+        classifier_activation="softmax" if softmax else None)
 
 
-def efficientnet_b0(input_shape, classes, softmax=True):
+def efficientnet_b0(input_shape, classes, softmax=True, keras=tf_keras):
     return keras.applications.EfficientNetB0(
         input_shape=input_shape, weights=None, classes=classes,
         classifier_activation="softmax" if softmax else None)
@@ -53,7 +56,7 @@ def densenet(input_shape, classes, softmax=True):
                                  classifier_activation="softmax" if softmax else None)
 
 
-def sequential(input_shape, classes, softmax=True):
+def sequential(input_shape, classes, softmax=True, keras=tf_keras):
     layers = keras.layers
     return keras.Sequential([
         keras.Input(input_shape),
@@ -68,7 +71,7 @@ def sequential(input_shape, classes, softmax=True):
     ], name="sequential_cnn")
 
 
-def functional_logits(input_shape, classes, softmax=False):
+def functional_logits(input_shape, classes, softmax=False, keras=tf_keras):
     layers = keras.layers
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)
@@ -104,8 +107,8 @@ class ScaledDense(keras.layers.Layer):
 '''
 
 
-def custom_layer(input_shape, classes, softmax=True, module=None):
-    """A CNN with a user-defined layer; `module` is the loaded CUSTOM_LAYER_MODULE."""
+def custom_layer(input_shape, classes, softmax=True, module=None, keras=tf_keras):
+    """A CNN with a user-defined layer; `module.ScaledDense` is its class (for `keras`)."""
     layers = keras.layers
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)

@@ -6,6 +6,7 @@ Sequential and functional models of `keras.layers`, and a custom Keras 3
 layer whose tf_keras twin its module declares (CUSTOM_LAYER_MODULE).
 greenlite translates each to tf_keras (models/keras3.py).
 """
+from benchmarks import architectures
 from models.keras3 import keras3_module
 
 
@@ -13,23 +14,19 @@ def _keras():
     return keras3_module()
 
 
-def mobilenet_v2(input_shape, classes, softmax=True):
-    return _keras().applications.MobileNetV2(
-        input_shape=input_shape, alpha=0.35, weights=None, classes=classes,
-        classifier_activation="softmax" if softmax else None)
+def _shared(builder):
+    """The tf_keras build's code, with Keras 3's layers (the same API there)."""
+    def build(input_shape, classes, softmax=builder.__defaults__[0], **options):
+        return builder(input_shape, classes, softmax, keras=_keras(), **options)
+    build.__name__, build.__doc__ = builder.__name__, builder.__doc__
+    return build
 
 
-def mobilenet_v3_small(input_shape, classes, softmax=True, preprocessing=False):
-    # include_preprocessing=False by default: greenlite's data is already scaled to [0, 1].
-    return _keras().applications.MobileNetV3Small(
-        input_shape=input_shape, alpha=0.75, weights=None, classes=classes,
-        include_preprocessing=preprocessing, classifier_activation="softmax" if softmax else None)
-
-
-def efficientnet_b0(input_shape, classes, softmax=True):
-    return _keras().applications.EfficientNetB0(
-        input_shape=input_shape, weights=None, classes=classes,
-        classifier_activation="softmax" if softmax else None)
+mobilenet_v2 = _shared(architectures.mobilenet_v2)
+mobilenet_v3_small = _shared(architectures.mobilenet_v3_small)
+efficientnet_b0 = _shared(architectures.efficientnet_b0)
+sequential = _shared(architectures.sequential)
+functional_logits = _shared(architectures.functional_logits)
 
 
 def resnet(input_shape, classes, softmax=True):
@@ -51,34 +48,6 @@ def densenet(input_shape, classes, softmax=True):
     return densenet_lib.DenseNet([2, 2, 2, 2], weights=None, input_shape=input_shape,
                                  classes=classes,
                                  classifier_activation="softmax" if softmax else None)
-
-
-def sequential(input_shape, classes, softmax=True):
-    keras = _keras()
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input(input_shape),
-        layers.Conv2D(16, 3, padding="same", use_bias=False),
-        layers.BatchNormalization(),
-        layers.ReLU(),
-        layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.GlobalAveragePooling2D(),
-        layers.Dropout(0.2),
-        layers.Dense(classes, activation="softmax" if softmax else None),
-    ], name="sequential_cnn")
-
-
-def functional_logits(input_shape, classes, softmax=False):
-    keras = _keras()
-    layers = keras.layers
-    inputs = keras.Input(input_shape)
-    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)
-    x = layers.DepthwiseConv2D(3, padding="same")(x)
-    x = layers.Conv2D(32, 1, activation="relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Dense(classes, activation="softmax" if softmax else None)(x)
-    return keras.Model(inputs, outputs, name="functional_logits")
 
 
 CUSTOM_LAYER_MODULE = '''
@@ -131,14 +100,9 @@ CUSTOM_OBJECTS = {"ScaledDense": ScaledDenseTf}
 
 def custom_layer(input_shape, classes, softmax=True, module=None):
     """A CNN with a user-defined Keras 3 layer; `module`: {name: class} of CUSTOM_LAYER_MODULE."""
-    keras = _keras()
-    layers = keras.layers
-    inputs = keras.Input(input_shape)
-    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = module["ScaledDense (Keras 3)"](32, name="scaled_dense")(x)
-    outputs = layers.Dense(classes, activation="softmax" if softmax else None)(x)
-    return keras.Model(inputs, outputs, name="custom_layer_cnn")
+    shadowed = type("M", (), {"ScaledDense": module["ScaledDense (Keras 3)"]})
+    return architectures.custom_layer(input_shape, classes, softmax, module=shadowed,
+                                      keras=_keras())
 
 
 ARCHITECTURES = {

@@ -8,50 +8,12 @@ import numpy as np
 import pytest
 
 import models
+from benchmarks.architectures_keras3 import CUSTOM_LAYER_MODULE
 from models import keras3, user
 from pipeline.errors import ModelError
 
 # A user's module: a Keras 3 custom layer, its tf_keras twin, and the line naming both.
-TWIN_MODULE = '''
-import keras
-import tf_keras
-
-
-@keras.saving.register_keras_serializable("user")
-class ScaledDense(keras.layers.Layer):
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
-        self.scale = self.add_weight(shape=(self.units,), initializer="ones", name="scale")
-
-    def call(self, x):
-        return keras.ops.relu(keras.ops.matmul(x, self.kernel) * self.scale)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
-
-class ScaledDenseTf(tf_keras.layers.Layer):
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units))
-        self.scale = self.add_weight("scale", (self.units,), initializer="ones")
-
-    def call(self, x):
-        return tf_keras.activations.relu(x @ self.kernel * self.scale)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
-
-CUSTOM_OBJECTS = {"ScaledDense": ScaledDenseTf}
-'''
+TWIN_MODULE = CUSTOM_LAYER_MODULE
 
 
 def k3():
