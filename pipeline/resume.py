@@ -184,11 +184,17 @@ def _hash(value):
 
 
 def _input_fingerprints(recipe):
-    """Size and modification time of the files the model and data come from."""
+    """Size and modification time of the files the model and data come from (each file a
+    glob matches, for TFRecord shards given as `data/train-*.tfrecord`)."""
     paths = [recipe.data.path, recipe.model.custom_objects,
              (recipe.model.options or {}).get("path"), recipe.model.name]
-    return {path: _fingerprint(path) for path in paths
-            if isinstance(path, str) and os.path.exists(path)}
+    found = {}
+    for path in paths:
+        if not isinstance(path, str):
+            continue
+        matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        found.update({m: _fingerprint(m) for m in matches if os.path.exists(m)})
+    return found
 
 
 def _fingerprint(path):

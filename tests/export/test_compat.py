@@ -132,3 +132,18 @@ def test_without_a_registry_the_environment_fails_with_one_clear_error(tmp_path,
     with pytest.raises(compat.CompatError, match=r"cannot set up tflite-runtime==2\.14\.0 in "):
         compat.ensure_env(str(env_dir))
     assert not list(env_dir.glob(".greenlite-*"))  # not marked as made
+
+
+@pytest.mark.parametrize("mine, theirs, agrees", [
+    ({"accuracy": 0.5, "perplexity": 10.15}, {"accuracy": 0.5, "perplexity": 10.0}, True),  # +1.5 %
+    ({"accuracy": 0.5, "perplexity": 10.25}, {"accuracy": 0.5, "perplexity": 10.0}, False),  # +2.5 %
+    ({"accuracy": 0.5, "perplexity": 9.75}, {"accuracy": 0.5, "perplexity": 10.0}, False),  # -2.5 %
+    ({"accuracy": 0.509, "perplexity": None}, {"accuracy": 0.5, "perplexity": None}, True),  # 0.9 pt
+    ({"accuracy": 0.488, "perplexity": None}, {"accuracy": 0.5, "perplexity": None}, False),  # 1.2 pt
+])
+def test_the_gate_tolerates_two_percent_of_perplexity_and_one_point_of_accuracy(mine, theirs,
+                                                                                 agrees):
+    """At the edges of the tolerances and either way: 2 % read as a fraction (200 %) or
+    as 0.02 %, or a one-sided check, would each give one of these the other answer."""
+    outputs = np.zeros((2, 4), np.float32)
+    assert compat.agreement(mine, theirs, outputs, outputs)["agrees"] is agrees

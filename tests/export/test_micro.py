@@ -91,6 +91,12 @@ def test_the_c_array_compiles_and_holds_the_file(exported, tmp_path):
     with open(exported["int8"], "rb") as f:
         assert out == f.read()
     assert os.path.basename(header) == "train_int8_model_data.h"
+    # The alignment TFLM needs is declared, not left to the compiler: GCC on
+    # x86-64 aligns a large array to 16 bytes anyway (so the run above passes
+    # without it), a Cortex-M toolchain does not.
+    with open(source) as f:
+        definitions = [line for line in f if f"{symbol}[]" in line]
+    assert definitions == [f"alignas(16) const unsigned char {symbol}[] = {{\n"]
 
 
 def test_cli_writes_json_and_refuses_a_missing_file(exported, tmp_path):

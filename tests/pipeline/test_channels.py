@@ -16,7 +16,11 @@ def _same_on_kept_channels(model, keep_fraction=0.5, shape=None):
     then checks the shrunk model computes the same outputs."""
     analysis = channels.analyze(model)
     groups = analysis.prunable()
-    keep = {r: list(range(0, g.size, int(1 / keep_fraction))) for r, g in groups.items()}
+    # Random kept channels in no pattern: every other channel (0, 2, 4, ...) maps
+    # the same whichever way a consumer's rows are picked, so it hid mistakes.
+    rng = np.random.default_rng(7)
+    keep = {r: sorted(rng.choice(g.size, size=max(1, int(g.size * keep_fraction)),
+                                 replace=False).tolist()) for r, g in groups.items()}
     small, sizes = channels.shrink(analysis, keep)
     x = np.random.default_rng(0).normal(size=(4,) + tuple(model.input_shape[1:])).astype("float32")
     # Reference: the big model with the removed channels' outputs forced to zero
@@ -146,3 +150,46 @@ def test_a_pattern_that_selects_nothing_prunable(trained_model, digits, tmp_path
                                           "matches logits \\(feeds the model's output\\)"):
         run_stage("prune_channels", {"layers": ["logits"], "epochs": 1}, trained_model, digits,
                   tmp_path)
+
+
+def _se_model():
+    """A squeeze-excite block (MobileNetV3's: pooled, two 1x1 convolutions, a gate that
+    multiplies the block's channels) between two convolutions."""
+    inputs = keras.Input((6, 6, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="feat")(inputs)
+    s = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    s = L.Conv2D(4, 1, activation="relu", name="se_reduce")(s)
+    s = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(s)
+    x = L.Multiply(name="excite")([x, s])
+    x = L.Conv2D(6, 1, name="mix")(x)
+    return keras.Model(inputs, L.Dense(3, name="out")(L.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_squeeze_excite_gate_prunes_with_the_channels_it_gates(seed):
+    """The gate's 1x1 convolution and the convolution whose channels it scales are one
+    group (a channel dropped from one must go from the other), and the shrunk model
+    equals the full one with those channels zeroed, for any set of kept channels."""
+    keras.utils.set_random_seed(seed)
+    model = _se_model()
+    analysis = channels.analyze(model)
+    groups = {tuple(sorted(g.producers)): (root, g) for root, g in analysis.prunable().items()}
+    assert ("feat", "se_expand") in groups
+    rng = np.random.default_rng(seed)
+    keep = {root: sorted(rng.choice(g.size, size=int(rng.integers(1, g.size)), replace=False))
+            for root, g in analysis.prunable().items()}
+    small, sizes = channels.shrink(analysis, keep)
+    root, group = groups[("feat", "se_expand")]
+    assert sizes["feat"] == sizes["se_expand"] == len(keep[root])
+    masked = keras.models.clone_model(model)
+    masked.set_weights(model.get_weights())
+    for r, g in analysis.prunable().items():
+        drop = [i for i in range(g.size) if i not in keep[r]]
+        for p in g.producers:
+            w = masked.get_layer(p).get_weights()
+            w[0][..., drop] = 0
+            w[1][drop] = 0
+            masked.get_layer(p).set_weights(w)
+    x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    np.testing.assert_allclose(small.predict(x, verbose=0), masked.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)

@@ -68,3 +68,15 @@ def test_a_nan_loss_stops_the_stage(digits, tmp_path):
     with pytest.raises(GreenliteError, match=r"stages.train: the training loss became nan in "
                                              r"epoch 1; the stage stopped"):
         run_stage("train", {"epochs": 2}, linear, data, tmp_path)
+
+
+@pytest.mark.parametrize("loss", [float("inf"), float("-inf"), float("nan")])
+def test_a_loss_that_is_not_finite_stops_the_stage(loss):
+    """NaN *or infinite*, as the README says: an overflowing loss is infinite long
+    before it is NaN, and a check for NaN alone would train on."""
+    from pipeline.health import TrainingHealth
+    health = TrainingHealth("stages.train", chance=None, steps_per_epoch=10)
+    health.on_epoch_end(0, {"loss": 2.3})  # a finite loss goes on
+    with pytest.raises(GreenliteError, match=rf"stages.train: the training loss became "
+                                             rf"{loss} in epoch 2"):
+        health.on_epoch_end(1, {"loss": loss})

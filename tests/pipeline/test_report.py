@@ -96,3 +96,45 @@ def test_bounded_attention_and_a_wrong_runtime_are_noted():
             "against LiteRT's 5.34 (max output difference 3)") in lines
     headers, rows = report.tables(r)[1][2:]
     assert dict(zip(headers, rows[1]))["loads on tflite-runtime 2.14.0"] == "runs, WRONG (see notes)"
+
+
+def _energy(kwh, kg):
+    return {"energy_kwh": kwh, "emissions_kg": kg, "grid_intensity_g_per_kwh": 400.0,
+            "cpu_tdp_w": 10.0, "cpu_count": 2, "mode": "estimated", "method": "test",
+            "cpu_tdp_source": "test"}
+
+
+def _variant(stage, fmt, gzip, p50):
+    return {"name": f"{stage}_{fmt}", "stage": stage, "format": fmt, "size_bytes": gzip * 2,
+            "gzip_bytes": gzip, "accuracy": 0.9, "latency_ms": {"p50": p50}}
+
+
+def test_the_baseline_is_the_first_stages_float32_file_or_none():
+    """The gzip ratio and the carbon payback compare against the *first* stage's
+    float32 file; a run whose first stage exports no float32 has no baseline file,
+    and a later stage's float32 (already compressed) must not stand in for it."""
+    import types
+
+    from pipeline import recipe as recipe_lib
+    from tests.conftest import ROOT
+    recipe = recipe_lib.load(f"{ROOT}/recipes/prune_qat.yaml", [])
+    data = types.SimpleNamespace(description="d", task="classification", preprocessing="p",
+                                 input_shape=(8, 8, 1), num_classes=10, train=[0] * 3,
+                                 val=[0], test=[0], streamed=False)
+    stages = [{"name": "train", "keras_accuracy": 0.95, "params": 10, "energy": _energy(1e-4, 4e-5)},
+              {"name": "prune", "keras_accuracy": 0.95, "params": 10, "energy": _energy(2e-4, 8e-5)}]
+    # The first stage exports no float32; the second's float32 is 4x smaller in gzip.
+    variants = [_variant("prune", "float32", 250, 1.0), _variant("prune", "int8", 100, 0.5)]
+    built = report.build(recipe, data, stages, variants, seconds=1.0)
+    assert built["baseline"]["float32_variant"] is None
+    assert all("gzip_ratio_vs_baseline" not in v for v in built["variants"])
+    assert built["energy"]["payback_baseline"] is None
+    assert all(v.get("payback_inferences") is None for v in built["variants"])
+    # With the first stage's float32 file present, it is the baseline.
+    variants = [_variant("train", "float32", 1000, 2.0)] + [
+        _variant("prune", "float32", 250, 1.0), _variant("prune", "int8", 100, 0.5)]
+    built = report.build(recipe, data, stages, variants, seconds=1.0)
+    assert built["baseline"]["float32_variant"] == "train_float32"
+    ratios = {v["name"]: v["gzip_ratio_vs_baseline"] for v in built["variants"]}
+    assert ratios == {"train_float32": 1.0, "prune_float32": 4.0, "prune_int8": 10.0}
+    assert built["energy"]["payback_baseline"] == "train_float32"

@@ -101,3 +101,50 @@ def test_resume_of_another_recipes_run_is_refused_and_touches_nothing(tmp_path):
     assert "holds a run of recipe 'default', not 'prune_qat'" in result.stderr
     assert sorted(os.listdir(workdir)) == ["report.json", resume.RUN_FILE]
     assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def _hashes(overrides):
+    from pipeline import recipe as recipe_lib
+    return resume.stage_hashes(recipe_lib.load(f"{ROOT}/recipes/prune_qat.yaml", overrides))
+
+
+def _touch(path, content):
+    """New content and a later modification time (a user editing the file)."""
+    import time
+    path.write_bytes(content)
+    stamp = time.time_ns() + 10 ** 9
+    os.utime(path, ns=(stamp, stamp))
+
+
+@pytest.mark.parametrize("source", ["npz", "tfrecord", "image_folder"])
+def test_the_hash_covers_the_data_files_of_every_source(tmp_path, source):
+    """A user who edits the data and resumes must get stages trained on the new data:
+    the hash covers the npz file, every TFRecord shard a glob names, every image."""
+    if source == "npz":
+        target = tmp_path / "data.npz"
+        target.write_bytes(b"old arrays")
+        path = str(target)
+    elif source == "tfrecord":
+        for k in range(2):
+            (tmp_path / f"train-{k}.tfrecord").write_bytes(b"records")
+        target, path = tmp_path / "train-1.tfrecord", str(tmp_path / "train-*.tfrecord")
+    else:
+        (tmp_path / "cats").mkdir()
+        target, path = tmp_path / "cats" / "a.png", str(tmp_path)
+        target.write_bytes(b"pixels")
+    extra = (["data.features={x: {dtype: float32, shape: [4]}, y: {dtype: int64, shape: []}}",
+              "data.x_feature=x", "data.y_feature=y"] if source == "tfrecord" else [])
+    overrides = [f"data.source={source}", f"data.path={path}"] + extra
+    before = _hashes(overrides)
+    assert _hashes(overrides) == before  # nothing changed: the same hashes
+    _touch(target, b"new content, longer than before")
+    after = _hashes(overrides)
+    assert all(a != b for a, b in zip(before, after))
+
+
+def test_the_hash_follows_each_stage_and_nothing_else(tmp_path):
+    base = _hashes([])
+    changed = _hashes(["prune.target_sparsity=0.7"])
+    assert changed[0] == base[0] and all(a != b for a, b in zip(base[1:], changed[1:]))
+    assert _hashes(["benchmark.num_runs=7", "export.formats=[int8]"]) == base
+    assert _hashes(["seed=1"])[0] != base[0]

@@ -112,3 +112,20 @@ def test_debris_of_a_live_run_is_left_alone(tmp_path):
         (path / rundir.PID_FILE).write_text(str(pid))
     removed = rundir.clean_debris(str(tmp_path / "run"), log=lambda line: None)
     assert removed == [str(dead)] and live.exists()
+
+
+def test_a_run_killed_mid_swap_leaves_old_debris_the_next_run_removes(tmp_path):
+    """A kill between the two renames of `commit` leaves `.old-<name>-*` (the previous
+    run, moved aside) as well as `.tmp-*`: both are cleared, a live run's kept, and
+    another run's (`.old-other-*`) is not ours to touch."""
+    old = tmp_path / ".old-run-abc123"
+    staged = tmp_path / ".tmp-run-def456"
+    other = tmp_path / ".old-other-xyz"
+    for path in (old, staged, other):
+        path.mkdir()
+        (path / "report.json").write_text("{}")
+    with rundir.RunDirectory(str(tmp_path / "run"), log=lambda line: None) as run:
+        (tmp_path / run.path / "report.json").write_text('{"new": true}')
+        run.commit()
+    assert sorted(os.listdir(tmp_path)) == [".old-other-xyz", "run"]
+    assert (tmp_path / "run" / "report.json").read_text() == '{"new": true}'

@@ -53,11 +53,17 @@ def test_tfrecord_labels(tmp_path):
         load(cfg, seed=0)
 
 
-def test_image_folder_classes_must_match_the_declaration(tmp_path):
+@pytest.mark.parametrize("declared", [2, 4])
+def test_image_folder_classes_must_match_the_declaration(tmp_path, declared):
+    """Fewer declared than the folder holds is refused as firmly as more: a check of
+    one side only would train three classes under a declaration of two."""
     from pipeline.data.synthetic import scene_images
-    scene_images(str(tmp_path / "images"), classes=("circle", "square"), per_class=6, size=16)
+    scene_images(str(tmp_path / "images"), classes=("circle", "square", "cross"), per_class=6,
+                 size=16)
     cfg = DataConfig(source="image_folder", path=str(tmp_path / "images"), image_size=[16, 16],
-                     num_classes=3)
-    with pytest.raises(DataError, match=r"data.num_classes: got 3, but .* has 2 class subfolders "
-                                        r"\(circle, square\)"):
+                     num_classes=declared)
+    with pytest.raises(DataError, match=rf"data.num_classes: got {declared}, but .* has 3 class "
+                                        r"subfolders \(circle, cross, square\)"):
         load(cfg, seed=0)
+    cfg.num_classes = 3
+    assert load(cfg, seed=0).num_classes == 3

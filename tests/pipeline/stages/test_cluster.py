@@ -1,4 +1,5 @@
 """The cluster stage: unique values per kernel in Keras and in exported files."""
+import numpy as np
 import pytest
 
 from export.tflite_file import kernel_stats, kernels_by_layer
@@ -25,9 +26,17 @@ def test_clusters_hold_in_keras_and_in_exported_files(trained_model, digits, tmp
 
 
 def test_per_channel_clustering(trained_model, digits, tmp_path):
-    _, ctx = run_stage("cluster", {**FAST, "number_of_clusters": 4, "per_channel": True,
-                                   "layers": ["conv2"]}, trained_model, digits, tmp_path)
+    """Each output channel gets its own 4 centroids: at most 4 values in any channel,
+    but many more across the kernel. Clustering per tensor (4 values in all) meets
+    the first condition too; only the second tells the two apart."""
+    model, ctx = run_stage("cluster", {**FAST, "number_of_clusters": 4, "per_channel": True,
+                                       "layers": ["conv2"]}, trained_model, digits, tmp_path)
     assert ctx.metrics["keras_max_unique_per_channel"]["conv2"] <= 4
+    kernel = model.get_layer("conv2").get_weights()[0]
+    per_channel = [np.unique(kernel[..., c]) for c in range(kernel.shape[-1])]
+    assert max(len(values) for values in per_channel) <= 4
+    assert len(np.unique(kernel)) > 4 * kernel.shape[-1] // 2
+    assert len({tuple(values) for values in per_channel}) == kernel.shape[-1]
 
 
 def test_preserving_sparsity_needs_a_pruned_input(trained_model, digits, tmp_path):
