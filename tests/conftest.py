@@ -26,6 +26,24 @@ os.makedirs(os.environ["TMPDIR"])
 tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
+def slow(reason):
+    """The slow tier's mark: skipped unless GREENLITE_SLOW_TESTS=1, and selected by
+    `-m slow` (.ci/run's second pass runs exactly these).
+
+        @slow("95 s: two TensorFlow workers")
+        def test_...():
+    """
+    def mark(test):
+        test = pytest.mark.slow(test)
+        return pytest.mark.skipif(os.environ.get("GREENLITE_SLOW_TESTS") != "1",
+                                  reason=f"{reason}; set GREENLITE_SLOW_TESTS=1")(test)
+    return mark
+
+
+SLOW_MARKS = [pytest.mark.slow, pytest.mark.skipif(
+    os.environ.get("GREENLITE_SLOW_TESTS") != "1", reason="set GREENLITE_SLOW_TESTS=1")]
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(_HOME, ignore_errors=True)
 

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import recipe as recipe_lib
 from pipeline.errors import RecipeError
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, slow
 
 DEFAULT = os.path.join(ROOT, "recipes", "default.yaml")
 
@@ -57,8 +57,7 @@ def _recipe(tmp_path, devices):
     return str(recipe)
 
 
-@pytest.mark.skipif(os.environ.get("GREENLITE_SLOW_TESTS") != "1",
-                    reason="45-65 s (a new TensorFlow process); set GREENLITE_SLOW_TESTS=1")
+@slow("45-65 s (a new TensorFlow process)")
 def test_two_cpu_replicas_train_prune_and_keep_the_sparsity(tmp_path):
     """MirroredStrategy over two logical CPU devices (a new process: they can only
     be made before TensorFlow starts); tfmot's masks are reduced across replicas."""
@@ -147,9 +146,7 @@ def test_a_worker_that_is_not_the_chief_trains_and_writes_nothing(tmp_path, monk
     assert "converting" not in result.stdout and os.listdir(tmp_path) == ["worker.yaml"]
 
 
-@pytest.mark.skipif(os.environ.get("GREENLITE_SLOW_TESTS") != "1",
-                    reason="95 s (two TensorFlow workers and a one-process run); "
-                           "set GREENLITE_SLOW_TESTS=1")
+@slow("95 s (two TensorFlow workers and a one-process run)")
 def test_prune_then_pqat_on_two_local_workers(tmp_path):
     """--workers=2: two processes, one MultiWorkerMirroredStrategy; the chief alone
     writes; the sparsity holds in the int8 file and the accuracy is the one-process run's."""

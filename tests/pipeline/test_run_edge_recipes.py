@@ -5,7 +5,7 @@ import os
 import pytest
 
 from pipeline.data import synthetic
-from tests.conftest import run_pipeline
+from tests.conftest import SLOW_MARKS, run_pipeline
 
 
 # kws_ds_cnn runs end to end in tests/pipeline/test_deploy.py, with its deploy checks.
@@ -21,8 +21,7 @@ from tests.conftest import run_pipeline
         lambda d: synthetic.shape_images(str(d / "shapes"), per_class=12, size=32),
         ["train.epochs=1", "data.image_size=[32, 32]", "train.allow_chance=true",
          "export.formats=[int8]"],
-        marks=pytest.mark.skipif(os.environ.get("GREENLITE_SLOW_TESTS") != "1",
-                                 reason="80 s; set GREENLITE_SLOW_TESTS=1"), id="mobilenet_v2"),
+        marks=SLOW_MARKS, id="mobilenet_v2"),
 ])
 def test_edge_recipe_runs_end_to_end(tmp_path, recipe, data_flag, make, overrides):
     # A few epochs on tiny data can end at chance: this test is about the mechanics.

@@ -9,6 +9,7 @@ import pytest
 from pipeline.errors import RecipeError
 from pipeline.search import Search
 from pipeline.search_front import loss
+from tests.conftest import slow
 
 FAST = ["train.epochs=3", "train.early_stopping_patience=null", "prune_channels.epochs=1",
         "prune_channels.rounds=1", "benchmark.num_runs=3", "benchmark.warmup_runs=0",
@@ -121,9 +122,7 @@ def test_a_trial_runs_only_while_fewer_than_the_trials_asked_for_are_claimed():
     assert os.getpid() == int(search_study.WORKER.rsplit(":", 1)[1])
 
 
-@pytest.mark.skipif(__import__("os").environ.get("GREENLITE_SLOW_TESTS") != "1",
-                    reason="75 s (two search processes, each with TensorFlow); "
-                           "set GREENLITE_SLOW_TESTS=1")
+@slow("75 s (two search processes, each with TensorFlow)")
 def test_two_processes_share_a_search_and_a_rerun_resumes_it(tmp_path):
     """Two `python -m pipeline.search` processes on one workdir: one trains the
     base model while the other waits; each trial is claimed once. Then a rerun
