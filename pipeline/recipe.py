@@ -15,6 +15,7 @@ anything runs; a bad key, type or value raises `RecipeError` naming the key,
 the value received and what is allowed.
 """
 import dataclasses
+import re
 import os
 from typing import Any, Literal, Optional
 
@@ -302,6 +303,21 @@ class Recipe:
         return out
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-4` as the number every user means.
+
+    PyYAML follows YAML 1.1, whose floats need a dot: `learning_rate: 1e-4`
+    (and `--set train.learning_rate=1e-4`) came through as the string '1e-4'
+    and was refused. YAML 1.2's float syntax accepts it; this loader adds it.
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark",
             "energy", "deploy", "distribute", "search")
 
@@ -323,7 +339,7 @@ def load_raw(path, overrides=()):
     """The recipe at `path` as plain values, with `overrides` applied (not validated)."""
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = yaml.load(f, Loader=YamlLoader)
     except FileNotFoundError:
         raise RecipeError(f"--recipe: {path!r} does not exist") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -424,7 +440,7 @@ def apply_override(raw, override):
     if not sep or not all(parts):
         raise RecipeError(f"--set {override!r}: expected key.path=value, e.g. train.epochs=3")
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as e:
         raise RecipeError(f"--set {override!r}: cannot parse the value: "
                           f"{' '.join(str(e).split())}") from None

@@ -64,6 +64,12 @@ def derive(schedule, examples, batch_size, epochs, begin_step=None, end_step=Non
     else:
         end = end_step
         freq = frequency or max(1, (end - begin) // UPDATES)
+    if end_step is None and (end <= begin or end > last):
+        # Derived, not asked for: the training is too short for any schedule.
+        raise RecipeError(
+            f"{where}: training runs {total} step(s) ({epochs} epochs x {steps_per_epoch} "
+            f"steps), too few for a pruning schedule from step {begin}: it needs at least 2 "
+            "steps after begin_step; train more epochs or use a smaller batch_size")
     if end <= begin:
         raise RecipeError(f"{where}.end_step: got {end}; it must be after begin_step ({begin})")
     if end > last:

@@ -103,3 +103,15 @@ def test_mixup_in_distill_needs_no_teacher_setting(tmp_path):
     text = ("stages: {train: {epochs: 1}, distill: {student: digits_cnn, augment_mixup: 0.5}}")
     recipe = recipe_lib.load(write(tmp_path, text), [])
     assert recipe.stages[1].config.augment_mixup == 0.5
+
+
+def test_exponent_numbers_read_as_numbers(tmp_path):
+    """`learning_rate: 1e-4` is a number, in a recipe and in --set (PyYAML alone reads
+    YAML 1.1, where it is the string '1e-4', and the recipe was refused)."""
+    from pipeline import recipe as recipe_lib
+    path = tmp_path / "r.yaml"
+    path.write_text("stages:\n  train: {epochs: 1, learning_rate: 1e-4}\n")
+    assert recipe_lib.load(str(path), []).stages[0].config.learning_rate == 1e-4
+    loaded = recipe_lib.load(str(path), ["train.learning_rate=2E-3", "seed=1_0"])
+    assert loaded.stages[0].config.learning_rate == 2e-3 and loaded.seed == 10
+    assert recipe_lib.load(str(path), ["name=1e4x"]).name == "1e4x"  # not a number: kept
