@@ -6,6 +6,7 @@ caches that Keras, Matplotlib and greenlite's runtime gate would fill point
 into one made for this session (and inherited by every child process a test
 starts).
 """
+import atexit
 import os
 import shutil
 import sys
@@ -44,8 +45,15 @@ SLOW_MARKS = [pytest.mark.slow, pytest.mark.skipif(
     os.environ.get("GREENLITE_SLOW_TESTS") != "1", reason="set GREENLITE_SLOW_TESTS=1")]
 
 
-def pytest_unconfigure(config):
-    shutil.rmtree(_HOME, ignore_errors=True)
+def _remove_home(creator=os.getpid()):
+    # At the exit of the process that made it, not at the end of a session: a
+    # process may run several sessions (mutmut runs pytest.main many times, and
+    # forks children that must not remove their parent's directory).
+    if os.getpid() == creator:
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
+atexit.register(_remove_home)
 
 
 # Modules whose end-to-end runs take minutes go first, so that with several
