@@ -403,6 +403,45 @@ MUTATIONS = {
         "pipeline/layers.py", "                if activated:", "                if False:",
         ["tests/pipeline/test_layers.py::"
          "test_batchnorm_after_a_convolution_with_its_own_activation_stays_float"]),
+    # Issue 33's ten examples: bugs that passed the suite before its new tests.
+    "the cold first inference counted as a timed run": (
+        "export/benchmark.py", "    runs = [invoke_ms() for _ in range(num_runs)]",
+        "    runs = [first_ms] + [invoke_ms() for _ in range(num_runs - 1)]",
+        ["tests/export/test_benchmark_timing.py::test_the_cold_call_and_the_warm_up_are_not_timed"]),
+    "the baseline float32 taken from any stage": (
+        "pipeline/report.py", 'v["stage"] == first["name"]\n                      and v["format"]',
+        'v["format"]',
+        ["tests/pipeline/test_report.py::test_the_baseline_is_the_first_stages_float32_file_or_none"]),
+    "an infinite loss goes on": (
+        "pipeline/health.py", "not math.isfinite(float(loss))", "math.isnan(float(loss))",
+        ["tests/pipeline/test_health.py::test_a_loss_that_is_not_finite_stops_the_stage"]),
+    "a folder's classes checked against a larger declaration only": (
+        "pipeline/data/image_folder.py", "cfg.num_classes != len(classes)",
+        "cfg.num_classes > len(classes)",
+        ["tests/pipeline/data/test_labels.py::test_image_folder_classes_must_match_the_declaration"]),
+    "squeeze-excite Multiply left out of the channel groups": (
+        "pipeline/channels.py", 'ELEMENTWISE = ("Add", "Subtract", "Multiply",',
+        'ELEMENTWISE = ("Add", "Subtract",',
+        ["tests/pipeline/test_channels.py::test_a_squeeze_excite_gate_prunes_with_the_channels_it_gates"]),
+    "the data files dropped from the resume hash": (
+        "pipeline/resume.py", '            "inputs": _input_fingerprints(recipe)}', "            }",
+        ["tests/pipeline/test_resume.py::test_the_hash_covers_the_data_files_of_every_source"]),
+    "the C array not declared 16-byte aligned": (
+        "export/micro.py", 'f"alignas(16) const unsigned char', 'f"const unsigned char',
+        ["tests/export/test_micro.py::test_the_c_array_compiles_and_holds_the_file"]),
+    "the gate's perplexity tolerance read as a fraction": (
+        "export/compat.py", 'Budget("max_rise_percent", 2.0)', 'Budget("max_rise_percent", 200.0)',
+        ["tests/export/test_compat.py::"
+         "test_the_gate_tolerates_two_percent_of_perplexity_and_one_point_of_accuracy"]),
+    "per_channel clustering done per tensor": (
+        "pipeline/stages/cluster.py", "cluster_per_channel=cfg.per_channel)",
+        "cluster_per_channel=False)",
+        ["tests/pipeline/stages/test_cluster.py::test_per_channel_clustering"]),
+    "the .old-* debris of a killed swap never cleaned": (
+        "pipeline/rundir.py", 'for path in _dead_dirs(target, (".tmp-", ".old-")):',
+        'for path in _dead_dirs(target, (".tmp-",)):',
+        ["tests/pipeline/test_rundir.py::"
+         "test_a_run_killed_mid_swap_leaves_old_debris_the_next_run_removes"]),
 }
 
 
