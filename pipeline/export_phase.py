@@ -58,6 +58,9 @@ class ExportPhase:
             from pipeline import deploy
             self.log("deploy: microcontroller fit, C arrays, labels and Android metadata ...")
             deploy.examine(self.workdir, variants, recipe.deploy, self.deploy_data, self.log)
+        if recipe.deploy.npu:
+            from pipeline import npu
+            npu.compile_variants(self.workdir, variants, recipe.deploy.npu, self.log)
         if recipe.benchmark.check_tflite_runtime:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,

@@ -147,10 +147,20 @@ class DeployConfig:
     metadata: bool = True
     # A labels file (one class name per line) instead of the data's class names.
     labels: Optional[str] = None
+    # Arm Ethos-U NPUs each full-integer file is compiled for by Vela (SRAM,
+    # flash, cycles, inferences/s, ops left on the CPU; export/vela.py); [] for none.
+    npu: list = dataclasses.field(default_factory=lambda: ["ethos-u55-128", "ethos-u85-256"])
 
     def validate(self):
+        from export import vela
         from pipeline.boards import parse_targets
         parse_targets(self.targets)
+        for accelerator in self.npu:
+            if accelerator not in vela.ACCELERATORS:
+                raise ValueError(f"npu: unknown accelerator {accelerator!r}; allowed: "
+                                 f"{', '.join(vela.ACCELERATORS)}")
+        if len(set(self.npu)) != len(self.npu):
+            raise ValueError(f"npu: {self.npu} names an accelerator twice")
         if self.labels is not None and not os.path.isfile(self.labels):
             raise ValueError(f"labels: {self.labels!r} does not exist")
 

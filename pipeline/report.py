@@ -53,6 +53,11 @@ report.json schema (version 1), stable for tools and dashboards:
                      c_array{source, header, symbol},
                      metadata{written, bytes, labels, mean, std, range} or
                      {written: false, reason},
+                     npu{accelerator: {compiled, accelerator, system_config,
+                     memory_mode, clock_mhz, sram_bytes, flash_bytes, dram_bytes,
+                     cycles_npu, cycles_total, inference_ms, inferences_per_s, macs,
+                     npu_passes, weight_bytes, encoded_weight_bytes, cpu_ops{op: n},
+                     path, source} or {compiled: false, reason}} (export/vela.py),
                      deploy{runtimes{name: verdict}, xnnpack, micro_fit{target:
                      verdict}, metadata, blockers[]} (pipeline/deploy.py)}
                     or  {name, stage, format, path, error}
@@ -237,7 +242,7 @@ def tables(report):
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),
-    ] + _doctor_table(report) + _deploy_table(report)
+    ] + _doctor_table(report) + _deploy_table(report) + _npu_table(report)
 
 
 def _deploy_table(report):
@@ -275,6 +280,34 @@ def _deploy_table(report):
               "micro / LiteRT accuracy (examples)", "ops missing on micro"]
              + [f"fits {t}" for t in targets]
              + ["XNNPACK", "Android metadata", "what blocks"], rows)]
+
+
+def _npu_table(report):
+    """Each full-integer file compiled by Vela for each Ethos-U accelerator."""
+    rows = []
+    for v in report["variants"]:
+        for accelerator, n in (v.get("npu") or {}).items():
+            if not n.get("compiled"):
+                continue
+            rows.append([v["name"], accelerator, n["system_config"], f"{n['clock_mhz']:g}",
+                         f"{n['sram_bytes']:,}",
+                         f"{n['flash_bytes']:,}" if n["flash_bytes"] else f"{n['dram_bytes']:,} (DRAM)",
+                         f"{n['cycles_total']:,}", f"{n['inference_ms']:.4f}",
+                         f"{n['inferences_per_s']:,.0f}",
+                         f"{n['weight_bytes']:,} -> {n['encoded_weight_bytes']:,}",
+                         ", ".join(f"{op} x{c}" for op, c in n["cpu_ops"].items()) or "none"])
+    if not rows:
+        return []
+    return [("NPU (Arm Ethos-U, Vela)",
+             "Each full-integer file compiled by Arm's Vela for the accelerator, with the system "
+             "configuration named (its clock and memories): SRAM and flash (or DRAM) the NPU "
+             "uses, total cycles and inference time with memory accesses, and the ops left to "
+             "the Cortex-M CPU. *Estimates of Vela's performance model, not measurements on "
+             "silicon.* Weights: the file's bytes, then Vela's encoding (zero runs and repeated "
+             "values cost less: pruned and clustered files shrink).",
+             ["variant", "accelerator", "system config", "clock (MHz)", "SRAM (B)",
+              "flash (B)", "cycles", "inference (ms)", "inferences/s", "weights -> encoded (B)",
+              "ops on the CPU"], rows)]
 
 
 def _doctor_table(report):

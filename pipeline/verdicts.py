@@ -88,6 +88,14 @@ def summary(v, runtimes_checked):
             f"XNNPACK: {v['xnnpack']} of the graph delegated" + (
                 " (left to the builtin kernels: " + ", ".join(
                     f"{op} x{n}" for op, n in sorted(left.items())) + ")" if left else ""))
+    for accelerator, n in (v.get("npu") or {}).items():
+        name = f"{accelerator} (Vela)"
+        if not n.get("compiled"):
+            block["runtimes"][name] = f"not compiled: {n['reason']}"
+            continue
+        left = ", ".join(f"{op} x{c}" for op, c in n["cpu_ops"].items())
+        block["runtimes"][name] = ("every op on the NPU" if not left
+                                   else f"compiled; on the Cortex-M CPU: {left}")
     md = v.get("metadata")
     block["metadata"] = bool(md and md.get("written"))
     if md and not md.get("written"):

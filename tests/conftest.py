@@ -161,6 +161,8 @@ def run_pipeline(recipe, workdir, *overrides, resume=False):
     for key in ("deploy.micro", "deploy.metadata"):
         if not any(o.startswith(key + "=") for o in overrides):
             overrides += (key + "=false",)
+    if not any(o.startswith("deploy.npu=") for o in overrides):
+        overrides += ("deploy.npu=[]",)  # Vela: a second a file (tests/export/test_vela.py)
     out, err, status = io.StringIO(), io.StringIO(), 0
     keras.backend.clear_session()  # layer names and graphs as in a fresh process
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
