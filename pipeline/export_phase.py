@@ -61,11 +61,25 @@ class ExportPhase:
         if recipe.deploy.npu:
             from pipeline import npu
             npu.compile_variants(self.workdir, variants, recipe.deploy.npu, self.log)
+        if recipe.deploy.boards:
+            self.estimate_boards(variants)
         if recipe.benchmark.check_tflite_runtime:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,
                                         self.log, data=self.test_data)
         return variants
+
+    def estimate_boards(self, variants: list) -> None:
+        """Each full-integer file's latency, energy and battery days on the recipe's boards,
+        from its MACs and the boards' MLPerf Tiny measurements (labelled estimates)."""
+        from pipeline import device_energy
+        deploy = self.recipe.deploy
+        for v in variants:
+            if v.ok and formats.get(v.format).micro and v.figures.get("macs"):
+                v.mcu = device_energy.estimate_variant(v.figures["macs"], deploy.boards,
+                                                       deploy.duty)
+                for name, figures in v.mcu.items():
+                    self.log(f"  {v.name} on {device_energy.text(name, figures)}")
 
     def convert(self) -> list:
         """Writes the calibration and test data, then converts every variant in one

@@ -22,6 +22,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from export.formats import REQUESTABLE as FORMATS
+from pipeline.device_energy import Duty
 from pipeline import config as config_lib
 from pipeline.config import at_least, between
 from pipeline.data import DataConfig
@@ -150,6 +151,12 @@ class DeployConfig:
     # Arm Ethos-U NPUs each full-integer file is compiled for by Vela (SRAM,
     # flash, cycles, inferences/s, ops left on the CPU; export/vela.py); [] for none.
     npu: list = dataclasses.field(default_factory=lambda: ["ethos-u55-128", "ethos-u85-256"])
+    # Microcontroller boards whose MLPerf Tiny measurements estimate each
+    # full-integer file's latency, energy and battery life
+    # (pipeline/device_energy.py); [] for none.
+    boards: list = dataclasses.field(default_factory=lambda: ["stm32u385", "stm32l4r5"])
+    # The device's day: inferences, battery, sleep current (for battery life).
+    duty: Duty = dataclasses.field(default_factory=Duty)
 
     def validate(self):
         from export import vela
@@ -161,6 +168,8 @@ class DeployConfig:
                                  f"{', '.join(vela.ACCELERATORS)}")
         if len(set(self.npu)) != len(self.npu):
             raise ValueError(f"npu: {self.npu} names an accelerator twice")
+        from pipeline import device_energy
+        device_energy.check_boards(self.boards, "boards")
         if self.labels is not None and not os.path.isfile(self.labels):
             raise ValueError(f"labels: {self.labels!r} does not exist")
 
@@ -172,8 +181,11 @@ class DeployConfig:
 # files that a few hundred examples score alike: one example is a third of
 # a point of accuracy, while the cross-entropy moves with every example's
 # confidence.
+# Device figures too: `npu_cycles` and `npu_sram_bytes` (Vela, on deploy.npu's
+# first accelerator) and `board_energy_uj` (the estimate's middle on
+# deploy.boards' first board): "the least energy on an STM32U385".
 SEARCH_OBJECTIVES = ("size_bytes", "gzip_bytes", "latency_ms", "macs", "joules_per_inference",
-                     "cross_entropy", "loss")
+                     "cross_entropy", "npu_cycles", "npu_sram_bytes", "board_energy_uj", "loss")
 
 
 @dataclasses.dataclass

@@ -58,6 +58,10 @@ report.json schema (version 1), stable for tools and dashboards:
                      cycles_npu, cycles_total, inference_ms, inferences_per_s, macs,
                      npu_passes, weight_bytes, encoded_weight_bytes, cpu_ops{op: n},
                      path, source} or {compiled: false, reason}} (export/vela.py),
+                     mcu{board: {energy_uj{low, mid, high}, latency_ms{low, mid, high},
+                     battery{days{low, mid, high}, inference_share, duty}, source,
+                     leave_one_out_error}} for full-integer variants: estimated from the
+                     board's MLPerf Tiny measurements (pipeline/device_energy.py),
                      deploy{runtimes{name: verdict}, xnnpack, micro_fit{target:
                      verdict}, metadata, blockers[]} (pipeline/deploy.py)}
                     or  {name, stage, format, path, error}
@@ -242,7 +246,7 @@ def tables(report):
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),
-    ] + _doctor_table(report) + _deploy_table(report) + _npu_table(report)
+    ] + _doctor_table(report) + _deploy_table(report) + _npu_table(report) + _mcu_table(report)
 
 
 def _deploy_table(report):
@@ -280,6 +284,35 @@ def _deploy_table(report):
               "micro / LiteRT accuracy (examples)", "ops missing on micro"]
              + [f"fits {t}" for t in targets]
              + ["XNNPACK", "Android metadata", "what blocks"], rows)]
+
+
+def _mcu_table(report):
+    """Each full-integer file's latency, energy and battery life on MLPerf Tiny's boards."""
+    rows, duty = [], None
+    for v in report["variants"]:
+        for name, m in (v.get("mcu") or {}).items():
+            e, t, days = m["energy_uj"], m["latency_ms"], m["battery"]["days"]
+            duty = m["battery"]["duty"]
+            rows.append([v["name"], name, f"{e['mid']:,.1f} ({e['low']:,.1f}-{e['high']:,.1f})",
+                         f"{t['mid']:,.2f} ({t['low']:,.2f}-{t['high']:,.2f})",
+                         f"{days['mid']:,.0f} ({days['low']:,.0f}-{days['high']:,.0f})",
+                         f"{100 * m['battery']['inference_share']:.0f} %",
+                         f"±{100 * m['leave_one_out_error']:.0f} %"
+                         if m.get("leave_one_out_error") is not None else "", m["source"]])
+    if not rows:
+        return []
+    return [("Microcontrollers (estimated)",
+             "Latency and energy per inference on each board, *estimated* from the file's MACs "
+             "and the board's MLPerf Tiny measurements of four reference models (their "
+             "per-MAC costs: the middle is their geometric mean, the range their spread); "
+             "*held out*: how far this rule misses a reference model it was not given, on "
+             "average. Battery: days on "
+             f"{duty['battery_mah']:g} mAh at {duty['voltage']:g} V running "
+             f"{duty['inferences_per_day']:,.0f} inferences a day and sleeping at "
+             f"{duty['sleep_ua']:g} uA in between (deploy.duty, assumptions to set); share: "
+             "the inferences' part of the day's energy.",
+             ["variant", "board", "uJ per inference", "ms per inference", "battery days",
+              "inference share", "held out", "source"], rows)]
 
 
 def _npu_table(report):

@@ -192,8 +192,15 @@ class Search:
         raw.setdefault("benchmark", {})["split"] = "val"
         # A trial is judged by its benchmark; the microcontroller run, C array
         # and metadata are for the file shipped (best.yaml keeps the recipe's).
-        raw["deploy"] = {**(raw.get("deploy") or {}), "micro": False, "c_array": False,
-                         "metadata": False}
+        wanted = set(self.config.objectives) | set(self.config.limits)
+        deploy = {**(raw.get("deploy") or {}), "micro": False, "c_array": False,
+                  "metadata": False}
+        # Vela and the board estimates only where an objective or limit reads them.
+        if not wanted & {"npu_cycles", "npu_sram_bytes"}:
+            deploy["npu"] = []
+        if "board_energy_uj" not in wanted:
+            deploy["boards"] = []
+        raw["deploy"] = deploy
         # The quantization doctor explains a loss; a trial only needs it measured.
         export["doctor"] = False
         return raw
@@ -310,7 +317,8 @@ class Search:
             figures = {"size_bytes": v["size_bytes"], "gzip_bytes": v["gzip_bytes"],
                        "latency_ms": v["latency_ms"]["p50"], "macs": v.get("macs"),
                        "joules_per_inference": v.get("joules_per_inference"),
-                       "cross_entropy": v.get("cross_entropy"), "loss": lost}
+                       "cross_entropy": v.get("cross_entropy"), **device_figures(v),
+                       "loss": lost}
             trial.set_user_attr("variant", v["name"])
             trial.set_user_attr("figures", figures)
             trial.set_user_attr("metric", dict([metric(v, config.budget)]))
@@ -490,6 +498,16 @@ class Search:
 def _test_figures(scored):
     """What search.json keeps of a file's test scores."""
     return {"accuracy": scored["accuracy"], "perplexity": scored["perplexity"]}
+
+
+def device_figures(variant):
+    """A trial file's device objectives: Vela's cycles and SRAM on the first accelerator,
+    the first board's estimated energy (None where that step did not run or failed)."""
+    npu = next(iter((variant.get("npu") or {}).values()), {})
+    board = next(iter((variant.get("mcu") or {}).values()), None)
+    return {"npu_cycles": npu.get("cycles_total") if npu.get("compiled") else None,
+            "npu_sram_bytes": npu.get("sram_bytes") if npu.get("compiled") else None,
+            "board_energy_uj": board["energy_uj"]["mid"] if board else None}
 
 
 def _report(directory):
