@@ -80,6 +80,8 @@ def config(modules):
     tests = sorted({t for m in modules for t in MODULES[m]})
     lines = ["", "[mutmut]", "paths_to_mutate = " + "\n    ".join(modules),
              "tests_dir = " + "\n    ".join(tests),
+             # What the tests read beside the sources: recipes, data files, helpers.
+             "also_copy = recipes/\n    benchmarks/\n    pipeline/mlperf_tiny.json",
              # The suite's own addopts start xdist; mutmut runs pytest in-process.
              "pytest_add_cli_args = -o\n    addopts=--import-mode=importlib\n    -p\n    no:xdist"]
     lines += ["    --deselect\n    " + d for d in DESELECT]
