@@ -93,13 +93,18 @@ def intake(name, input_shape, num_classes, options=None, trust_model_code=False,
         if version:
             result = _intake_keras3(name, version, input_shape, num_classes, options,
                                     trust_model_code, custom_objects, sample)
-            if result.model is not None and batchnorm_momentum is not None:
+            if result.model is not None and _number(batchnorm_momentum):
                 set_batchnorm_momentum(result.model, batchnorm_momentum)
             return result
     model = _build(name, input_shape, num_classes, options, trust_model_code, custom_objects)
-    if batchnorm_momentum is not None:
+    if _number(batchnorm_momentum):
         set_batchnorm_momentum(model, batchnorm_momentum)
     return Intake(model)
+
+
+def _number(momentum):
+    """A momentum to set (the recipe's `auto` and `keep` are the runner's business)."""
+    return isinstance(momentum, (int, float)) and not isinstance(momentum, bool)
 
 
 def _intake_keras3(name, version, input_shape, num_classes, options, trust_model_code,

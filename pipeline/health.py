@@ -40,6 +40,38 @@ def batchnorm_momenta(model):
     return found
 
 
+# BatchNorm's moving statistics are judged settled after this many time
+# constants (1 / (1 - momentum) steps each): the diagnosis below and `auto` agree.
+SETTLING_CONSTANTS = 10
+# `auto` lowers a momentum no further than this (Keras' own default is 0.99).
+LOWEST_AUTO_MOMENTUM = 0.9
+
+
+def settle_batchnorm(model, steps, stage):
+    """model.batchnorm_momentum: auto. Lowers the momentum of BatchNorm layers whose
+    moving statistics would not settle within `steps` (the first training stage's),
+    before any step; returns the line saying what it found and did, or None."""
+    import models
+    momenta = batchnorm_momenta(model)
+    if not momenta or not steps:
+        return None
+    slowest = max(momenta)
+    if steps >= SETTLING_CONSTANTS / (1 - slowest):
+        return None
+    chosen = round(max(LOWEST_AUTO_MOMENTUM, 1 - SETTLING_CONSTANTS / steps), 4)
+    if chosen >= slowest:
+        return None
+    changed = models.set_batchnorm_momentum(model, chosen)
+    note = (f"{changed} BatchNormalization layer(s) had momentum {slowest:g}, whose moving "
+            f"statistics need about {int(round(SETTLING_CONSTANTS / (1 - slowest))):,} steps "
+            f"to settle; stage {stage} trains {steps:,}: momentum set to {chosen:g} "
+            "(model.batchnorm_momentum: auto; a number sets it, keep keeps the model's)")
+    if steps < SETTLING_CONSTANTS / (1 - chosen):
+        note += f"; even at {chosen:g} they settle only after about " \
+                f"{int(round(SETTLING_CONSTANTS / (1 - chosen)))} steps: train longer"
+    return note
+
+
 class TrainingHealth(keras.callbacks.Callback):
     """Checks the loss every batch and validation accuracy every epoch.
 
@@ -96,7 +128,7 @@ class TrainingHealth(keras.callbacks.Callback):
         momenta = batchnorm_momenta(self.model) if self.model is not None else []
         slow = [m for m in momenta if m >= 0.99]
         causes = []
-        if slow and self.steps * self.epoch < 10 / (1 - max(slow)):
+        if slow and self.steps * self.epoch < SETTLING_CONSTANTS / (1 - max(slow)):
             causes.append(
                 f"{len(slow)} BatchNormalization layer(s) have momentum {max(slow):g} and "
                 f"training ran {self.steps} steps per epoch: their moving statistics need about "

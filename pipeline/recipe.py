@@ -17,7 +17,7 @@ the value received and what is allowed.
 import dataclasses
 import re
 import os
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -41,13 +41,15 @@ class ModelConfig:
     `batchnorm_momentum` resets the momentum of every BatchNormalization layer
     (keras.applications builds them with 0.999: with few steps per epoch
     their moving statistics lag so far behind that evaluation sits at chance).
+    `auto` (the default) lowers a momentum too slow for the steps the recipe
+    trains, before the first step, and says so; `keep` keeps the model's.
     """
     name: str = "digits_cnn"
     options: dict = dataclasses.field(default_factory=dict)
     trust_model_code: bool = False
     custom_objects: Optional[str] = None
-    batchnorm_momentum: Optional[float] = dataclasses.field(
-        default=None, metadata=between(0, 1, low_open=True, high_open=True))
+    batchnorm_momentum: Union[float, Literal["auto", "keep"]] = dataclasses.field(
+        default="auto", metadata=between(0, 1, low_open=True, high_open=True))
 
 
 @dataclasses.dataclass

@@ -100,9 +100,11 @@ def keras_split(record):
     return record.get("keras_split", "test")
 
 
-def build(recipe, data, stage_records, variants, seconds, deploy_data=None, keras3_origin=None):
+def build(recipe, data, stage_records, variants, seconds, deploy_data=None, keras3_origin=None,
+          model_notes=()):
     """Assembles the report dict. `keras3_origin`: models.keras3.Keras3Origin of a
-    model written by Keras 3 (None for the zoo and tf_keras files)."""
+    model written by Keras 3 (None for the zoo and tf_keras files); `model_notes`:
+    what was found and done to the model before training (pipeline/intake.py)."""
     from pipeline.verdicts import summary
     first = stage_records[0]
     reference = next((v for v in variants if v["stage"] == first["name"]
@@ -128,7 +130,8 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None, kera
                      "float32_variant": reference["name"] if reference else None},
         "model": {"name": recipe.model.name,
                   "keras3": keras3_origin.to_dict() if keras3_origin else None,
-                  "keras3_text": keras3_origin.describe() if keras3_origin else None},
+                  "keras3_text": keras3_origin.describe() if keras3_origin else None,
+                  "notes": list(model_notes)},
         "stages": stage_records,
         "variants": variants,
         "energy": energy,
@@ -468,8 +471,8 @@ def to_markdown(report):
         f"{keras_split(base)} accuracy "
         f"{base['keras_accuracy']:.4f}, {base['params']:,} parameters.",
     ]
-    if (report.get("model") or {}).get("keras3_text"):
-        lines += ["", f"Model: {report['model']['keras3_text']}."]
+    for note in (report.get("model") or {}).get("notes", []):
+        lines += ["", f"Model: {note}."]
     if report["data"].get("preprocessing"):
         lines += ["", f"Inputs: {report['data']['preprocessing']}."]
         lines += [f"- `{v['name']}` takes {_input_text(v['input'])}"
@@ -499,8 +502,8 @@ def to_html(report, png):
         f"<p>{esc(report['data']['description'])}; baseline Keras accuracy "
         f"{report['baseline']['keras_accuracy']:.4f}; run time {report['seconds']:.1f} s.</p>",
     ]
-    if (report.get("model") or {}).get("keras3_text"):
-        parts.append(f"<p>Model: {inline_html(report['model']['keras3_text'])}.</p>")
+    for note in (report.get("model") or {}).get("notes", []):
+        parts.append(f"<p>Model: {inline_html(note)}.</p>")
     for title, text, headers, rows in tables(report):
         parts += [f"<h2>{esc(title)}</h2>", f"<p>{inline_html(text)}</p>", "<table><tr>"]
         parts += [f"<th>{esc(h)}</th>" for h in headers] + ["</tr>"]

@@ -17,7 +17,6 @@ import os
 import shutil
 import time
 
-import models
 from models import saved as models_saved
 from pipeline import custom_objects
 from pipeline import data as data_lib
@@ -59,7 +58,9 @@ class Runner:
         distribute.check_batches(recipe, self.strategy.num_replicas_in_sync)
         if recipe.deterministic:
             tf.config.experimental.enable_op_determinism()
-        data = data_lib.load(recipe.data, recipe.seed)
+        from pipeline import intake
+        scale, scale_note = intake.input_scale(recipe)  # before the images are read
+        data = data_lib.load(dataclasses.replace(recipe.data, scale=scale), recipe.seed)
         if recipe.benchmark.split == "val":
             # Judged on validation (a search's trial, chosen on it): the run
             # never reads the test split, which scores only what is finally chosen.
@@ -72,20 +73,11 @@ class Runner:
         # Real inputs: a Keras 3 model's translation is checked on them, and so
         # is each Keras 3 copy of a stage's model.
         self.sample = data.representative(32, recipe.seed)
-        intake = models.intake(recipe.model.name, data.input_shape, data.num_classes,
-                               recipe.model.options, recipe.model.trust_model_code,
-                               self.custom_objects, recipe.model.batchnorm_momentum,
-                               sample=self.sample)
-        self.keras3_origin = intake.keras3
-        if intake.model is None:
-            training = [s.name for s in recipe.stages if not type(s.make()).takes_any_model]
-            if training:
-                raise GreenliteError(models.untranslatable_message(
-                    recipe.model.name, intake.keras3, training))
-        model = intake.usable
-        self._say(f"model: {recipe.model.name}, {model.count_params():,} parameters")
-        if intake.keras3:
-            self._say(f"model: {intake.keras3.describe()}")
+        model, self.keras3_origin, self.model_notes = intake.prepare(
+            recipe, data, self.custom_objects, self.sample, self._say)
+        if scale_note:
+            self._say(f"model: {scale_note}")
+            self.model_notes.append(scale_note)
         if not distribute.is_chief(recipe.distribute):
             return self._run_as_worker(model, data)
         staging = (resume.adopt(self.resume_from, self.target, self._say)
@@ -161,7 +153,8 @@ class Runner:
         report = report_lib.build(recipe, data, stage_records, [v.to_dict() for v in variants],
                                   seconds=time.perf_counter() - self._start,
                                   deploy_data=self.deploy_data,
-                                  keras3_origin=self.keras3_origin)
+                                  keras3_origin=self.keras3_origin,
+                                  model_notes=self.model_notes)
         report_lib.write(self.workdir, report)
         return report
 

@@ -23,6 +23,8 @@ def load_image_folder(cfg, seed):
     """
     from pipeline.backend import tf
 
+    # Unset (auto) and not decided by the run from the model: 8-bit pixels to [0, 1].
+    scale = 255.0 if cfg.scale is None else cfg.scale
     if not cfg.image_size:
         raise DataError("data.image_size: required for source 'image_folder' "
                         "(every image is resized to [height, width])")
@@ -59,7 +61,7 @@ def load_image_folder(cfg, seed):
     def decode_file(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=cfg.channels,
                                    expand_animations=False)
-        return tf.image.resize(image, (height, width)) / cfg.scale
+        return tf.image.resize(image, (height, width)) / scale
 
     def decode(index):
         return decode_file(tf.gather(path_table, index)), tf.gather(label_table, index)
@@ -74,8 +76,8 @@ def load_image_folder(cfg, seed):
     return Data(train, val, test, class_names=classes,
                 description=f"image folder {cfg.path} resized to {height}x{width}",
                 preprocessing=f"decode, {'grayscale' if cfg.channels == 1 else 'RGB'}, bilinear "
-                              f"resize to {height}x{width}, divide by {cfg.scale:g}",
-                normalization=normalization(0.0, cfg.scale, 0.0, 255.0, "image",
+                              f"resize to {height}x{width}, divide by {scale:g}",
+                normalization=normalization(0.0, scale, 0.0, 255.0, "image",
                                             "GRAYSCALE" if cfg.channels == 1 else "RGB"))
 
 

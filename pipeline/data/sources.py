@@ -35,8 +35,11 @@ class DataConfig:
     image_size: Optional[list[int]] = None
     # Image folders: 1 reads grayscale, 3 RGB.
     channels: Literal[1, 3] = 3
-    # Inputs are divided by this (255 maps 8-bit pixels to [0, 1]).
-    scale: float = dataclasses.field(default=255.0, metadata=between(0, None, low_open=True))
+    # Image folders: pixels are divided by this. None (auto): 255, mapping 8-bit
+    # pixels to [0, 1], unless the model's first layer rescales its input itself
+    # (keras.applications' include_preprocessing): then 1 (pipeline/intake.py).
+    scale: Optional[float] = dataclasses.field(default=None,
+                                               metadata=between(0, None, low_open=True))
     validation_fraction: float = dataclasses.field(default=0.15, metadata=between(0, 1, True, True))
     # Ignored when the npz file brings its own test split.
     test_fraction: float = dataclasses.field(default=0.2, metadata=between(0, 1, True, True))

@@ -80,3 +80,49 @@ def test_a_loss_that_is_not_finite_stops_the_stage(loss):
     with pytest.raises(GreenliteError, match=rf"stages.train: the training loss became "
                                              rf"{loss} in epoch 2"):
         health.on_epoch_end(1, {"loss": loss})
+
+
+def test_auto_momentum_settles_within_the_planned_steps_and_then_trains(offset_digits,
+                                                                        tmp_path):
+    """The failure above, foreseen: before the first step, `auto` sees 0.9999 needs
+    ~100,000 steps and the stage trains 4 x 19 = 76, and lowers it (to its floor,
+    0.9, which still needs ~100: the note says to train longer)."""
+    from pipeline import health
+    model = _stuck_model(0.9999)
+    steps = 4 * -(-len(offset_digits.train) // 64)
+    note = health.settle_batchnorm(model, steps, "train")
+    assert health.batchnorm_momenta(model) == [0.9]
+    assert note.startswith("1 BatchNormalization layer(s) had momentum 0.9999, whose moving "
+                           f"statistics need about 100,000 steps to settle; stage train trains "
+                           f"{steps:,}: momentum set to 0.9")
+    trained, _ = run_stage("train", {"epochs": 4, "learning_rate": 0.003}, model,
+                           offset_digits, tmp_path)
+    from pipeline import training
+    assert training.accuracy(trained, offset_digits.test) > 0.5
+
+
+def test_auto_picks_the_momentum_that_settles_and_leaves_a_fast_one_alone():
+    from pipeline import health
+    model = _stuck_model(0.999)
+    # 5,000 planned steps: 1 - 10 / 5000 = 0.998 settles in 5,000.
+    note = health.settle_batchnorm(model, 5000, "finetune")
+    assert health.batchnorm_momenta(model) == [0.998] and "set to 0.998" in note
+    fast = _stuck_model(0.9)
+    assert health.settle_batchnorm(fast, 5000, "finetune") is None
+    assert health.batchnorm_momenta(fast) == [0.9]
+
+
+def test_a_number_or_keep_in_the_recipe_wins_over_auto(tmp_path, digits):
+    from pipeline import intake
+    from pipeline import recipe as recipe_lib
+    from tests.conftest import ROOT
+    path = tmp_path / "stuck.h5"
+    _stuck_model(0.9999).save(path)
+    for setting, expected in (("0.95", 0.95), ("keep", 0.9999), ("auto", 0.9)):
+        recipe = recipe_lib.load(f"{ROOT}/recipes/default.yaml",
+                                 [f"model.name={path}", f"model.batchnorm_momentum={setting}",
+                                  "train.epochs=2"])
+        model, _, notes = intake.prepare(recipe, digits, {}, None, log=lambda line: None)
+        from pipeline import health
+        assert health.batchnorm_momenta(model) == [pytest.approx(expected)], setting
+        assert bool(notes) is (setting == "auto")
