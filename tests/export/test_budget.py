@@ -48,3 +48,29 @@ def test_both_shapes_parse_and_bad_budgets_are_refused():
     assert losses({"accuracy": 0.9, "perplexity": 2.2}, {"accuracy": 0.95, "perplexity": 2.0}) \
         == pytest.approx({"accuracy": 0.9, "perplexity": 2.2, "drop_points": 5.0,
                           "rise_percent": 10.0})
+
+
+def test_the_refusals_name_the_value_and_what_is_allowed():
+    with pytest.raises(BudgetError) as kind:
+        Budget("max_loss", 1)
+    assert str(kind.value) == ("budget: got 'max_loss'; allowed: max_drop_points, "
+                               "max_rise_percent")
+    with pytest.raises(BudgetError) as value:
+        Budget("max_drop_points", -0.5)
+    assert str(value.value) == "max_drop_points: got -0.5; allowed: a number >= 0"
+    with pytest.raises(BudgetError) as shape:
+        Budget.parse({"max_drop_points": 1, "max_rise_percent": 2})
+    assert str(shape.value) == ("budget: got {'max_drop_points': 1, 'max_rise_percent': 2}; "
+                                "give one of max_drop_points, max_rise_percent, e.g. "
+                                "{max_drop_points: 1}")
+
+
+def test_the_edges_of_within_and_agrees_are_inclusive():
+    from export.budget import ROUNDING
+    budget = Budget("max_drop_points", 1.0)
+    assert budget.allows(1.0 + ROUNDING) and not budget.allows(1.0 + 3 * ROUNDING)
+    # 1/128 is exact in binary: a loss of exactly the budget agrees.
+    exact = Budget("max_drop_points", 100 / 128)
+    assert exact.agrees({"accuracy": 0.5 + 1 / 128}, {"accuracy": 0.5})
+    assert Budget.for_task("classification").to_dict() == {"kind": "max_drop_points",
+                                                            "value": 2.0}

@@ -53,3 +53,23 @@ def test_most_accurate_breaks_a_tie_in_loss_by_the_validation_cross_entropy():
                   config)["number"] == 0
     # The loss still comes first: a less confident file with less loss wins.
     assert choose(rows + [_row(3, 9000, -0.74, 0.09)], config)["number"] == 3
+
+
+def test_an_unmeasured_objective_ranks_last():
+    """A trial whose first objective was not measured (None) is never the smallest."""
+    import dataclasses
+
+    from pipeline.search_front import choose
+
+    @dataclasses.dataclass
+    class Config:
+        budget: dict
+        limits: dict
+        objectives: list
+        select: str = "smallest"
+        select_margin: float = 0.0
+
+    rows = [{"number": 0, "loss": 0.1, "figures": {"npu_cycles": None}},
+            {"number": 1, "loss": 0.5, "figures": {"npu_cycles": 90_000}}]
+    best = choose(rows, Config({"max_drop_points": 1}, {}, ["npu_cycles"]))
+    assert best["number"] == 1
