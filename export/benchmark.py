@@ -184,6 +184,15 @@ def synthetic_input(interpreter, detail, example_shape):
     return quantize_input(rng.random((1,) + example_shape, dtype=np.float32), detail)
 
 
+def _made_up(interpreter, detail):
+    """Values for an input beyond the first: as `synthetic_input`, or zeros for an integer
+    input whose range nothing in the file shows (a position, a step counter)."""
+    try:
+        return synthetic_input(interpreter, detail, tuple(int(n) for n in detail["shape"][1:]))
+    except BenchmarkError:
+        return np.zeros([int(n) for n in detail["shape"]], dtype=detail["dtype"])
+
+
 def lookup_table_rows(interpreter, input_index):
     """Rows of the table a GATHER / EMBEDDING_LOOKUP indexes with `input_index`, or None."""
     try:
@@ -261,7 +270,9 @@ def _op_macs(op, tensors):
     def shape(i):
         return [int(d) for d in tensors[i]["shape"]] if i >= 0 and i in tensors else []
     name = op["op_name"]
-    out = shape(op["outputs"][0]) if op["outputs"] else []
+    # len(), not truth: the op lists are numpy arrays, and a stateful model's
+    # ASSIGN_VARIABLE has none (numpy 2 refuses the truth of an empty array).
+    out = shape(op["outputs"][0]) if len(op["outputs"]) else []
     weights = shape(op["inputs"][1]) if len(op["inputs"]) > 1 else []
     if not out or not weights:
         return 0
@@ -347,11 +358,16 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
     init_ms = (time.perf_counter() - start) * 1e3
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
-    if len(inputs) != 1:
-        raise BenchmarkError(f"--model: {len(inputs)} inputs; this benchmark feeds models "
-                             "with exactly one input")
+    if data is not None and len(inputs) != 1:
+        names = ", ".join(d["name"] for d in inputs)
+        raise BenchmarkError(f"--data: the model has {len(inputs)} inputs ({names}); --data "
+                             "scores files of one input (x and y); without --data every input "
+                             "is fed made-up values of its type and shape")
     detail = inputs[0]
     example_shape = tuple(int(d) for d in detail["shape"][1:])
+    # Every other input of a file with several (a decoder's cache, a second
+    # feature) gets made-up values of its own type and shape, as benchmark_model does.
+    others = [(d, _made_up(interpreter, d)) for d in inputs[1:]]
 
     if data is not None:
         x, y = data
@@ -367,6 +383,8 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
 
     def invoke_ms():
         interpreter.set_tensor(detail["index"], feed)
+        for other, value in others:
+            interpreter.set_tensor(other["index"], value)
         start = time.perf_counter()
         interpreter.invoke()
         return (time.perf_counter() - start) * 1e3
@@ -389,6 +407,7 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
                   "zero_point": int(detail["quantization"][1])},
         "output": {"shape": [int(d) for d in outputs[0]["shape"]],
                    "dtype": np.dtype(outputs[0]["dtype"]).name},
+        "num_inputs": len(inputs),
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         "warmup_runs": warmup_runs,

@@ -82,3 +82,56 @@ def test_mutated_files_give_a_result_or_one_line(exported, tmp_path):
     assert "Traceback" not in result.stderr
     codes = eval(result.stdout.strip().splitlines()[-1])  # {exit code: count}
     assert sum(codes.values()) == 300 and set(codes) <= {0, 2}
+
+
+def test_a_file_with_two_inputs_is_fed_both(tmp_path):
+    """As benchmark_model does: each input gets made-up values of its own type and shape
+    (an image and a scalar here); --data, which holds one x, says it cannot score it."""
+    from export.convert import convert
+    from pipeline.backend import keras
+    image, scalar = keras.Input((8, 8, 1), name="image"), keras.Input((1,), name="scalar")
+    x = keras.layers.Concatenate()([keras.layers.Flatten()(image), scalar])
+    model = keras.Model([image, scalar], keras.layers.Dense(3)(x))
+    path = tmp_path / "two.tflite"
+    path.write_bytes(convert(model, "float32"))
+    result = benchmark.benchmark(str(path), num_runs=3, warmup_runs=0)
+    assert result["num_inputs"] == 2 and result["latency_ms"]["count"] == 3
+    assert result["macs"] == 3 * 65  # the Dense layer: 64 pixels and the scalar, 3 outputs
+    with pytest.raises(benchmark.BenchmarkError, match=r"--data: the model has 2 inputs "
+                                                       r"\((?=.*image)(?=.*scalar).*\); --data "
+                                                       r"scores files of one input"):
+        benchmark.benchmark(str(path), (np.zeros((2, 8, 8, 1), np.float32), np.zeros(2, int)))
+
+
+def _stateful_file(tmp_path):
+    """A streaming model in the microWakeWord style: a state variable each call reads
+    and updates (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE: an op with no output)."""
+    from pipeline.backend import tf
+
+    class Streaming(tf.Module):
+        def __init__(self):
+            self.state = tf.Variable(tf.zeros([1, 4]))
+            self.kernel = tf.constant(np.random.default_rng(0).normal(size=(4, 4)), tf.float32)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def __call__(self, x):
+            new = tf.nn.relu(tf.matmul(x + self.state, self.kernel))
+            self.state.assign(new)
+            return new
+
+    module = Streaming()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.__call__.get_concrete_function()], module)
+    converter.experimental_enable_resource_variables = True
+    path = tmp_path / "streaming.tflite"
+    path.write_bytes(converter.convert())
+    return str(path)
+
+
+def test_a_stateful_streaming_file_is_benchmarked(tmp_path):
+    from export.tflite_file import operators
+    path = _stateful_file(tmp_path)
+    ops = {name for name, _ in operators(path)}
+    assert {"VAR_HANDLE", "ASSIGN_VARIABLE"} <= ops
+    result = benchmark.benchmark(path, num_runs=5, warmup_runs=1)
+    assert result["latency_ms"]["count"] == 5 and result["macs"] == 16

@@ -147,3 +147,13 @@ def test_the_gate_tolerates_two_percent_of_perplexity_and_one_point_of_accuracy(
     as 0.02 %, or a one-sided check, would each give one of these the other answer."""
     outputs = np.zeros((2, 4), np.float32)
     assert compat.agreement(mine, theirs, outputs, outputs)["agrees"] is agrees
+
+
+def test_a_stateful_streaming_file_is_judged_by_the_old_runtime_itself(runtime_python, tmp_path):
+    """A microWakeWord-style file (a state variable, an op with no output) once stopped
+    our benchmark, and the gate read that as "does not load"; the verdict is now the
+    runtime's own."""
+    from tests.export.test_benchmark_robustness import _stateful_file
+    path = _stateful_file(tmp_path)
+    result = compat.check(runtime_python, path, num_runs=2)
+    assert result["loads"] is True and result["reason"] is None, result
