@@ -157,15 +157,8 @@ def test_channel_pruning_equals_the_masked_model(widths, residual, data):
         count = data.draw(st.integers(1, group.size), label=f"keep of {root}")
         keep[root] = sorted(data.draw(st.permutations(range(group.size)))[:count])
     small, _ = channels.shrink(analysis, keep)
-    masked = keras.models.clone_model(model)
-    masked.set_weights(model.get_weights())
-    for root, group in analysis.prunable().items():
-        drop = [i for i in range(group.size) if i not in keep[root]]
-        for producer in group.producers:
-            w = masked.get_layer(producer).get_weights()
-            w[0][..., drop] = 0
-            w[1][drop] = 0
-            masked.get_layer(producer).set_weights(w)
+    from tests.pipeline.test_channels import masked
+    reference = masked(model, analysis.prunable(), keep)
     x = np.random.default_rng(0).normal(size=(3, 5, 5, 2)).astype("float32")
-    np.testing.assert_allclose(small.predict_on_batch(x), masked.predict_on_batch(x),
+    np.testing.assert_allclose(small.predict_on_batch(x), reference.predict_on_batch(x),
                                rtol=1e-4, atol=1e-4)

@@ -23,20 +23,24 @@ def _same_on_kept_channels(model, keep_fraction=0.5, shape=None):
                                  replace=False).tolist()) for r, g in groups.items()}
     small, sizes = channels.shrink(analysis, keep)
     x = np.random.default_rng(0).normal(size=(4,) + tuple(model.input_shape[1:])).astype("float32")
-    # Reference: the big model with the removed channels' outputs forced to zero
-    # after every producer's bias, i.e. kernels and biases zeroed (and BN
-    # following them set to pass zero through).
-    masked = keras.models.clone_model(model)
-    masked.set_weights(model.get_weights())
+    return analysis, small, sizes, masked(model, groups, keep), x
+
+
+def masked(model, groups, keep):
+    """The reference a shrunk model must equal: the full model with the removed channels'
+    outputs forced to zero after every producer's bias, i.e. kernels and biases zeroed
+    (a BN following them passes zero through)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
     for root, group in groups.items():
         drop = [i for i in range(group.size) if i not in keep[root]]
         for p in group.producers:
-            w = masked.get_layer(p).get_weights()
+            w = copy.get_layer(p).get_weights()
             w[0][..., drop] = 0
             if len(w) > 1:
                 w[1][drop] = 0
-            masked.get_layer(p).set_weights(w)
-    return analysis, small, sizes, masked, x
+            copy.get_layer(p).set_weights(w)
+    return copy
 
 
 def test_a_plain_cnn_loses_filters_and_the_dense_rows_that_read_them():
@@ -181,15 +185,7 @@ def test_a_squeeze_excite_gate_prunes_with_the_channels_it_gates(seed):
     small, sizes = channels.shrink(analysis, keep)
     root, group = groups[("feat", "se_expand")]
     assert sizes["feat"] == sizes["se_expand"] == len(keep[root])
-    masked = keras.models.clone_model(model)
-    masked.set_weights(model.get_weights())
-    for r, g in analysis.prunable().items():
-        drop = [i for i in range(g.size) if i not in keep[r]]
-        for p in g.producers:
-            w = masked.get_layer(p).get_weights()
-            w[0][..., drop] = 0
-            w[1][drop] = 0
-            masked.get_layer(p).set_weights(w)
+    reference = masked(model, analysis.prunable(), keep)
     x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
-    np.testing.assert_allclose(small.predict(x, verbose=0), masked.predict(x, verbose=0),
+    np.testing.assert_allclose(small.predict(x, verbose=0), reference.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-4)
