@@ -102,6 +102,14 @@ class TrainingHealth(keras.callbacks.Callback):
                 f"{self.where}: the training loss became {float(loss)} in epoch {epoch + 1}; "
                 "the stage stopped (earlier stages are kept). Lower "
                 f"{self.where}.learning_rate, or check the inputs for NaN or infinite values")
+        val_loss = self.last.get("val_loss")
+        if val_loss is not None and not math.isfinite(float(val_loss)):
+            # The epoch's training loss is the mean over its steps, taken before
+            # the last update: weights that the last step made NaN show only here.
+            raise GreenliteError(
+                f"{self.where}: the validation loss became {float(val_loss)} in epoch "
+                f"{epoch + 1} (training loss {float(loss):.4g}); {self.nonfinite_weights()}. "
+                "The stage stopped (earlier stages are kept)")
         if self.chance is None or self.warned:
             return
         val, train = self.last.get("val_accuracy"), self.last.get("accuracy")
@@ -122,6 +130,21 @@ class TrainingHealth(keras.callbacks.Callback):
                 f"{self.where}: validation accuracy ended at {val:.4f}, at chance "
                 f"({self.chance:.4f}) after {self.epoch} epoch(s). {self.diagnosis()} "
                 f"Set {self.where}.allow_chance: true to accept such a model")
+
+    def nonfinite_weights(self):
+        """Where the model's weights went NaN or infinite, with what to change."""
+        bad = [layer.name for layer in getattr(self.model, "layers", ())
+               if any(not np.isfinite(w.numpy()).all() for w in layer.weights)]
+        if not bad:
+            return ("the weights are finite, so the validation inputs hold NaN or infinite "
+                    "values")
+        # Not "lower the learning rate" alone: EfficientNetB0's QAT went NaN at 1e-6
+        # as at 1e-4 (its gradients overflowed, and Adam turns an infinite gradient
+        # into a NaN step at any rate).
+        return (f"the weights of {len(bad)} layer(s) are no longer finite ({', '.join(bad[:3])}"
+                f"{', ...' if len(bad) > 3 else ''}): a training step overflowed (its "
+                f"gradients, or its update: a lower {self.where}.learning_rate helps with the "
+                "second)")
 
     def diagnosis(self):
         """Likely causes, with the setting that fixes each."""

@@ -82,6 +82,30 @@ def test_a_loss_that_is_not_finite_stops_the_stage(loss):
         health.on_epoch_end(1, {"loss": loss})
 
 
+def test_weights_the_last_step_made_nan_stop_the_stage_naming_the_layer():
+    """The epoch's training loss is the mean before its last update, so weights that
+    the last step made NaN show first in the validation loss (EfficientNetB0's QAT on
+    two steps an epoch did this, and a NaN model went on to int8)."""
+    from pipeline.health import TrainingHealth
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="first")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="second")(hidden))
+    health = TrainingHealth("stages.quantize", chance=None, steps_per_epoch=2)
+    health.set_model(model)
+    with pytest.raises(GreenliteError, match=r"the weights are finite, so the validation "
+                                             r"inputs hold NaN"):
+        health.on_epoch_end(0, {"loss": 1.4, "val_loss": float("nan")})
+    kernel = model.get_layer("second").kernel
+    kernel.assign(np.where(np.arange(6).reshape(3, 2) == 4, np.inf, kernel.numpy()))
+    with pytest.raises(GreenliteError, match=r"^stages.quantize: the validation loss became inf "
+                                             r"in epoch 3 \(training loss 1.4\); the weights "
+                                             r"of 1 layer\(s\) are no longer finite \(second\): "
+                                             r"a training step overflowed"):
+        health.on_epoch_end(2, {"loss": 1.4, "val_loss": float("inf")})
+    health.on_epoch_end(3, {"loss": 1.4, "val_loss": 1.2})  # finite goes on
+
+
 def test_auto_momentum_settles_within_the_planned_steps_and_then_trains(offset_digits,
                                                                         tmp_path):
     """The failure above, foreseen: before the first step, `auto` sees 0.9999 needs
