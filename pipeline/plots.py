@@ -34,7 +34,8 @@ def pareto_png(variants, title):
 
 
 def pareto_figure(variants, title):
-    """A matplotlib figure of two panels: accuracy vs gzip size, accuracy vs median
+    """A matplotlib figure of two panels: accuracy vs the file's bytes on the device
+    (what flash holds; gzip is only the download), accuracy vs median
     latency; each variant a point in the legend, the Pareto front circled and labelled."""
     import matplotlib
     matplotlib.use("Agg")  # no display on servers and CI
@@ -42,7 +43,7 @@ def pareto_figure(variants, title):
 
     ok = [v for v in variants if "error" not in v]
     fig, axes = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
-    panels = [(axes[0], "gzip size (KiB)", lambda v: v["gzip_bytes"] / 1024),
+    panels = [(axes[0], "file size on the device (KiB)", lambda v: v["size_bytes"] / 1024),
               (axes[1], "median latency (ms per invoke)", lambda v: v["latency_ms"]["p50"])]
     for ax, label, x_of in panels:
         points = [(x_of(v), 100 * v["accuracy"]) for v in ok]

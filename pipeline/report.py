@@ -65,6 +65,9 @@ report.json schema (version 1), stable for tools and dashboards:
                      deploy{runtimes{name: verdict}, xnnpack, micro_fit{target:
                      verdict}, metadata, blockers[]} (pipeline/deploy.py)}
                     or  {name, stage, format, path, error}
+    recommendation  {variant (null: none within the budget), within_budget, text}: the
+                     file to ship, the fewest device bytes within export's budget
+                     (pipeline/recommend.py); report.md and .html open with its text
     energy          {tracked, country_iso_code, grid_intensity_g_per_kwh,
                      grid_intensity_source, mode (of the training figures: "measured"
                      with RAPL, else "estimated"), inference_mode ("estimated",
@@ -116,7 +119,7 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None, kera
             v["deploy"] = summary(v, recipe.benchmark.check_tflite_runtime)
     energy = energy_lib.account(recipe.energy, stage_records, variants,
                                 recipe.benchmark.num_threads, baseline=reference)
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe.to_dict(),
         "data": {"description": data.description, "task": data.task,
@@ -138,6 +141,9 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None, kera
         "seconds": seconds,
         "deploy_data": deploy_data,
     }
+    from pipeline.recommend import recommend
+    report["recommendation"] = recommend(report)
+    return report
 
 
 def write(workdir, report):
@@ -250,6 +256,26 @@ def tables(report):
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),
     ] + _doctor_table(report) + _deploy_table(report) + _npu_table(report) + _mcu_table(report)
+
+
+def compact(report):
+    """(headers, rows) of the table at the top: per converted file, what the device
+    holds and spends, its score, and the boards it fits."""
+    lm = report["data"].get("task") == "language_model"
+    headers = ["variant", "file bytes (device)", "TFLite perplexity" if lm else "TFLite accuracy",
+               "p50 ms (this CPU)", "fits"]
+    rows = []
+    for v in report["variants"]:
+        if "error" in v:
+            rows.append([v["name"], "", "", "", f"failed: {v['error']}"])
+            continue
+        targets = (v.get("micro") or {}).get("targets") or []
+        fits = ", ".join(t["target"] for t in targets if t["fits"]) or (
+            "none" if targets else "not checked")
+        score = _num(v.get("perplexity"), ".3f") if lm else f"{v['accuracy']:.4f}"
+        rows.append([v["name"], f"{v['size_bytes']:,}", score,
+                     f"{v['latency_ms']['p50']:.4f}", fits])
+    return headers, rows
 
 
 def _deploy_table(report):
@@ -464,6 +490,7 @@ def to_markdown(report):
     base = report["baseline"]
     lines = [
         f"# greenlite report: {report['recipe']['name']}", "",
+        f"**Ship {_answer(report)}**", "",
         f"Data: {report['data']['description']} ({report['data']['train']} train / "
         f"{report['data']['val']} val / {report['data']['test']} test). "
         f"Run time: {report['seconds']:.1f} s.", "",
@@ -477,11 +504,14 @@ def to_markdown(report):
         lines += ["", f"Inputs: {report['data']['preprocessing']}."]
         lines += [f"- `{v['name']}` takes {_input_text(v['input'])}"
                   for v in report["variants"] if "input" in v]
+    headers, rows = compact(report)
+    lines += ["", "## At a glance", "", "| " + " | ".join(headers) + " |",
+              "|" + "---|" * len(headers)] + ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "## Accuracy against size and latency", "", "![pareto](pareto.png)"]
     for title, text, headers, rows in tables(report):
         lines += ["", f"## {title}", "", text, "", "| " + " | ".join(headers) + " |",
                   "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", "## Accuracy against size and latency", "", "![pareto](pareto.png)"]
     extra = notes(report)
     if extra:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in extra]
@@ -497,26 +527,45 @@ def to_html(report, png):
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px;text-align:right}td:first-child,th{text-align:left}"
-        "img{max-width:100%}</style></head><body>",
+        ".wide{overflow-x:auto;max-width:100%}.answer{font-size:17px}"
+        "summary h2{display:inline}summary{cursor:pointer;margin:1em 0}"
+        "img{max-width:100%;width:900px}</style></head><body>",
         f"<h1>greenlite report: {esc(report['recipe']['name'])}</h1>",
+        f"<p class='answer'><strong>Ship {inline_html(_answer(report))}</strong></p>",
         f"<p>{esc(report['data']['description'])}; baseline Keras accuracy "
         f"{report['baseline']['keras_accuracy']:.4f}; run time {report['seconds']:.1f} s.</p>",
     ]
     for note in (report.get("model") or {}).get("notes", []):
         parts.append(f"<p>Model: {inline_html(note)}.</p>")
-    for title, text, headers, rows in tables(report):
-        parts += [f"<h2>{esc(title)}</h2>", f"<p>{inline_html(text)}</p>", "<table><tr>"]
-        parts += [f"<th>{esc(h)}</th>" for h in headers] + ["</tr>"]
+    def table(headers, rows, css):
+        out = [f"<div class='{css}'><table><tr>"] + [f"<th>{esc(h)}</th>" for h in headers]
+        out.append("</tr>")
         for row in rows:
-            parts += ["<tr>"] + [f"<td>{inline_html(c)}</td>" for c in row] + ["</tr>"]
-        parts.append("</table>")
+            out += ["<tr>"] + [f"<td>{inline_html(c)}</td>" for c in row] + ["</tr>"]
+        return out + ["</table></div>"]
+
+    parts += ["<h2>At a glance</h2>"] + table(*compact(report), "glance")
     parts += ["<h2>Accuracy against size and latency</h2>",
               f"<img alt='pareto' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"]
+    # The full tables are wide (up to 20 columns): each scrolls in its own box, so
+    # the page itself never overflows a laptop's width.
+    for title, text, headers, rows in tables(report):
+        parts += [f"<details{' open' if title == 'TFLite variants' else ''}>"
+                  f"<summary><h2>{esc(title)}</h2></summary>", f"<p>{inline_html(text)}</p>"]
+        parts += table(headers, rows, "wide") + ["</details>"]
     extra = notes(report)
     if extra:
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{inline_html(n)}</li>" for n in extra] + ["</ul>"]
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _answer(report):
+    """The recommendation line (pipeline/recommend.py); reports written before it
+    existed get one made now."""
+    from pipeline.recommend import recommend
+    line = (report.get("recommendation") or recommend(report))["text"]
+    return line if line.startswith("`") else f"nothing: {line}"
 
 
 def inline_html(text):

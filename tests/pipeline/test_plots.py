@@ -12,8 +12,8 @@ def test_pareto_front():
 
 def test_png_is_real_and_sized():
     variants = [
-        {"name": "a_float32", "gzip_bytes": 500_000, "accuracy": 0.97, "latency_ms": {"p50": 0.02}},
-        {"name": "a_int8", "gzip_bytes": 120_000, "accuracy": 0.965, "latency_ms": {"p50": 0.006}},
+        {"name": "a_float32", "size_bytes": 600_000, "gzip_bytes": 500_000, "accuracy": 0.97, "latency_ms": {"p50": 0.02}},
+        {"name": "a_int8", "size_bytes": 160_000, "gzip_bytes": 120_000, "accuracy": 0.965, "latency_ms": {"p50": 0.006}},
         {"name": "broken", "error": "converter crashed"},
     ]
     png = plots.pareto_png(variants, "test")
@@ -25,10 +25,16 @@ def test_png_is_real_and_sized():
 def test_each_panel_plots_every_variant_and_labels_only_its_front():
     import matplotlib.pyplot as plt
     variants = [
-        {"name": "f32", "gzip_bytes": 400 * 1024, "accuracy": 0.97, "latency_ms": {"p50": 0.08}},
-        {"name": "f16", "gzip_bytes": 300 * 1024, "accuracy": 0.97, "latency_ms": {"p50": 0.09}},
-        {"name": "i8", "gzip_bytes": 100 * 1024, "accuracy": 0.95, "latency_ms": {"p50": 0.05}},
-        {"name": "bad", "gzip_bytes": 200 * 1024, "accuracy": 0.90, "latency_ms": {"p50": 0.20}},
+        # Device bytes, not gzip: pruned files gzip far smaller than they are
+        # (f16 here would lead the size front on gzip).
+        {"name": "f32", "size_bytes": 400 * 1024, "gzip_bytes": 380 * 1024, "accuracy": 0.97,
+         "latency_ms": {"p50": 0.08}},
+        {"name": "f16", "size_bytes": 300 * 1024, "gzip_bytes": 50 * 1024, "accuracy": 0.97,
+         "latency_ms": {"p50": 0.09}},
+        {"name": "i8", "size_bytes": 100 * 1024, "gzip_bytes": 90 * 1024, "accuracy": 0.95,
+         "latency_ms": {"p50": 0.05}},
+        {"name": "bad", "size_bytes": 200 * 1024, "gzip_bytes": 190 * 1024, "accuracy": 0.90,
+         "latency_ms": {"p50": 0.20}},
         {"name": "broken", "error": "converter crashed"},
     ]
     fig = plots.pareto_figure(variants, "t")

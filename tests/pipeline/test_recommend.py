@@ -1,0 +1,117 @@
+"""The report's one-line answer: the fewest device bytes within the recipe's budget.
+
+Each case is built so that a plausible near-miss picks another file: gzip
+instead of device bytes, the Keras model instead of the budget's reference, a
+budget read as a fraction, an excluded file not excluded, a tie broken the
+wrong way, a board that only one file fits."""
+from pipeline.recommend import recommend
+
+
+def variant(name, size, accuracy, p50=1.0, gzip=None, targets=(), perplexity=None, **extra):
+    v = {"name": name, "stage": name.split("_")[0], "format": name.split("_", 1)[1],
+         "size_bytes": size, "gzip_bytes": gzip or size, "accuracy": accuracy,
+         "perplexity": perplexity, "latency_ms": {"p50": p50}}
+    if targets:
+        v["micro"] = {"targets": list(targets)}
+    v.update(extra)
+    return v
+
+
+def board(name, fits, ram_margin=0, flash_margin=0):
+    return {"target": name, "fits": fits, "ram_margin_bytes": ram_margin,
+            "flash_margin_bytes": flash_margin, "why": "" if fits else "arena > RAM"}
+
+
+def report(variants, keras_accuracy=0.95, max_drop=2.0, task="classification",
+           keras_perplexity=None, max_rise=5.0):
+    return {"recipe": {"export": {"max_drop_points": max_drop, "max_rise_percent": max_rise}},
+            "data": {"task": task},
+            "baseline": {"keras_accuracy": keras_accuracy, "float32_variant": "train_float32"},
+            "stages": [{"name": "train", "keras_perplexity": keras_perplexity}],
+            "variants": variants}
+
+
+def test_a_budget_that_excludes_int8_picks_the_smallest_file_within_it():
+    r = report([variant("train_float32", 600_000, 0.95, p50=0.06),
+                variant("train_float16", 300_000, 0.95, p50=0.06),
+                variant("train_int8", 160_000, 0.925, p50=0.05)])  # 2.5 points: out
+    assert recommend(r)["variant"] == "train_float16"
+    # With 3 points allowed int8 is in; a budget read as a fraction (0.03) would not let it.
+    assert recommend(report(r["variants"], max_drop=3.0))["variant"] == "train_int8"
+    # The budget's edge is inclusive: exactly 2.0 points is within.
+    r["variants"][2]["accuracy"] = 0.93
+    assert recommend(r)["variant"] == "train_int8"
+
+
+def test_device_bytes_decide_not_the_download():
+    r = report([variant("train_float32", 600_000, 0.95),
+                variant("prune_float32", 590_000, 0.95, gzip=60_000),  # zeros gzip well
+                variant("prune_int8", 160_000, 0.95, gzip=150_000)])
+    assert recommend(r)["variant"] == "prune_int8"
+
+
+def test_a_tie_in_bytes_goes_to_the_more_accurate():
+    r = report([variant("train_float32", 600_000, 0.95),
+                variant("a_int8", 160_000, 0.94), variant("b_int8", 160_000, 0.945)])
+    assert recommend(r)["variant"] == "b_int8"
+
+
+def test_the_line_says_size_speed_points_and_the_board_only_it_fits():
+    r = report([variant("train_float32", 609_310, 0.95, p50=0.056,
+                        targets=[board("nano", False), board("esp32", True, 10_240, 20_480)]),
+                variant("prune_int8", 10_752, 0.9472, p50=0.004,
+                        targets=[board("nano", True, 239_616, 500_000),
+                                 board("esp32", True, 400_000, 8_000_000)])])
+    answer = recommend(r)
+    assert answer == {"variant": "prune_int8", "within_budget": True, "text": (
+        "`prune_int8`: 1/56.7 of the baseline float32 file on the device (10,752 B), "
+        "14.0x faster here (p50), -0.28 points, fits esp32 (RAM 390.6 KiB and flash "
+        "7812.5 KiB to spare) and nano")}
+    assert to_markdown_head(r, answer).startswith("**Ship `prune_int8`: 1/56.7 of")
+
+
+def to_markdown_head(r, answer):
+    """The line report.md opens with (the rest of the page needs a full report)."""
+    from pipeline.report import _answer
+    return f"**Ship {_answer({**r, 'recommendation': answer})}**"
+
+
+def test_slower_here_is_said_as_such_and_a_file_that_fits_nowhere_too():
+    r = report([variant("train_float32", 600_000, 0.95, p50=0.05),
+                variant("train_int8", 160_000, 0.95, p50=0.10,
+                        targets=[board("nano", False), board("pico", False)])])
+    text = recommend(r)["text"]
+    assert "2.0x slower here (p50; this CPU, not the target)" in text
+    assert text.endswith("+0.00 points, fits none of nano, pico")
+
+
+def test_nothing_within_the_budget_names_the_closest():
+    r = report([variant("train_float32", 600_000, 0.90), variant("train_int8", 160_000, 0.85)])
+    assert recommend(r) == {"variant": None, "within_budget": False, "text": (
+        "no file is within the budget (max_drop_points: 2); the closest is `train_float32` "
+        "at -5.00 points")}
+    assert to_markdown_head(r, recommend(r)).startswith("**Ship nothing: no file is within")
+
+
+def test_a_language_model_is_judged_on_perplexity_percent():
+    r = report([variant("train_float32", 465_240, 0.61, perplexity=3.862),
+                variant("train_int8", 130_000, 0.61, perplexity=4.10),  # +6.2 %: out
+                variant("int4_int4_blockwise", 92_680, 0.60, perplexity=3.867)],
+               task="language_model", keras_perplexity=3.862)
+    answer = recommend(r)
+    assert answer["variant"] == "int4_int4_blockwise"
+    assert "perplexity +0.1 %" in answer["text"]
+    # Without the int4 file, int8 (+6.2 %) is out and float32 is the answer; judged on
+    # accuracy points, int8 (0.61, no loss) would have been picked.
+    assert recommend(report(r["variants"][:2], task="language_model",
+                            keras_perplexity=3.862))["variant"] == "train_float32"
+
+
+def test_failed_files_are_never_picked():
+    r = report([variant("train_float32", 600_000, 0.95),
+                {"name": "train_int16x8", "stage": "train", "format": "int16x8",
+                 "error": "converter crashed"}])
+    assert recommend(r)["variant"] == "train_float32"
+    assert recommend(r)["text"] == "`train_float32`: 600,000 B on the device, +0.00 points, " \
+                                   "no microcontroller checked"
+
