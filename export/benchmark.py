@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import resource
+import re
 import sys
 import tempfile
 import time
@@ -537,8 +538,20 @@ def score_file(model_path: str, x: "np.ndarray", y: "np.ndarray") -> dict:
 
 
 def _first_line(error):
+    """What the interpreter's error says, as one line for a user: what in the file is
+    wrong, never a Python exception's class or codec text."""
+    if isinstance(error, UnicodeDecodeError):
+        # Names and strings in a flatbuffer are read as UTF-8: a damaged one fails here.
+        return (f"a name or string in the file is not valid UTF-8 (byte "
+                f"0x{error.object[error.start]:02x} at offset {error.start} of a "
+                f"{len(error.object)}-byte string): the file is damaged")
     text = name_types(str(error).strip())
-    return (text.splitlines()[0] if text else "") or type(error).__name__
+    # TFLite's error reporter joins its messages without a separator
+    # ("... in XNNPACK delegateunsupported datatype ..."): put one back.
+    text = re.sub(r"(delegate|failed to prepare\.|failed to invoke\.)(?=[A-Za-z])", r"\1; ",
+                  text)
+    first = text.splitlines()[0] if text else ""
+    return first or "the interpreter stopped without saying why"
 
 
 def format_result(r):
@@ -679,7 +692,7 @@ def main(argv=None):
             except Exception as e:  # pylint: disable=broad-except
                 # Whatever bytes a file holds, the answer is one line, not a traceback.
                 raise BenchmarkError(f"--model: {model!r} could not be run: "
-                                     f"{type(e).__name__}: {_first_line(e)}") from None
+                                     f"{_first_line(e)}") from None
     except BenchmarkError as e:
         print(f"benchmark: error: {e}", file=sys.stderr)
         return 2

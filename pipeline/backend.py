@@ -58,3 +58,18 @@ if not VERBOSE:
     tf.get_logger().setLevel("WARNING")
     from absl import logging as absl_logging  # they reach absl's handler under app.run
     absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+class _NoRetracingNotes:
+    """Drops TensorFlow's "N out of the last N calls to <function ...> triggered
+    tf.function retracing" warnings: Keras' predict/evaluate on data of a new
+    shape or a fresh model retraces by design in a pipeline that makes many
+    models, and the advice in the warning is for hand-written tf.functions."""
+
+    @staticmethod
+    def filter(record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+if not VERBOSE:
+    tf.get_logger().addFilter(_NoRetracingNotes)

@@ -30,7 +30,7 @@ COMMANDS = {
     "deploy": ("pipeline.deploy", "argparse", "microcontroller fit, C arrays, Android "
                "metadata of a run's files", "greenlite deploy --workdir=runs/default"),
     "gate": (None, "argparse", "load a run's files (or one file) in tflite-runtime 2.14",
-             "greenlite gate --workdir=runs/default"),
+             "greenlite gate --workdir=runs/default; one file: greenlite gate --model=a.tflite"),
     "benchmark": ("export.benchmark", "argparse", "latency, size, MACs, accuracy of .tflite "
                   "files, TensorFlow-free", "greenlite benchmark --model=a.tflite"),
     "vela": ("export.vela", "argparse", "compile a full-integer file for Arm Ethos-U NPUs",

@@ -82,7 +82,8 @@ def unsupported_reason(layer, technique, model=None):
     return None
 
 
-_FOLDS_BATCHNORM = ("Conv2D", "DepthwiseConv2D", "Dense")
+FOLDS_BATCHNORM = ("Conv2D", "DepthwiseConv2D", "Dense")
+_FOLDS_BATCHNORM = FOLDS_BATCHNORM
 
 
 _CONFIGS = weakref.WeakKeyDictionary()
@@ -109,6 +110,11 @@ def _graph(model):
             graph.append((name, entry["class_name"], inbound))
         _CONFIGS[model] = graph
     return _CONFIGS[model]
+
+
+def producers(model, name):
+    """{name: class name} of the layers feeding layer `name` in `model`."""
+    return _producers(model, name)
 
 
 def _producers(model, name):

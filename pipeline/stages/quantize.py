@@ -108,6 +108,16 @@ class Quantize(Stage):
 
         clustered = set(claims.clusters) - set(low_bit)
         default_configs = layers_lib.default_8bit_registry()
+        # Convolutions followed by a BatchNormalization: tfmot folds the pair only
+        # when the convolution carries no quantize config of its own (with one, the
+        # BatchNorm is left without any and quantize_apply stops). Such a layer goes
+        # to the scheme as it is: depthwise kernels it never clusters; an unclustered
+        # Conv2D's distinct values become its "centroids", which changes nothing, and
+        # the claims check after training catches any zeros lost.
+        folded_into_batchnorm = {
+            producer for l in model.layers if isinstance(l, keras.layers.BatchNormalization)
+            for producer, kind in layers_lib.producers(model, l.name).items()
+            if kind in layers_lib.FOLDS_BATCHNORM} if clustered else set()
         from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
             default_8bit_quantize_configs as default_8bit_configs)
 
@@ -118,11 +128,16 @@ class Quantize(Stage):
             elif layer.name in low_bit:
                 config = lowbit.LowBitWeightsConfig(
                     cfg.weights, preserve_sparsity=preserve in ("sparsity", "both"))
-            elif clustered and layer.weights and layer.name not in clustered:
+            elif (clustered and layer.weights and layer.name not in clustered
+                  and layer.name not in folded_into_batchnorm
+                  and default_configs.supports(layer)):
                 # tfmot's cluster-preserving scheme treats every layer as clustered
                 # (a 288-weight kernel becomes 288 "centroids") and switches sparsity
                 # preservation off for the layers after one without zeros; layers
                 # with no cluster claim get the plain default 8-bit config instead.
+                # A BatchNormalization has none of its own (the registry refuses it):
+                # the scheme's transforms fold it into its convolution, as without
+                # clusters (DS-CNN's PCQAT stopped here).
                 config = default_configs.get_quantize_config(layer)
             return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=config)
 

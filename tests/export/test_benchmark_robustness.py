@@ -44,12 +44,26 @@ def test_an_integer_input_of_unknown_range_asks_for_data(tmp_path):
         benchmark.benchmark(path, num_runs=1)
 
 
+def test_a_damaged_name_and_joined_messages_read_as_one_plain_line():
+    """Byte-mutated files gave 'could not be run: UnicodeDecodeError: 'utf-8' codec
+    can't decode byte 0xda ...' and '... in XNNPACK delegateunsupported datatype'."""
+    damaged = UnicodeDecodeError("utf-8", b"conv\xda2d", 4, 5, "invalid continuation byte")
+    assert benchmark._first_line(damaged) == (
+        "a name or string in the file is not valid UTF-8 (byte 0xda at offset 4 of a 7-byte "
+        "string): the file is damaged")
+    joined = RuntimeError("Failed to apply XNNPACK delegateunsupported datatype (INT4) of "
+                          "tensor 3\nNode number 2 (CONV_2D) failed to prepare.")
+    assert benchmark._first_line(joined) == ("Failed to apply XNNPACK delegate; unsupported "
+                                             "datatype (INT4) of tensor 3")
+    assert benchmark._first_line(RuntimeError("")) == "the interpreter stopped without saying why"
+
+
 def test_type_numbers_are_named():
     assert benchmark.name_types("Unsupported type: got 7.") == "Unsupported type: got INT16 (7)."
 
 
 FUZZ = r'''
-import contextlib, io, sys
+import contextlib, io, re, sys
 import numpy as np
 from export import benchmark
 source, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -68,6 +82,11 @@ for i in range(count):
         code = benchmark.main([f"--model={path}", "--num_runs=1", "--warmup_runs=0"])
     lines = [l for l in err.getvalue().splitlines() if l.strip()]
     assert code in (0, 2) and len(lines) <= 1, (i, code, lines)
+    # The line says what is wrong in the file: no Python exception class or codec
+    # text, and the interpreter's joined messages kept apart.
+    for line in lines:
+        assert not re.search(r"\b[A-Z]\w*(Error|Exception)\b|codec|delegate[a-z]",
+                             line.replace("benchmark: error:", "")), (i, line)
     codes[code] = codes.get(code, 0) + 1
 print(codes)
 '''

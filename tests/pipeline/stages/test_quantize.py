@@ -76,6 +76,32 @@ def test_pcqat_keeps_zeros_and_clusters(trained_model, digits, tmp_path):
     assert stats["max_unique_per_channel"] <= 5  # 4 centroids and zero
 
 
+def test_cqat_of_a_ds_cnn_block_folds_its_depthwise_batchnorm(digits, tmp_path):
+    """DS-CNN's blocks (depthwise, BatchNorm, ReLU, pointwise): clustering the pointwise
+    convolution left the depthwise one unclustered, greenlite gave it an explicit
+    8-bit config, and that stopped tfmot folding its BatchNorm ("Layer block_dw_bn
+    ... is not supported"): kws_ds_cnn's prune + cluster + PCQAT failed here."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="stem_bn")(x))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block_dw")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="block_dw_bn")(x))
+    x = keras.layers.Conv2D(16, 1, use_bias=False, name="block_pw")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="block_pw_bn")(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    fit = {**FAST, "allow_chance": True}  # the mechanics, not accuracy
+    clustered, cctx = run_stage("cluster", {**fit, "number_of_clusters": 4,
+                                            "layers": ["block_pw"]}, model, digits, tmp_path)
+    qat, ctx = run_stage("quantize", {**fit, "preserve": "clusters"}, clustered, digits,
+                         tmp_path, claims=cctx.output_claims)
+    assert ctx.metrics["scheme"] == "Default8BitClusterPreserveQuantizeScheme"
+    path = export_file(qat, "int8", digits, tmp_path / "cqat.tflite")
+    assert kernel_stats(kernels_by_layer(path, ["block_pw"])["block_pw"].values,
+                        axis=0)["max_unique_per_channel"] <= 4
+
+
 @pytest.mark.parametrize("preserve, message", [
     ("sparsity", "preserve: 'sparsity', but no kernel of the input model is sparse"),
     ("clusters", "preserve: 'clusters', but no kernel of the input model is clustered"),
