@@ -18,6 +18,11 @@ tfmot's all-values quantizers (the model's input), the widest range seen. The
 values come from the float model the QAT model was made from, whose layers
 keep their names inside tfmot's wrappers. Training then moves the ranges on
 from there, as before.
+
+Not where the float model's BatchNorm moving statistics do not describe its
+inputs (a BatchNorm input's variance on the examples more than 10x off its
+moving variance): its inference-mode activations are then not what QAT's
+training steps compute, and every quantizer is left at tfmot's start, with why.
 """
 import numpy as np
 
@@ -53,18 +58,32 @@ def initialize(float_model, qat_model, x, batch_size):
     targets = measured
     if not targets:
         return {}, left
-    probe = keras.Model(float_model.inputs, tensors)
+    norms = _batchnorms(float_model)
+    probe = keras.Model(float_model.inputs,
+                        tensors + [n.get_input_at(_own_node(float_model, n)) for n in norms])
     lows = [[] for _ in targets]
     highs = [[] for _ in targets]
+    variances = [[] for _ in norms]
     for start in range(0, len(x), batch_size):
         values = probe(x[start:start + batch_size], training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
+        for i, value in enumerate(values[len(targets):]):
+            value = np.asarray(value)
+            variances[i].append(value.reshape(-1, value.shape[-1]).var(axis=0))
         for i, (target, value) in enumerate(zip(targets, values)):
             if target.kind == "pre_activation":
                 value = pre_layers[target.layer](value, training=False)
             value = np.asarray(value)
             lows[i].append(min(float(value.min()), 0.0))
             highs[i].append(max(float(value.max()), 0.0))
+    stale = _stale_batchnorm(norms, variances)
+    if stale:
+        # Inference-mode activations of such a model are not what QAT's training
+        # steps see (BatchNorm then uses each batch's statistics): ranges measured
+        # on them were 1/1000 of the training-mode values on EfficientNetB0 after
+        # two steps an epoch, and its QAT weights went NaN at the second step.
+        why = f"BatchNorm statistics not settled ({stale}): tfmot's start is safer"
+        return {}, {**left, **{t.key: why for t in targets}}
     ranges = {}
     for target, low, high in zip(targets, lows, highs):
         if isinstance(target.quantizer, tfmot.quantization.keras.quantizers.AllValuesQuantizer):
@@ -82,6 +101,36 @@ def initialize(float_model, qat_model, x, batch_size):
         target.variables["max_var"].assign(high)
         ranges[target.key] = (low, high)
     return ranges, left
+
+
+# A BatchNorm whose input's variance on the examples is this many times its moving
+# variance, or this fraction of it, has moving statistics that do not describe its
+# input: the model's inference-mode outputs are not what training computes.
+STALE_VARIANCE_RATIO = 10.0
+
+
+def _batchnorms(model):
+    """The model's BatchNormalization layers that it calls once (their inputs can be probed)."""
+    return [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)
+            and _own_node(model, l) is not None
+            and not isinstance(l.get_input_at(_own_node(model, l)), (list, tuple))]
+
+
+def _stale_batchnorm(norms, variances):
+    """'layer: input variance N x its moving variance' for the first BatchNorm whose
+    moving variance is off by more than STALE_VARIANCE_RATIO (median over its
+    channels), else ''."""
+    for layer, batches in zip(norms, variances):
+        if not batches:
+            continue
+        seen = np.mean(batches, axis=0)
+        moving = np.asarray(layer.moving_variance)
+        if seen.shape != moving.shape:
+            continue
+        ratio = float(np.median((seen + 1e-12) / (moving + 1e-12)))
+        if ratio > STALE_VARIANCE_RATIO or ratio < 1 / STALE_VARIANCE_RATIO:
+            return f"{layer.name}: input variance {ratio:.3g}x its moving variance"
+    return ""
 
 
 class _Target:

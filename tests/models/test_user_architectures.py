@@ -23,22 +23,12 @@ from export import benchmark
 from export.convert import convert
 from export.tflite_file import kernel_stats, kernels_by_layer
 from pipeline.data import Data
-from pipeline.errors import GreenliteError
 from pipeline.files import atomic_write_bytes
 from pipeline.outputs import outputs_probabilities
 from tests.conftest import run_stage, slow
 
 SLOW = slow("1.5-9 minutes each")
 FIT = {"epochs": 1, "batch_size": 16, "allow_chance": True}  # mechanics, not accuracy
-# A known bug, kept visible: on these 2-step epochs EfficientNetB0's sparsity-
-# preserving QAT turns its first layers' weights NaN at the second step, at a
-# learning rate of 1e-6 as at 1e-4 (its gradients overflow), with its input
-# scaled as a run scales it or not. The stage now stops with the health check's
-# message (pipeline/health.py) instead of handing a NaN model to int8; strict, so
-# the fix shows. The 15-epoch benchmark (benchmarks/user_architectures.py) trains it.
-EFFICIENTNET = pytest.param("efficientnet_b0", marks=pytest.mark.xfail(
-    strict=True, raises=GreenliteError,
-    reason="QAT of EfficientNetB0 on 2-step epochs: weights NaN at step 2 (BUILD_NOTES.md)"))
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +123,7 @@ def test_small_keras3_user_models(name, scenes, tmp_path):
 
 
 @SLOW
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", EFFICIENTNET])
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0"])
 def test_keras3_applications(name, scenes, tmp_path):
     """The two whose Keras 3 build differs most from tf_keras' (hard-swish of keras.ops,
     swish and squeeze-excite): every family's translation is checked in the main tier
@@ -157,6 +147,6 @@ def test_keras_applications_mobilenet_v2(scenes, tmp_path):
 
 
 @SLOW
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", EFFICIENTNET, "resnet", "densenet"])
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0", "resnet", "densenet"])
 def test_more_keras_applications(name, scenes, tmp_path):
     _check(name, scenes, tmp_path)

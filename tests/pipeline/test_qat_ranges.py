@@ -153,3 +153,41 @@ def test_epochs_zero_quantizes_clustered_weights_on_the_whole_grid(trained_model
     path = export_file(qat, "int8", digits, tmp_path / "cqat.tflite")
     for name, kernel in kernels_by_layer(path, ["conv1", "dense1", "logits"]).items():
         assert np.abs(kernel.values).max() == 127, name
+
+
+def _conv_bn(moving_variance):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(x)))
+    x = np.random.default_rng(0).uniform(0, 1, (128, 8, 8, 1)).astype(np.float32)
+    conv = keras.Model(inputs, model.get_layer("conv").output).predict(x, verbose=0)
+    seen = conv.reshape(-1, 4).var(axis=0)
+    bn = model.get_layer("bn")
+    bn.set_weights([np.ones(4), np.zeros(4), conv.reshape(-1, 4).mean(axis=0),
+                    seen * moving_variance])
+    return model, x
+
+
+@pytest.mark.parametrize("off_by", [1 / 20, 20.0])
+def test_stale_batchnorm_statistics_leave_tfmot_start(off_by):
+    """A BatchNorm whose moving variance is 20x (or 1/20 of) what its input has: the
+    model's inference-mode activations are not what QAT trains on (EfficientNetB0
+    after two steps an epoch: ranges 1/1000 of the training ones, weights NaN)."""
+    model, x = _conv_bn(off_by)
+    qat = tfmot.quantization.keras.quantize_model(clone(model))
+    ranges, left = qat_ranges.initialize(model, qat, x, batch_size=64)
+    assert ranges == {}
+    assert left and all(why.startswith("BatchNorm statistics not settled (bn: input variance ")
+                        for why in left.values())
+    assert f"{1 / off_by:.3g}x its moving variance" in next(iter(left.values()))
+
+
+def test_settled_batchnorm_statistics_are_measured_from():
+    """Within the ratio (3x off is a normal fine-tune's drift) the ranges are measured."""
+    model, x = _conv_bn(3.0)
+    qat = tfmot.quantization.keras.quantize_model(clone(model))
+    ranges, _ = qat_ranges.initialize(model, qat, x, batch_size=64)
+    assert ranges
