@@ -8,7 +8,8 @@
 The pick: among the files that converted and are within the budget
 (`export.max_drop_points` of the baseline Keras model's accuracy for a
 classifier, `export.max_rise_percent` of its perplexity for a language
-model), the fewest bytes on the device; a tie goes to the more accurate.
+model), those that fit one of the recipe's boards first, then the fewest
+bytes on the device; a tie goes to the more accurate.
 Bytes on the device, not gzip: flash is what a target holds.
 """
 from export.budget import Budget
@@ -48,7 +49,11 @@ def recommend(report):
                 "text": (f"no file is within the budget ({budget.kind}: {budget.value:g}); the "
                          f"closest is `{closest['name']}` at "
                          f"{_loss_text(budget, budget.loss(closest, reference))}")}
-    pick = min(within, key=lambda v: (v["size_bytes"], budget.loss(v, reference)))
+    # A file that fits one of the recipe's boards comes first: a smaller one that
+    # runs on no board (dynamic-range int8 computes in float) is not the answer
+    # for a recipe that names boards.
+    pick = min(within, key=lambda v: (not _fits_a_board(v), v["size_bytes"],
+                                      budget.loss(v, reference)))
     parts = [f"`{pick['name']}`: {_size_text(pick, report)}"]
     speed = _speed_text(pick, report)
     if speed:
@@ -56,6 +61,10 @@ def recommend(report):
     parts.append(_loss_text(budget, budget.loss(pick, reference)))
     parts.append(_fit_text(pick))
     return {"variant": pick["name"], "within_budget": True, "text": ", ".join(parts)}
+
+
+def _fits_a_board(v):
+    return any(t.get("fits") for t in (v.get("micro") or {}).get("targets") or [])
 
 
 def _baseline_file(report):
