@@ -35,9 +35,17 @@ def browser():
 
 def _chromium(binary, width, height, *args):
     # --no-sandbox: CI and these machines run as root, where Chromium's sandbox refuses.
-    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--hide-scrollbars", f"--window-size={width},{height}", *args],
-                          capture_output=True, text=True, timeout=120)
+    # Its profile holds a Unix socket, whose path may not exceed ~100 bytes: a deep
+    # TMPDIR (the tests' own, nested) stopped it ("Socket path too long"), so the
+    # profile goes under /tmp when the usual temporary directory is that deep.
+    base = tempfile.gettempdir()
+    base = base if len(base) < 40 else "/tmp"
+    with tempfile.TemporaryDirectory(prefix="glc-", dir=base) as profile:
+        return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                               "--hide-scrollbars", f"--window-size={width},{height}", *args],
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": profile})
 
 
 def measure(html_path, width=1366, height=900, screenshot=None, binary=None):
@@ -55,7 +63,7 @@ def measure(html_path, width=1366, height=900, screenshot=None, binary=None):
         result = _chromium(binary, width, height, "--dump-dom", f"file://{probed}")
         match = re.search(r"<title>(.*?)</title>", result.stdout, re.S)
         if not match:
-            raise RuntimeError(f"Chromium printed no page: {result.stderr.strip()[-300:]}")
+            raise RuntimeError(f"Chromium printed no page (exit {result.returncode}): {result.stderr.strip()[-300:]}")
         import html
         figures = json.loads(html.unescape(match.group(1)))
     if screenshot:

@@ -65,7 +65,7 @@ def test_default_recipe_end_to_end(default_run):
         assert v["joules_per_inference"] == pytest.approx(
             stage["cpu_tdp_w"] / stage["cpu_count"] * v["latency_ms"]["p50"] / 1000)
         assert v["extra_emissions_kg"] == 0  # no compression stage to repay
-    assert "| train_int8 | int8 |" in md and "| — |" in md.split("| train_int8 |")[1].split("\n")[0]
+    assert "| train_int8 | int8 |" in md and "| — |" in md.split("| train_int8 | int8 |")[1].split("\n")[0]
 
 
 @pytest.mark.parametrize("args, message", [
