@@ -50,6 +50,7 @@ MODULES = {
     "pipeline/sparse_inference.py": ["tests/pipeline/test_sparse_inference.py"],
     "pipeline/variants.py": ["tests/pipeline/test_sparse_inference.py"],
     "pipeline/device_energy.py": ["tests/pipeline/test_device_energy.py"],
+    "pipeline/recommend.py": ["tests/pipeline/test_recommend.py"],
 }
 # End-to-end tests in those files: minutes each under every mutant of a
 # function they touch. Their promises are benchmarks/mutation_check.py's.
