@@ -65,6 +65,9 @@ def pareto_figure(variants, title):
         if ax.get_legend_handles_labels()[0]:  # nothing to explain without a front
             ax.legend(loc="best", fontsize=7)
         ax.margins(x=0.15, y=0.25)
+        # The margin above a 100 % point would draw an axis up to 104 %.
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, min(high, 100.0 + 0.02 * (high - low)))
         ax.set_xlabel(label)
         ax.set_ylabel("TFLite test accuracy (%)")
         ax.grid(True, alpha=0.3)

@@ -67,3 +67,19 @@ def test_search_png_draws_one_panel_per_objective():
                          {"number": 3, "error": "failed", "figures": None, "loss": None}]}
     image = Image.open(io.BytesIO(plots.search_png(record)))
     assert image.size == (2 * 5 * plots.DPI, int(4.2 * plots.DPI))
+
+
+def test_the_accuracy_axis_stops_near_100_percent():
+    """A file at 100 % drew an axis up to 104 % (the margin above it)."""
+    import matplotlib.pyplot as plt
+    variants = [
+        {"name": "f32", "size_bytes": 400_000, "gzip_bytes": 1, "accuracy": 1.0,
+         "latency_ms": {"p50": 0.08}},
+        {"name": "i8", "size_bytes": 100_000, "gzip_bytes": 1, "accuracy": 0.90,
+         "latency_ms": {"p50": 0.05}},
+    ]
+    fig = plots.pareto_figure(variants, "t")
+    for ax in fig.axes:
+        low, high = ax.get_ylim()
+        assert 100.0 <= high <= 100.5 and low < 90.0  # unclamped: 102.5
+    plt.close(fig)
