@@ -52,13 +52,6 @@ with _stderr_muted(not VERBOSE):
 
 __all__ = ["tf", "keras", "tfmot"]
 
-if not VERBOSE:
-    # TensorFlow's Python INFO lines (a "Sharding callback duration" per
-    # checkpoint that BackupAndRestore writes every epoch) are noise in a run's log.
-    tf.get_logger().setLevel("WARNING")
-    from absl import logging as absl_logging  # they reach absl's handler under app.run
-    absl_logging.set_verbosity(absl_logging.WARNING)
-
 
 class _NoRetracingNotes:
     """Drops TensorFlow's "N out of the last N calls to <function ...> triggered
@@ -73,3 +66,8 @@ class _NoRetracingNotes:
 
 if not VERBOSE:
     tf.get_logger().addFilter(_NoRetracingNotes)
+    # TensorFlow's Python INFO lines (a "Sharding callback duration" per
+    # checkpoint that BackupAndRestore writes every epoch) are noise in a run's log.
+    tf.get_logger().setLevel("WARNING")
+    from absl import logging as absl_logging  # they reach absl's handler under app.run
+    absl_logging.set_verbosity(absl_logging.WARNING)

@@ -55,17 +55,17 @@ def unsupported_reason(layer, technique, model=None):
         if isinstance(layer, keras.layers.BatchNormalization):
             # tfmot's layout transforms fold a BatchNormalization into the
             # convolution or Dense layer before it; anywhere else it has no config.
-            producers = _producers(model, layer.name) if model is not None else {}
-            if producers and set(producers.values()) <= set(_FOLDS_BATCHNORM):
+            feeding = producers(model, layer.name) if model is not None else {}
+            if feeding and set(feeding.values()) <= set(FOLDS_BATCHNORM):
                 # tfmot's fold matches a convolution without its own activation only.
-                activated = [p for p in producers
+                activated = [p for p in feeding
                              if getattr(getattr(model.get_layer(p), "activation", None),
                                         "__name__", "linear") != "linear"]
                 if activated:
-                    return (f"{kind}: its {producers[activated[0]]} applies an activation "
+                    return (f"{kind}: its {feeding[activated[0]]} applies an activation "
                             "first, so tfmot's 8-bit scheme cannot fold it")
                 # The fold needs the convolution's output to go to this layer only.
-                if all(_consumer_count(model, p) == 1 for p in producers):
+                if all(_consumer_count(model, p) == 1 for p in feeding):
                     return None
                 return (f"{kind}: its convolution's output also feeds other layers, so "
                         "tfmot's 8-bit scheme cannot fold it")
@@ -83,7 +83,6 @@ def unsupported_reason(layer, technique, model=None):
 
 
 FOLDS_BATCHNORM = ("Conv2D", "DepthwiseConv2D", "Dense")
-_FOLDS_BATCHNORM = FOLDS_BATCHNORM
 
 
 _CONFIGS = weakref.WeakKeyDictionary()
@@ -113,11 +112,6 @@ def _graph(model):
 
 
 def producers(model, name):
-    """{name: class name} of the layers feeding layer `name` in `model`."""
-    return _producers(model, name)
-
-
-def _producers(model, name):
     """{name: class name} of the layers feeding layer `name` in `model`."""
     classes = {n: type(l).__name__ for n, l in ((l.name, l) for l in model.layers)}
     return {i: classes[i] for n, _, inbound in _graph(model) if n == name

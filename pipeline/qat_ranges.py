@@ -58,9 +58,8 @@ def initialize(float_model, qat_model, x, batch_size):
     targets = measured
     if not targets:
         return {}, left
-    norms = _batchnorms(float_model)
-    probe = keras.Model(float_model.inputs,
-                        tensors + [n.get_input_at(_own_node(float_model, n)) for n in norms])
+    norms, norm_inputs = _batchnorms(float_model)
+    probe = keras.Model(float_model.inputs, tensors + norm_inputs)
     lows = [[] for _ in targets]
     highs = [[] for _ in targets]
     variances = [[] for _ in norms]
@@ -110,10 +109,17 @@ STALE_VARIANCE_RATIO = 10.0
 
 
 def _batchnorms(model):
-    """The model's BatchNormalization layers that it calls once (their inputs can be probed)."""
-    return [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)
-            and _own_node(model, l) is not None
-            and not isinstance(l.get_input_at(_own_node(model, l)), (list, tuple))]
+    """([BatchNormalization layer], [its input tensor]) for those the model calls once
+    (their inputs can be probed)."""
+    norms, inputs = [], []
+    for layer in model.layers:
+        node = (_own_node(model, layer) if isinstance(layer, keras.layers.BatchNormalization)
+                else None)
+        tensor = layer.get_input_at(node) if node is not None else None
+        if tensor is not None and not isinstance(tensor, (list, tuple)):
+            norms.append(layer)
+            inputs.append(tensor)
+    return norms, inputs
 
 
 def _stale_batchnorm(norms, variances):

@@ -50,6 +50,11 @@ def type_name(kind):
     return getattr(kind, "__name__", str(kind))
 
 
+def _bare(kind):
+    """The type inside Optional[...] (Union[X, None]), else `kind` itself."""
+    return ([a for a in typing.get_args(kind) if a is not type(None)] or [kind])[0]
+
+
 def allowed(field):
     """The range in a field's metadata ('>= 1', 'in (0, 1]'), or ''."""
     meta = {k: v for k, v in field.metadata.items() if v is not None}
@@ -126,9 +131,8 @@ def section(title, cls, skip=(), doc=None):
         if field.name in skip or field.name.startswith("_"):
             continue
         kind = hints.get(field.name, field.type)
-        bare = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
-        if dataclasses.is_dataclass(bare[0]):
-            nested.append((f"{title}.{field.name}", bare[0]))
+        if dataclasses.is_dataclass(_bare(kind)):
+            nested.append((f"{title}.{field.name}", _bare(kind)))
         note = comments.get(field.name, "").replace("|", "\\|")
         rows.append(f"| `{field.name}` | {type_name(kind)} | `{default(field)}` | "
                     f"{allowed(field)} | {note} |")
@@ -147,19 +151,12 @@ def _first_paragraph(cls):
 def reference():
     """The whole page, as one string."""
     lines = [HEADER]
-    top = [f for f in dataclasses.fields(recipe_lib.Recipe)]
     hints = typing.get_type_hints(recipe_lib.Recipe)
-    plain = [f.name for f in top if not dataclasses.is_dataclass(
-        ([a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-         or [hints[f.name]])[0])]
-    lines += section("Top level", recipe_lib.Recipe,
-                     skip=[f.name for f in top if f.name not in plain])
-    for f in top:
-        if f.name in plain:
-            continue
-        kind = hints[f.name]
-        cls = ([a for a in typing.get_args(kind) if a is not type(None)] or [kind])[0]
-        lines += section(f.name, cls)
+    sections = {f.name: _bare(hints[f.name]) for f in dataclasses.fields(recipe_lib.Recipe)
+                if dataclasses.is_dataclass(_bare(hints[f.name]))}
+    lines += section("Top level", recipe_lib.Recipe, skip=list(sections))
+    for name, cls in sections.items():
+        lines += section(name, cls)
     from pipeline.training import FitConfig
     training = [f.name for f in dataclasses.fields(FitConfig)]
     lines += ["# Stage types", "",

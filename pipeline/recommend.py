@@ -63,8 +63,13 @@ def recommend(report):
     return {"variant": pick["name"], "within_budget": True, "text": ", ".join(parts)}
 
 
+def board_verdicts(v):
+    """The fit verdicts of variant `v` on the recipe's boards (none: not micro-checked)."""
+    return (v.get("micro") or {}).get("targets") or []
+
+
 def _fits_a_board(v):
-    return any(t.get("fits") for t in (v.get("micro") or {}).get("targets") or [])
+    return any(t.get("fits") for t in board_verdicts(v))
 
 
 def _baseline_file(report):
@@ -99,7 +104,7 @@ def _loss_text(budget, loss):
 
 
 def _fit_text(v):
-    targets = (v.get("micro") or {}).get("targets") or []
+    targets = board_verdicts(v)
     fits = [t for t in targets if t.get("fits")]
     if not targets:
         return "no microcontroller checked"

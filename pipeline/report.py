@@ -90,6 +90,7 @@ from pipeline import energy as energy_lib
 from pipeline import plots
 from pipeline.files import atomic_write_bytes, atomic_write_text
 from pipeline.layers import describe_skipped
+from pipeline.recommend import board_verdicts, recommend
 from pipeline.sparse_inference import note as sparse_note
 
 SCHEMA_VERSION = 1
@@ -141,7 +142,6 @@ def build(recipe, data, stage_records, variants, seconds, deploy_data=None, kera
         "seconds": seconds,
         "deploy_data": deploy_data,
     }
-    from pipeline.recommend import recommend
     report["recommendation"] = recommend(report)
     return report
 
@@ -269,7 +269,7 @@ def compact(report):
         if "error" in v:
             rows.append([v["name"], "", "", "", f"failed: {v['error']}"])
             continue
-        targets = (v.get("micro") or {}).get("targets") or []
+        targets = board_verdicts(v)
         fits = ", ".join(t["target"] for t in targets if t["fits"]) or (
             "none" if targets else "not checked")
         score = _num(v.get("perplexity"), ".3f") if lm else f"{v['accuracy']:.4f}"
@@ -563,7 +563,6 @@ def to_html(report, png):
 def _answer(report):
     """The recommendation line (pipeline/recommend.py); reports written before it
     existed get one made now."""
-    from pipeline.recommend import recommend
     line = (report.get("recommendation") or recommend(report))["text"]
     return line if line.startswith("`") else f"nothing: {line}"
 
