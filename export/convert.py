@@ -50,7 +50,7 @@ def convert(model, fmt, representative=None, bound_attention=True):
         from models.attention import bound_attention_masks
         model, _ = bound_attention_masks(model)
     if spec.maker == "ai_edge_quantizer":
-        return _ai_edge_quantize(convert(model, "float32"), fmt, representative)
+        return ai_edge_quantize(convert(model, "float32"), fmt, representative)
     converter = keras_converter(model)
     if spec.optimization:
         converter.optimizations = [getattr(tf.lite.Optimize, spec.optimization)]
@@ -103,8 +103,8 @@ def flex_ops(path):
     return sorted({n.removeprefix("Flex") for n in names if n.startswith("Flex")})
 
 
-def _ai_edge_quantize(float_flatbuffer, fmt, representative=None):
-    """`float_flatbuffer` quantized by ai-edge-quantizer as `fmt` says."""
+def ai_edge_quantize(float_flatbuffer, fmt, representative=None):
+    """`float_flatbuffer` quantized by ai-edge-quantizer as `fmt` says (its table entry)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # its calibration draws progress bars
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 

@@ -72,6 +72,18 @@ def operators(path):
             for op in model.subgraphs[0].operators]
 
 
+def signature_op_counts(path, signature):
+    """{op name: count} of the subgraph behind signature `signature` (e.g. "decode")."""
+    import collections
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = read_model(path)
+    keys = {(d.signatureKey.decode() if isinstance(d.signatureKey, bytes) else d.signatureKey):
+            d.subgraphIndex for d in model.signatureDefs}
+    graph = model.subgraphs[keys[signature]]
+    return dict(sorted(collections.Counter(
+        flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in graph.operators).items()))
+
+
 def float_op_types(path):
     """{op name: count} of the ops that compute in float (their first output is
     FLOAT32), QUANTIZE and DEQUANTIZE aside: what a mixed-precision file keeps wide."""

@@ -39,6 +39,13 @@ COMMANDS = {
               "missing ops", "greenlite micro --model=a_int8.tflite"),
     "metadata": ("export.metadata", "argparse", "print a file's TFLite metadata",
                  "greenlite metadata --model=a.tflite"),
+    "generate": ("export.generate", "argparse", "generate text with a language model's "
+                 ".litertlm bundle in LiteRT-LM",
+                 "greenlite generate --model=runs/text_lm/export/train_float32.litertlm "
+                 "--prompt='The for statement '"),
+    "bundle": ("export.bundle_lm", "argparse", "write checked LiteRT-LM bundles of a saved "
+               "causal LM", "greenlite bundle --model=runs/text_lm/01_train/model.h5 "
+               "--formats=float32,dynamic_range --output_prefix=lm --json=lm.json"),
 }
 
 

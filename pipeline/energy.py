@@ -210,6 +210,13 @@ def account(cfg, stage_records, variants, num_threads, baseline):
             v["payback_inferences"] = payback_inferences(
                 v["extra_emissions_kg"], baseline["joules_per_inference"],
                 v["joules_per_inference"], intensity)
+        speed = (((v.get("generation") or {}).get("benchmark") or {}).get("threads_1")
+                 or {}).get("decode_tokens_per_s")
+        if speed:
+            # The same rule as per inference: one busy thread's TDP share x the time
+            # LiteRT-LM took per decoded token.
+            v["generation"]["joules_per_generated_token"] = joules_per_inference(
+                1000.0 / speed, 1, first["cpu_tdp_w"], first["cpu_count"])
     return {
         "tracked": True,
         "country_iso_code": cfg.country_iso_code,

@@ -7,7 +7,8 @@ Steps, in order, each writing its own block of each variant's record
 (pipeline/variants.py): convert (one converter process for all variants),
 benchmark (a child process per file: an untrusted file may crash the
 interpreter), the structure check of each stage's claims, XNNPACK's sparse
-path, the quantization doctor, the deploy checks and the runtime gate. A
+path, the quantization doctor, the deploy checks, a language model's
+LiteRT-LM bundles (pipeline/generation.py) and the runtime gate. A
 variant that fails a step keeps its reason; the other variants go on.
 """
 import io
@@ -63,6 +64,10 @@ class ExportPhase:
             npu.compile_variants(self.workdir, variants, recipe.deploy.npu, self.log)
         if recipe.deploy.boards:
             self.estimate_boards(variants)
+        from pipeline import generation
+        if generation.wanted(recipe, self.data.task):
+            generation.bundle_variants(self.workdir, variants, self.stages, recipe,
+                                       self.test_data, self.custom_object_modules, self.log)
         if recipe.benchmark.check_tflite_runtime:
             from pipeline import runtime_gate
             runtime_gate.check_variants(self.workdir, variants, recipe.benchmark.num_threads,

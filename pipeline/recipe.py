@@ -29,6 +29,7 @@ from pipeline.data import DataConfig
 from pipeline.distribute import DistributeConfig, check_batches
 from pipeline.energy import EnergyConfig
 from pipeline.errors import RecipeError
+from pipeline.generation import GenerationConfig
 
 
 @dataclasses.dataclass
@@ -303,6 +304,7 @@ class Recipe:
     energy: EnergyConfig = dataclasses.field(default_factory=EnergyConfig)
     deploy: DeployConfig = dataclasses.field(default_factory=DeployConfig)
     distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
+    generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
     # Only `python -m pipeline.search` reads it.
     search: Optional[SearchConfig] = None
 
@@ -343,7 +345,7 @@ YamlLoader.add_implicit_resolver(
 
 
 SECTIONS = ("name", "seed", "deterministic", "model", "data", "stages", "export", "benchmark",
-            "energy", "deploy", "distribute", "search")
+            "energy", "deploy", "distribute", "generation", "search")
 
 
 def load(path, overrides=()):

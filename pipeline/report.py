@@ -62,6 +62,15 @@ report.json schema (version 1), stable for tools and dashboards:
                      battery{days{low, mid, high}, inference_share, duty}, source,
                      leave_one_out_error}} for full-integer variants: estimated from the
                      board's MLPerf Tiny measurements (pipeline/device_energy.py),
+                     generation{path, bundle_bytes, model_bytes, context,
+                     prefill_lengths, max_tokens, matches_keras, keras_agreement,
+                     continuations[{prompt, text, keras}], window_max_abs_difference,
+                     quality{mean_kl, max_kl, top1_agreement, positions, against},
+                     benchmark{threads_1, threads_all: {threads, prompt_tokens,
+                     generated_tokens, time_to_first_token_ms, prefill_tokens_per_s,
+                     decode_tokens_per_s, peak_rss_mb, source}}, decode_speed_vs_float32,
+                     slower_than_float32, joules_per_generated_token} or {error} for a
+                     language model's variants with a generative twin (pipeline/generation.py),
                      deploy{runtimes{name: verdict}, xnnpack, micro_fit{target:
                      verdict}, metadata, blockers[]} (pipeline/deploy.py)}
                     or  {name, stage, format, path, error}
@@ -255,7 +264,62 @@ def tables(report):
          "size over this file's. Sparsity and unique values per channel are measured in the "
          "file's weight buffers. " + energy_text,
          [h for h, _ in variant_columns], variant_rows),
-    ] + _doctor_table(report) + _deploy_table(report) + _npu_table(report) + _mcu_table(report)
+    ] + (_doctor_table(report) + _generation_table(report) + _deploy_table(report)
+         + _npu_table(report) + _mcu_table(report))
+
+
+def _generation_table(report):
+    """Each language-model variant's LiteRT-LM bundle: checks, quality and speed."""
+    rows, continuations = [], []
+    for v in report["variants"]:
+        g = v.get("generation")
+        if not g:
+            continue
+        if "error" in g:
+            rows.append([v["name"], f"failed: {g['error']}"] + [""] * 9)
+            continue
+        q, b = g.get("quality", {}), g.get("benchmark", {})
+        one, every = b.get("threads_1", {}), b.get("threads_all", {})
+        joules = g.get("joules_per_generated_token")
+        rows.append([
+            v["name"], f"{g['bundle_bytes']:,}",
+            "yes" if g["matches_keras"] else f"{100 * g['keras_agreement']:.0f} % of tokens",
+            _num(q.get("mean_kl"), ".4f"), _num(q.get("top1_agreement"), ".4f"),
+            _num(one.get("time_to_first_token_ms"), ".3f"),
+            _num(one.get("prefill_tokens_per_s"), ",.0f"),
+            _num(one.get("decode_tokens_per_s"), ",.0f"),
+            _num(every.get("decode_tokens_per_s"), ",.0f"),
+            _num(one.get("peak_rss_mb"), ".1f"),
+            f"{joules * 1e6:,.1f}" if joules else ""])
+        for c in g.get("continuations", [])[:1]:
+            continuations.append(f"`{v['name']}`: {c['prompt']!r} → {c['text']!r}")
+    if not rows:
+        return []
+    threads = next((v["generation"]["benchmark"]["threads_all"].get("threads")
+                    for v in report["variants"]
+                    if "threads_all" in ((v.get("generation") or {}).get("benchmark") or {})),
+                   None)
+    slower = [f"`{v['name']}` {v['generation']['slower_than_float32']}"
+              for v in report["variants"] if (v.get("generation") or {}).get(
+                  "slower_than_float32")]
+    text = (
+        "Each variant as LiteRT-LM runs it on a phone: `export/<variant>.litertlm` (the "
+        "generative file with prefill and decode signatures over an external KV cache, its "
+        "tokenizer and metadata), loaded and run in LiteRT-LM on this CPU before it is "
+        "reported. *Greedy = Keras*: the bundle's greedy continuation of three prompts equals "
+        "the Keras model's (required of float32; for the others, the share of tokens before "
+        "the first difference). *KL* (nats) and *top-1*: the next-token distributions against "
+        "the Keras model the file was made from, over test windows. Timings are LiteRT-LM's "
+        "own (median of its benchmark over several generations, this workstation's CPU, not a "
+        "phone's). *uJ/token*: an estimate, one thread's share of the CPU's TDP times the "
+        "decode time per token (as energy per inference)."
+        + (f" Slower than float32 here: {'; '.join(slower)}." if slower else "")
+        + (" Greedy continuations: " + "; ".join(continuations) + "." if continuations else ""))
+    return [("Generation (LiteRT-LM)", text,
+             ["variant", "bundle bytes", "greedy = Keras", "KL", "top-1", "first token ms",
+              "prefill tok/s", "decode tok/s (1 thread)",
+              f"decode tok/s ({threads or 'all'} threads)", "peak MB", "uJ/token (est.)"],
+             rows)]
 
 
 def compact(report):

@@ -16,6 +16,7 @@ Each step of pipeline/export_phase.py owns one block and writes only that:
     npu               Vela                  {accelerator: export/vela.py's figures}
     mcu               board estimates       {board: pipeline/device_energy.py's}
     runtimes          the runtime gate      pipeline/runtime_gate.py
+    generation        LiteRT-LM bundles     pipeline/generation.py (language models)
 
 so no step depends on another's having run first or last (the sparse check
 reads the converted file's size from `figures`, whatever metadata adds).
@@ -39,7 +40,7 @@ STRUCTURE_KEYS = ("float_layers", "weights", "sparsity", "max_unique_per_channel
                   "entropy_bits_per_weight", "violations", "claims_unchecked")
 FIX_KEYS = ("changes", "int16_ops", "float_ops", "within_budget")
 SINGLE_KEYS = ("error", "sparse_inference", "doctor", "doctor_error", "micro", "c_array",
-               "metadata", "npu", "mcu")
+               "metadata", "npu", "mcu", "generation")
 # Added when the report is built (pipeline/report.py, pipeline/energy.py).
 DERIVED_KEYS = ("gzip_ratio_vs_baseline", "deploy", "joules_per_inference",
                 "co2_g_per_million_inferences", "extra_emissions_kg", "payback_inferences")
@@ -66,6 +67,7 @@ class Variant:
     metadata: Optional[dict] = None
     npu: Optional[dict] = None  # {accelerator: Vela's figures, or why not compiled}
     mcu: Optional[dict] = None  # {board: estimated latency, energy, battery days}
+    generation: Optional[dict] = None  # the LiteRT-LM bundle, its checks and timings
     shipped: dict = dataclasses.field(default_factory=dict)  # {size_bytes, gzip_bytes}
     runtimes: dict = dataclasses.field(default_factory=dict)
     derived: dict = dataclasses.field(default_factory=dict)  # the report's, kept on a round trip

@@ -106,6 +106,28 @@ def trained_model(digits, small_model):
 
 
 @pytest.fixture(scope="session")
+def small_lm():
+    """A small byte-level Transformer (context 32, matmul embeddings) trained for a few
+    epochs on the start of pydoc_data's text: its greedy continuations are text-like,
+    with margins between the top logits well above float rounding."""
+    import models
+    from pipeline.backend import keras
+    from pipeline.data.text import default_text
+    keras.utils.set_random_seed(0)
+    model = models.build("tiny_transformer", (32,), 256,
+                         {"width": 32, "heads": 2, "layers": 1, "mlp_width": 64,
+                          "embeddings": "matmul"})
+    tokens = np.frombuffer(default_text().encode()[:60000], np.uint8).astype(np.int32)
+    starts = np.arange(0, len(tokens) - 33, 16)
+    x = np.stack([tokens[s:s + 32] for s in starts])
+    y = np.stack([tokens[s + 1:s + 33] for s in starts])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory, trained_model, digits):
     """The trained model converted to every format: {format: path}, plus test data."""
     from export.convert import FORMATS, convert

@@ -53,3 +53,38 @@ def test_text_lm_int4_aware_run(text_lm_run):
     assert "train_float32" in variants and "stripped_bytes" not in variants["train_float32"]
     assert aware["perplexity"] == pytest.approx(stage["keras_perplexity"], rel=0.02)
     assert "int4 blockwise_32 grid" in (workdir / "report.md").read_text()
+
+
+def test_a_language_model_run_writes_checked_litertlm_bundles(text_lm_run):
+    """generation.litertlm auto: every variant with a generative twin gets a bundle,
+    checked in LiteRT-LM, with quality, timings and energy per token in the report."""
+    workdir, report = text_lm_run
+    variants = {v["name"]: v for v in report["variants"]}
+    assert {n for n, v in variants.items() if v.get("generation")} == {
+        "train_float32", "train_int4_blockwise", "int4_aware_int4_blockwise"}
+    for name in ("train_float32", "train_int4_blockwise", "int4_aware_int4_blockwise"):
+        g = variants[name]["generation"]
+        assert "error" not in g, g
+        assert (workdir / g["path"]).stat().st_size == g["bundle_bytes"]
+        assert g["path"] == f"export/{name}.litertlm" and g["context"] == 32
+        one = g["benchmark"]["threads_1"]
+        assert one["threads"] == 1 and one["decode_tokens_per_s"] > 0
+        assert one["prompt_tokens"] == 16  # half the context of test text
+        assert one["generated_tokens"] == 16
+        # Energy per token: one thread's TDP share x the decode time, as per inference.
+        first = report["stages"][0]["energy"]
+        by_hand = first["cpu_tdp_w"] / first["cpu_count"] / one["decode_tokens_per_s"]
+        assert g["joules_per_generated_token"] == pytest.approx(by_hand, rel=1e-9)
+    assert variants["train_float32"]["generation"]["matches_keras"]
+    assert variants["train_float32"]["generation"]["quality"]["top1_agreement"] == 1.0
+    ratio = variants["train_int4_blockwise"]["generation"]["decode_speed_vs_float32"]
+    assert ratio == pytest.approx(
+        variants["train_int4_blockwise"]["generation"]["benchmark"]["threads_1"][
+            "decode_tokens_per_s"]
+        / variants["train_float32"]["generation"]["benchmark"]["threads_1"][
+            "decode_tokens_per_s"])
+    markdown = (workdir / "report.md").read_text()
+    assert "## Generation (LiteRT-LM)" in markdown
+    row = next(l for l in markdown.splitlines() if l.startswith("| train_float32 | "
+                                                               f"{variants['train_float32']['generation']['bundle_bytes']:,} |"))
+    assert "| yes |" in row
