@@ -18,6 +18,37 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (file, text, replacement, tests that should fail)
 MUTATIONS = {
+    "a cached query sees only earlier tokens and not itself": (
+        "export/generative.py", "[tf.newaxis, :] <= input_pos", "[tf.newaxis, :] < input_pos",
+        ["tests/export/test_generative.py::test_the_converted_file_decodes_what_keras_computes"]),
+    "the cache is written at the last position of a chunk": (
+        "export/generative.py", "start = [0, 0, input_pos[0], 0]",
+        "start = [0, 0, input_pos[-1], 0]",
+        ["tests/export/test_generative.py::test_the_converted_file_decodes_what_keras_computes"]),
+    "cached attention forgets its 1/sqrt(head_dim)": (
+        "export/generative.py", "q = project(x, q_w) * scale", "q = project(x, q_w)",
+        ["tests/export/test_generative.py::test_the_cached_forward_computes_the_window_model"]),
+    "cached layer norm drops its epsilon": (
+        "export/generative.py", "variance + epsilon", "variance",
+        ["tests/export/test_generative.py::test_the_converted_file_decodes_what_keras_computes"]),
+    "a prompt of whole prefill chunks skips decode": (
+        "export/generative.py", "if t <= len(tokens) - 1]", "if t <= len(tokens)]",
+        ["tests/export/test_generative.py::test_the_converted_file_decodes_what_keras_computes"]),
+    "KL is taken quantized-to-float": (
+        "export/lm_quality.py", "log_p, log_q = log_softmax(reference_logits), log_softmax(logits)",
+        "log_q, log_p = log_softmax(reference_logits), log_softmax(logits)",
+        ["tests/export/test_lm_quality.py::test_kl_is_float_to_quantized_in_nats"]),
+    "the generation benchmark reports the parent's peak memory": (
+        "export/generate.py", '"peak_rss_mb": peak_rss_mb(),',
+        '"peak_rss_mb": __import__("resource").getrusage(0).ru_maxrss / 1024,',
+        ["tests/export/test_litertlm.py::test_generate_benchmark_reports_the_runtimes_own_figures"]),
+    "generate accepts max_tokens past the context": (
+        "export/generate.py", "if max_tokens < 1 or tokens + max_tokens > context:",
+        "if max_tokens < 1:",
+        ["tests/export/test_litertlm.py::test_bad_requests_are_one_line"]),
+    "a bundle's tokenizer size is not checked": (
+        "export/litertlm.py", "if size is not None and size != vocabulary:", "if False:",
+        ["tests/export/test_litertlm.py::test_a_tokenizer_of_another_size_is_refused"]),
     "an ensemble of teachers is its first teacher": (
         "pipeline/training.py", "    if len(models) == 1:\n        return models[0]",
         "    if True:\n        return models[0]",
