@@ -61,6 +61,7 @@ def bundle_variants(workdir, variants, stages, recipe, test_data, custom_object_
     for v in variants:
         if v.ok and v.format in TWIN_OF:
             by_stage.setdefault(v.stage, []).append(v)
+    prompt = _benchmark_prompt(os.path.join(test_data, "x.npy"), cfg.benchmark_prompt_bytes)
     for stage, group in by_stage.items():
         log(f"generation: LiteRT-LM bundles of {stage} "
             f"({', '.join(v.format for v in group)}): greedy checked against Keras ...")
@@ -87,7 +88,6 @@ def bundle_variants(workdir, variants, stages, recipe, test_data, custom_object_
             continue
         with open(os.path.join(workdir, out_json)) as f:
             records = json.load(f)
-        prompt = _benchmark_prompt(os.path.join(test_data, "x.npy"), cfg.benchmark_prompt_bytes)
         for v in group:
             record = records[v.format]
             if "error" not in record:
