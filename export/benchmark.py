@@ -22,7 +22,9 @@ the Python interpreter API exposes no profiler (TFLite's benchmark_model
 --enable_op_profiling=true has one); the output says so.
 
 It stays one file, with everything it needs, so that copying it is all a
-device needs (see BUILD_NOTES.md).
+device needs (see BUILD_NOTES.md). An `.onnx` file is measured by ONNX
+Runtime with the same figures (export/benchmark_onnx.py, the file beside this
+one: copy both to a server), so one command compares a TFLite and an ONNX file.
 """
 import argparse
 import gzip
@@ -39,6 +41,18 @@ import numpy as np
 
 # The first 4 bytes of a flatbuffer are the root offset, then the file identifier.
 TFLITE_IDENTIFIER = b"TFL3"
+
+
+
+def _onnx():
+    """export/benchmark_onnx.py, the ONNX Runtime half, beside this file, lent this
+    module's helpers (one BenchmarkError, one way of scoring)."""
+    try:
+        from export import benchmark_onnx
+    except ImportError:  # run from a copy of the two files, not from greenlite
+        import benchmark_onnx  # pylint: disable=import-error
+    benchmark_onnx.bind(sys.modules[__name__])
+    return benchmark_onnx
 
 
 class BenchmarkError(Exception):
@@ -336,6 +350,9 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
     Returns:
       A dict of figures (see the keys below); times are in milliseconds.
     """
+    if model_path.endswith(".onnx"):
+        return _onnx().benchmark(model_path, data, num_threads, num_runs, warmup_runs,
+                                 keep_outputs)
     if num_runs < 1:
         raise BenchmarkError(f"--num_runs: got {num_runs}; expected an integer >= 1")
     if warmup_runs < 0:
@@ -527,10 +544,21 @@ def score_file(model_path: str, x: "np.ndarray", y: "np.ndarray") -> dict:
     average to `accuracy`. Two files scored on the same examples can then be
     compared pair by pair (pipeline/stats.py).
     """
-    check_tflite_file(model_path)
-    interpreter = make_interpreter(load_interpreter_class()[0], model_path, 1, True)
-    interpreter.allocate_tensors()
-    per_example = [(hits, nats, n) for _, hits, nats, n in _example_scores(interpreter, x, y)]
+    if model_path.endswith(".onnx"):
+        onnx = _onnx()
+        run = onnx.session(model_path, 1)
+        dtype = onnx.DTYPES.get(run.get_inputs()[0].type, np.float32)
+        with open(model_path, "rb") as f:
+            probabilities = onnx.graph_info(f.read())["probabilities"]
+        name = run.get_inputs()[0].name
+        per_example = [score(run.run(None, {name: np.asarray(x[i:i + 1]).astype(dtype)})[0],
+                             y[i], bool(probabilities)) for i in range(len(x))]
+    else:
+        check_tflite_file(model_path)
+        interpreter = make_interpreter(load_interpreter_class()[0], model_path, 1, True)
+        interpreter.allocate_tensors()
+        per_example = [(hits, nats, n)
+                       for _, hits, nats, n in _example_scores(interpreter, x, y)]
     hits, nats, counts = (np.array(column, dtype=np.float64) for column in zip(*per_example))
     cross_entropy = float(nats.sum() / counts.sum())
     return {"accuracy": float(hits.sum() / counts.sum()), "cross_entropy": cross_entropy,
@@ -563,6 +591,7 @@ def format_result(r):
                   "none": "no delegate (builtin kernels)" if r["use_xnnpack"]
                           else "XNNPACK off (--use_xnnpack=false): builtin kernels",
                   "unknown": "delegation unknown (this interpreter does not list its ops)"}
+    delegation[None] = f"ONNX Runtime's {r.get('execution_provider')}"
     lines = [
         f"Model: {r['model']}",
         f"Interpreter: {r['interpreter']}, {r['num_threads']} thread(s); "
@@ -593,7 +622,7 @@ def format_result(r):
 def comparison_table(results):
     """One row per model: the figures to compare side by side."""
     header = ("| model | size (bytes) | gzip (bytes) | median ms | p90 ms | p99 ms | "
-              "inferences/s | MACs | GMAC/s | XNNPACK | accuracy |")
+              "inferences/s | MACs | GMAC/s | XNNPACK (or runtime) | accuracy |")
     rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in results:
         lat = r["latency_ms"]
@@ -603,7 +632,8 @@ def comparison_table(results):
             f"{r['throughput_per_s']:,.0f} | "
             f"{'' if r['macs'] is None else format(r['macs'], ',')} | "
             f"{'' if r['gmacs_per_s'] is None else format(r['gmacs_per_s'], '.2f')} | "
-            f"{r['delegated']} | {'' if r['accuracy'] is None else format(r['accuracy'], '.4f')} |")
+            f"{r['delegated'] or r['interpreter']} | "
+            f"{'' if r['accuracy'] is None else format(r['accuracy'], '.4f')} |")
     return "\n".join(rows)
 
 
@@ -663,7 +693,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Benchmark TFLite models (latency, size, MACs, accuracy) without TensorFlow.")
     parser.add_argument("--model", required=True, action="append",
-                        help="a .tflite file; repeat to compare several")
+                        help="a .tflite (or .onnx) file; repeat to compare several")
     parser.add_argument("--data", help=".npz with x and y (or x_test and y_test), or a "
                         "directory with x.npy and y.npy, for accuracy")
     parser.add_argument("--num_threads", type=int, default=1)

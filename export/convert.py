@@ -1,8 +1,10 @@
-"""Converts a Keras model to TFLite in each format of export/formats.py's table.
+"""Converts a Keras model to each format of export/formats.py's table.
 
 The table says who makes a format and with which converter settings; this
 module applies them: the TFLite converter for most, ai-edge-quantizer on the
-float32 file for the int4 and int16x8_mixed formats.
+float32 file for the int4 and int16x8_mixed formats, tf2onnx and ONNX
+Runtime for the ONNX files (export/onnx_convert.py), TensorRT for engines
+(export/tensorrt_engine.py).
 
 Before a calibrated conversion, Keras attention layers that mask with -1e9
 are rewritten to a bounded mask (models/attention.py): the -1e9 would set
@@ -27,7 +29,8 @@ CALIBRATED = formats_lib.names(calibrated=True)
 
 
 def convert(model, fmt, representative=None, bound_attention=True):
-    """Returns the TFLite flatbuffer of `model` in format `fmt`.
+    """Returns the file (bytes) of `model` in format `fmt`: a TFLite flatbuffer, an
+    ONNX file or a TensorRT engine, as the format's runtime says.
 
     Args:
       model: a tf_keras Model (QAT-annotated models included).
@@ -51,6 +54,16 @@ def convert(model, fmt, representative=None, bound_attention=True):
         model, _ = bound_attention_masks(model)
     if spec.maker == "ai_edge_quantizer":
         return ai_edge_quantize(convert(model, "float32"), fmt, representative)
+    if spec.runtime == "tensorrt":
+        from export import tensorrt_engine
+        tensorrt_engine.check_gpu(fmt)  # before the ONNX file: seconds saved, one line
+        return tensorrt_engine.build(convert(model, spec.source, representative, False), fmt)
+    if spec.runtime == "onnxruntime":
+        from export import onnx_convert
+        float_onnx = onnx_convert.to_onnx(model, fmt=fmt)
+        if spec.maker == "onnxruntime":
+            return onnx_convert.quantize_int8(float_onnx, representative)
+        return float_onnx
     converter = keras_converter(model)
     if spec.optimization:
         converter.optimizations = [getattr(tf.lite.Optimize, spec.optimization)]

@@ -33,7 +33,17 @@ class Format:
       name: the recipe's name for it (`export.formats`).
       summary: one line for docs and messages.
       maker: "converter" (TFLiteConverter), "ai_edge_quantizer" (on the float32
-        file) or "doctor" (made by the quantization doctor, never asked for).
+        file), "tf2onnx" (an ONNX file of the Keras model), "onnxruntime" (ONNX
+        Runtime's static quantization of that file), "tensorrt" (an engine built
+        from an ONNX file) or "doctor" (made by the quantization doctor, never
+        asked for).
+      runtime: what runs the file: "litert" (a .tflite file: the TFLite
+        interpreter, tflite-micro, Vela, LiteRT-LM), "onnxruntime" (an .onnx
+        file, on a server's CPU) or "tensorrt" (a serialized engine, on an
+        NVIDIA GPU). Only "litert" files go through the device steps (the
+        structure check of the TFLite graph, the doctor, deploy checks, NPUs).
+      source: for a file made from another format's file (an ONNX int8 file from
+        onnx_float32's, an engine from an ONNX file), that format.
       calibrated: conversion needs representative data.
       doctor_examines: the quantization doctor diagnoses its file.
       doctor_fixes: ... and makes a fixed `<variant>_mixed` when it misses its budget.
@@ -53,6 +63,8 @@ class Format:
     name: str
     summary: str
     maker: str = "converter"
+    runtime: str = "litert"
+    source: Optional[str] = None
     calibrated: bool = False
     doctor_examines: bool = False
     doctor_fixes: bool = False
@@ -68,10 +80,27 @@ class Format:
     quantizer: Optional[dict] = None
 
     @property
+    def suffix(self) -> str:
+        """The file's extension, by its runtime."""
+        return SUFFIXES[self.runtime]
+
+    @property
+    def on_device(self) -> bool:
+        """A .tflite file: the device steps (TFLite graph checks, doctor, deploy, NPUs) apply."""
+        return self.runtime == "litert"
+
+    @property
+    def needs_gpu(self) -> bool:
+        """Building and running the file needs a CUDA GPU (a TensorRT engine)."""
+        return self.runtime == "tensorrt"
+
+    @property
     def requestable(self) -> bool:
         """A recipe may ask for it (the doctor's fixes are made, not asked for)."""
         return self.maker != "doctor"
 
+
+SUFFIXES = {"litert": ".tflite", "onnxruntime": ".onnx", "tensorrt": ".engine"}
 
 _ENTRIES = (
     Format("float32", "plain conversion", sparse_inference=True),
@@ -111,12 +140,26 @@ _ENTRIES = (
     Format("float32_sparse", "float32 whose mostly-zero weights are stored sparse (DENSIFY "
            "ops): fewer file bytes, and the input XNNPACK's sparse inference needs",
            dense_twin="float32", sparse_inference=True, optimization="EXPERIMENTAL_SPARSITY"),
+    Format("onnx_float32", "ONNX (opset 17) of the Keras model by tf2onnx, float32, run by "
+           "ONNX Runtime: the server's CPU file", maker="tf2onnx", runtime="onnxruntime"),
+    Format("onnx_int8", "onnx_float32 quantized by ONNX Runtime's static quantization: QDQ "
+           "nodes, int8 weights per channel and int8 activations, symmetric (zero point 0, "
+           "which TensorRT's explicit quantization needs), calibrated on representative data",
+           maker="onnxruntime", runtime="onnxruntime", source="onnx_float32", calibrated=True),
+    Format("tensorrt_fp16", "a TensorRT engine built from onnx_float32 with FP16 kernels "
+           "allowed; needs a CUDA GPU", maker="tensorrt", runtime="tensorrt",
+           source="onnx_float32"),
+    Format("tensorrt_int8", "a TensorRT engine built from onnx_int8's QDQ file (explicit "
+           "quantization); needs a CUDA GPU", maker="tensorrt", runtime="tensorrt",
+           source="onnx_int8", calibrated=True),
     Format("int8_mixed", "the doctor's fix of an int8 file outside its budget: the worst ops "
            "widened to int16 activations or kept in float", maker="doctor", micro=True),
 )
 FORMATS = {f.name: f for f in _ENTRIES}
 # What `export.formats` may name, in the table's order.
 REQUESTABLE = tuple(f.name for f in _ENTRIES if f.requestable)
+# ... of them, the .tflite files (a device's; the rest are a server's).
+TFLITE = tuple(f.name for f in _ENTRIES if f.requestable and f.on_device)
 
 
 def get(name: str) -> Format:
@@ -129,6 +172,11 @@ def get(name: str) -> Format:
         return FORMATS[name]
     except KeyError:
         raise KeyError(f"unknown format {name!r}; formats: {', '.join(FORMATS)}") from None
+
+
+def on_device(name: str) -> bool:
+    """Format `name` makes a .tflite file (`Format.on_device`)."""
+    return get(name).on_device
 
 
 def names(**facts) -> tuple:

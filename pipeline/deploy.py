@@ -54,8 +54,8 @@ def examine(workdir, variants, cfg, data, log=print, metadata_env=None):
     with child.Server(["-m", "export.micro", "--serve"], "the micro runtime") as micro_server, \
             _metadata_writer(metadata_python) as writer:
         for v in variants:
-            if not v.ok:
-                continue
+            if not v.ok or not formats_lib.on_device(v.format):
+                continue  # an ONNX file or an engine runs on a server, not a device
             path = os.path.join(workdir, v.path)
             if writer:
                 _write_metadata(writer, path, v, data, labels, workdir, log)

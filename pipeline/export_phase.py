@@ -96,7 +96,7 @@ class ExportPhase:
             recipe.data.representative_samples, recipe.seed))
         save_split(self.test_data, self.data.judged)
         variants = [Variant(f"{stage}_{fmt}", stage, fmt,
-                            os.path.join("export", f"{stage}_{fmt}.tflite"))
+                            os.path.join("export", f"{stage}_{fmt}{formats.get(fmt).suffix}"))
                     for stage, fmt in recipe.export_jobs]
         self.log(f"converting {len(variants)} variant(s) ({', '.join(v.name for v in variants)}) "
                  "in one converter process; a crash fails only the variant it hit")
@@ -117,7 +117,7 @@ class ExportPhase:
 
     def check_converted(self, k: int, count: int, variant: Variant) -> None:
         """Strips, looks for TF select ops, benchmarks and checks the structure of one file."""
-        if variant.ok:
+        if variant.ok and formats.on_device(variant.format):
             path = os.path.join(self.workdir, variant.path)
             if variant.format in self.recipe.export.strip:
                 variant.converted["stripped_bytes"] = _strip(path)
@@ -129,7 +129,8 @@ class ExportPhase:
             self._converted_notes(variant)
             self.verify_structure(variant)
             self.log(f"[export {k}/{count}] {variant.name}: {variant.figures['size_bytes']:,} "
-                     f"bytes, TFLite accuracy {variant.figures['accuracy']:.4f}, "
+                     f"bytes, accuracy {variant.figures['accuracy']:.4f} "
+                     f"({variant.figures['interpreter']}), "
                      f"median {variant.figures['latency_ms']['p50']:.3f} ms")
         else:
             self.log(f"[export {k}/{count}] {variant.name} FAILED: {variant.error}")
@@ -140,7 +141,7 @@ class ExportPhase:
         from export import child
         from pipeline.variants import figures_block
         bench = self.recipe.benchmark
-        out_json = variant.path.removesuffix(".tflite") + ".benchmark.json"
+        out_json = os.path.splitext(variant.path)[0] + ".benchmark.json"
         # Paths relative to the run directory: the figures name the file as it
         # will be once the run is swapped in, not its staging directory.
         _, error = child.run(
@@ -159,6 +160,9 @@ class ExportPhase:
         """What conversion did to the file beyond its format's settings."""
         path = os.path.join(self.workdir, variant.path)
         spec = formats.get(variant.format)
+        if spec.runtime == "onnxruntime":
+            from export.onnx_convert import op_counts
+            variant.converted["onnx_ops"] = op_counts(path)
         if spec.reports_float_ops:
             from export.tflite_file import float_op_types
             variant.converted["float_op_types"] = float_op_types(path)
@@ -176,6 +180,10 @@ class ExportPhase:
             block["float_layers"] = record["metrics"]["float_layers"]
         claims = structure.Claims.from_dict(record["claims"])
         if not claims:
+            return
+        if not formats.on_device(variant.format):
+            block["claims_unchecked"] = (f"a {formats.get(variant.format).runtime} file: the "
+                                         "claims are checked in the stage's TFLite files")
             return
         if variant.converted.get("stripped_bytes") is not None:
             block["claims_unchecked"] = "its tensor names are stripped (export.strip)"

@@ -16,7 +16,7 @@ def compile_variants(workdir, variants, accelerators, log=print):
     from export import vela
     log(f"npu: Vela {vela.version()} for {', '.join(accelerators)} ...")
     for v in variants:
-        if not v.ok:
+        if not v.ok or not formats.on_device(v.format):
             continue
         if not formats.get(v.format).micro:
             v.npu = {a: {"compiled": False, "reason": f"a {v.format} file: Ethos-U NPUs run "

@@ -21,6 +21,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from export import formats as formats_lib
 from export.formats import REQUESTABLE as FORMATS
 from pipeline.device_energy import Duty
 from pipeline import config as config_lib
@@ -55,8 +56,10 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class ExportConfig:
-    """Which stages' models are converted, and to which TFLite formats."""
-    # int16x8 (kernels are missing for some ops) and int4 are asked for by name.
+    """Which stages' models are converted, and to which formats (TFLite, ONNX, TensorRT)."""
+    # int16x8 (kernels are missing for some ops) and int4 are asked for by name,
+    # as are the server's files: onnx_float32 and onnx_int8 (ONNX Runtime on the
+    # CPU), tensorrt_fp16 and tensorrt_int8 (engines; they need a CUDA GPU).
     formats: list[Literal[FORMATS]] = dataclasses.field(default_factory=lambda: [
         "float32", "float16", "dynamic_range", "int8"])
     # Stage names; by default the last stage's model is exported.
@@ -99,6 +102,10 @@ class ExportConfig:
                                      f"list of formats from {', '.join(FORMATS)}")
         exported = (self.formats if self.formats_by_stage is None else
                     {f for formats in self.formats_by_stage.values() for f in formats})
+        not_tflite = [f for f in self.strip if f in FORMATS and not formats_lib.on_device(f)]
+        if not_tflite:
+            raise ValueError(f"strip: {', '.join(not_tflite)} is not a .tflite format; strip "
+                             "takes the TFLite formats (an ONNX file keeps its names)")
         unexported = [f for f in self.strip if f not in exported]
         if unexported:
             raise ValueError(f"strip: {', '.join(unexported)} is not exported; "

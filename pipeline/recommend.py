@@ -10,8 +10,11 @@ The pick: among the files that converted and are within the budget
 classifier, `export.max_rise_percent` of its perplexity for a language
 model), those that fit one of the recipe's boards first, then the fewest
 bytes on the device; a tie goes to the more accurate.
-Bytes on the device, not gzip: flash is what a target holds.
+Bytes on the device, not gzip: flash is what a target holds. Only device
+files (.tflite) are candidates: an ONNX file or a TensorRT engine is a
+server's, reported beside them in the tables.
 """
+from export import formats
 from export.budget import Budget
 
 
@@ -32,7 +35,8 @@ def budget_of(report):
 
 
 def _scored(v, budget):
-    return "error" not in v and v.get(budget.metric) is not None
+    return ("error" not in v and v.get(budget.metric) is not None
+            and formats.on_device(v["format"]))
 
 
 def recommend(report):

@@ -94,6 +94,7 @@ import json
 import os
 import re
 
+from export import formats
 from export.budget import Budget
 from pipeline import energy as energy_lib
 from pipeline import plots
@@ -197,9 +198,12 @@ def _variant_columns(report):
         return f"{v['size_bytes'] / baseline32['size_bytes']:.3f}x" if baseline32 else ""
 
     latency = lambda q: (f"{q} ms (device)", lambda v: f"{v['latency_ms'][q]:.4f}")
+    # A server's files (ONNX, TensorRT) beside the device's: say what ran each one.
+    servers = any(not formats.on_device(v["format"]) for v in report["variants"])
     # What the device holds and spends first, then what the download costs.
     columns = [
-        ("variant", lambda v: v["name"]), ("format", lambda v: v["format"]),
+        ("variant", lambda v: v["name"]), ("format", lambda v: v["format"])] + (
+        [("runtime", lambda v: v.get("interpreter") or "")] if servers else []) + [
         ("file bytes (device)", lambda v: f"{v['size_bytes']:,}"),
         ("file vs stage float32 (device)", size_vs_stage_float32),
         ("file vs baseline float32 (device)", size_vs_baseline),
@@ -207,7 +211,7 @@ def _variant_columns(report):
         ("gzip bytes (download)", lambda v: f"{v['gzip_bytes']:,}"),
         ("gzip smaller than baseline float32 (download)",
          lambda v: (f"{v['gzip_ratio_vs_baseline']:.1f}x" if "gzip_ratio_vs_baseline" in v else "")),
-        ("TFLite accuracy", lambda v: f"{v['accuracy']:.4f}"),
+        ("accuracy (file)" if servers else "TFLite accuracy", lambda v: f"{v['accuracy']:.4f}"),
         ("vs baseline (points)",
          lambda v: f"{-ACCURACY.loss(v, {'accuracy': base['keras_accuracy']}):+.2f}"),
         ("sparsity", lambda v: _num(v.get("sparsity"), ".4f")),
@@ -223,7 +227,8 @@ def _variant_columns(report):
         columns += [("TFLite perplexity", lambda v: _num(v.get("perplexity"), ".3f")),
                     ("ms per token (p50 / length)",
                      lambda v: f"{v['latency_ms']['p50'] / length:.5f}")]
-    columns += [(f"loads on {r}", lambda v, r=r: _runtime(v.get("runtimes", {}).get(r)))
+    columns += [(f"loads on {r}", lambda v, r=r: _runtime(v.get("runtimes", {}).get(r))
+                 if formats.on_device(v["format"]) else "n/a (not a .tflite file)")
                 for r in runtimes]
     return columns
 
@@ -262,7 +267,12 @@ def tables(report):
          "file's bytes in flash, its MACs, its latency and energy); *(download)*: what "
          "shipping it costs (gzip). *gzip smaller*: the baseline's float32 file's gzip "
          "size over this file's. Sparsity and unique values per channel are measured in the "
-         "file's weight buffers. " + energy_text,
+         "file's weight buffers. "
+         + ("ONNX files (`onnx_*`) are run by ONNX Runtime on this CPU at batch 1, as a "
+            "server's CPU runs them, scored on the same examples; they are a server's files, "
+            "not a device's, and are never the recommended file. "
+            if any(not formats.on_device(v["format"]) for v in report["variants"]) else "")
+         + energy_text,
          [h for h, _ in variant_columns], variant_rows),
     ] + (_doctor_table(report) + _generation_table(report) + _deploy_table(report)
          + _npu_table(report) + _mcu_table(report))
@@ -336,6 +346,8 @@ def compact(report):
         targets = board_verdicts(v)
         fits = ", ".join(t["target"] for t in targets if t["fits"]) or (
             "none" if targets else "not checked")
+        if not formats.on_device(v["format"]):
+            fits = f"a server's file ({v.get('interpreter')})"
         score = _num(v.get("perplexity"), ".3f") if lm else f"{v['accuracy']:.4f}"
         rows.append([v["name"], f"{v['size_bytes']:,}", score,
                      f"{v['latency_ms']['p50']:.4f}", fits])
@@ -344,7 +356,7 @@ def compact(report):
 
 def _deploy_table(report):
     """Per variant: the runtimes it runs on, microcontroller fit and Android metadata."""
-    variants = [v for v in report["variants"] if "deploy" in v]
+    variants = [v for v in report["variants"] if "deploy" in v and formats.on_device(v["format"])]
     if not any(v.get("micro") or v.get("metadata") for v in variants):
         return []
     targets = list(dict.fromkeys(t["target"] for v in variants

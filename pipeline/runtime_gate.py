@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from export import compat
+from export import compat, formats
 from pipeline.errors import command
 from pipeline.verdicts import runtime_verdict, summary
 
@@ -40,14 +40,16 @@ def check_variants(workdir, variants, num_threads, log=print, env_dir=compat.DEF
     except compat.CompatError as e:
         log(f"runtime check skipped: {e}")
         for v in variants:
+            if not formats.on_device(v.format):
+                continue
             v.runtimes[compat.RUNTIME] = {
                 "loads": None, "reason": f"not checked: {e}", "median_ms": None,
                 "delegated": None, "ops": None}
         return None
     with compat.Checker(python) as checker:
         for v in variants:
-            if not v.ok:
-                continue
+            if not v.ok or not formats.on_device(v.format):
+                continue  # tflite-runtime runs .tflite files only
             path = os.path.join(workdir, v.path)
             result = v.runtimes[name] = {
                 **checker.check(path, num_threads=num_threads, data=data),

@@ -3,7 +3,7 @@
 Each step of pipeline/export_phase.py owns one block and writes only that:
 
     converted         the converter         stripped_bytes, flex_ops, float_op_types,
-                                            attention_mask_bounded
+                                            attention_mask_bounded, onnx_ops
     figures           the benchmark         export/benchmark.py's figures of the file
                                             as converted (size, accuracy, latency, ...)
     structure         the structure check   float_layers, weights, sparsity, ...,
@@ -31,7 +31,8 @@ variants back into blocks for the commands that examine them again.
 import dataclasses
 from typing import Optional
 
-CONVERTED_KEYS = ("stripped_bytes", "flex_ops", "float_op_types", "attention_mask_bounded")
+CONVERTED_KEYS = ("stripped_bytes", "flex_ops", "float_op_types", "attention_mask_bounded",
+                  "onnx_ops")
 FIGURE_KEYS = ("size_bytes", "gzip_bytes", "accuracy", "num_examples", "interpreter",
                "cross_entropy", "perplexity", "latency_ms", "init_ms", "first_inference_ms",
                "input", "throughput_per_s", "macs", "gmacs_per_s", "xnnpack", "not_delegated",

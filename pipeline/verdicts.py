@@ -64,6 +64,14 @@ def runtime_verdict(result):
 def summary(v, runtimes_checked):
     """A variant's `deploy` block: runtimes it loads and agrees on, XNNPACK coverage,
     micro fit per target, metadata, and what blocks each missing one."""
+    from export import formats
+    if not formats.on_device(v["format"]):
+        # A server's file (ONNX, TensorRT): its own runtime ran it; no device step applies.
+        runtime = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT"}[
+            formats.get(v["format"]).runtime]
+        return {"runtimes": {runtime: f"{v.get('interpreter')}: loads and runs (benchmarked, "
+                                      "scored)"},
+                "xnnpack": None, "blockers": [], "metadata": False}
     block = {"runtimes": {"LiteRT": "loads and runs (benchmarked, scored)"},
              "xnnpack": v.get("xnnpack"), "blockers": []}
     for name, result in v.get("runtimes", {}).items():

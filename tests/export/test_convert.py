@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from export.convert import FORMATS, convert, convert_all_in_child
+from export.convert import convert, convert_all_in_child
+from export.formats import TFLITE as FORMATS
 from pipeline.errors import ExportError
 
 

@@ -23,7 +23,7 @@ GOLDEN_KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_k
 # Mappings keyed by data, not by the schema (op types, layer names, boards): their
 # keys depend on the model and the machine's kernels, so the shape stops at them.
 DATA_KEYED = {"not_delegated", "cpu_ops", "float_op_types", "weights", "micro_fit",
-              "float_layers", "skipped_layers"}
+              "float_layers", "skipped_layers", "onnx_ops"}
 
 
 def key_paths(node, prefix=""):
@@ -57,7 +57,14 @@ def test_every_format_exports_benchmarks_and_reports(every_format_run):
     assert sorted(variants) == sorted(formats.REQUESTABLE)
     float32 = variants["float32"]
     markdown = (workdir / "report.md").read_text()
+    from export.tensorrt_engine import gpu_problem
     for name, v in variants.items():
+        if formats.get(name).needs_gpu and gpu_problem():
+            # Without a CUDA GPU: one line, and every other variant goes on.
+            assert v["error"] == f"{name} needs a CUDA GPU: {gpu_problem()}; the other " \
+                                 "variants go on", v["error"]
+            assert f"| {v['name']} | {name} | failed: {name} needs a CUDA GPU" in markdown
+            continue
         assert "error" not in v, (name, v.get("error"))
         assert os.path.getsize(workdir / v["path"]) == v["size_bytes"]
         assert v["accuracy"] >= float32["accuracy"] - 0.1, name
@@ -70,6 +77,15 @@ def test_each_fact_of_the_table_holds_in_its_file(every_format_run):
     for v in report["variants"]:
         spec = formats.get(v["format"])
         path = str(workdir / v["path"])
+        assert path.endswith(spec.suffix), v["format"]
+        if spec.runtime == "onnxruntime":
+            # Calibrated: QDQ nodes quantize the activations; float: none.
+            qdq = v["onnx_ops"].get("QuantizeLinear", 0)
+            assert (qdq >= 3) is spec.calibrated, v["format"]
+            assert spec.int4_granularity is None and not spec.integer_io
+            continue
+        if not spec.on_device:
+            continue  # an engine: built only where a GPU is (test_onnx.py)
         model = read_model(path)
         graph = model.subgraphs[0]
         input_type = graph.tensors[graph.inputs[0]].type
@@ -87,7 +103,11 @@ def test_each_fact_of_the_table_holds_in_its_file(every_format_run):
 
 def test_the_table_answers_by_fact_and_refuses_an_unknown_name():
     assert formats.names(calibrated=True) == ("int8", "int8_float_io", "int16x8",
-                                              "int16x8_mixed")
+                                              "int16x8_mixed", "onnx_int8", "tensorrt_int8")
+    assert formats.names(runtime="onnxruntime") == ("onnx_float32", "onnx_int8")
+    assert formats.get("tensorrt_int8").source == "onnx_int8" and formats.get(
+        "tensorrt_int8").needs_gpu
+    assert "onnx_int8" not in formats.TFLITE and "int8" in formats.TFLITE
     assert "int8_mixed" not in formats.REQUESTABLE and formats.get("int8_mixed").micro
     assert formats.names(int4_granularity="blockwise_32") == ("int4_blockwise",)
     with pytest.raises(KeyError, match="unknown format 'int3'; formats: float32"):

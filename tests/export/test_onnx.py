@@ -1,0 +1,184 @@
+"""The server's files: ONNX from tf2onnx, int8 QDQ from ONNX Runtime, measured by
+export/benchmark_onnx.py as the TFLite files are; TensorRT's one line without a GPU."""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from export import benchmark, benchmark_onnx, onnx_convert, tensorrt_engine
+from export.convert import convert
+from pipeline.backend import keras, tf
+from pipeline.errors import ExportError
+
+
+def _run(onnx_bytes, x):
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tmp_path_factory, trained_model, digits):
+    """The trained digits model as onnx_float32, onnx_int8 and TFLite float32, + test data."""
+    directory = tmp_path_factory.mktemp("onnx")
+    representative = digits.representative(100, 0)
+    paths = {}
+    for fmt, suffix in (("onnx_float32", "onnx"), ("onnx_int8", "onnx"), ("float32", "tflite")):
+        path = directory / f"model_{fmt}.{suffix}"
+        path.write_bytes(convert(trained_model, fmt, representative))
+        paths[fmt] = str(path)
+    np.savez(directory / "test.npz", x=digits.test.x, y=digits.test.y)
+    paths["data"] = str(directory / "test.npz")
+    return paths
+
+
+def test_onnx_float32_computes_what_keras_computes(onnx_files, trained_model, digits):
+    x = digits.test.x[:16]
+    got = _run(open(onnx_files["onnx_float32"], "rb").read(), x)
+    np.testing.assert_allclose(got, trained_model.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("build", ["sequential_softmax", "functional_logits", "custom_layer",
+                                   "mobilenet_v2"])
+def test_users_models_convert_and_agree(build):
+    """Sequential and functional, softmax and logits, a custom layer, a
+    keras.applications net: each file computes the Keras model's outputs."""
+    tf.random.set_seed(0)
+    if build == "sequential_softmax":
+        model = keras.Sequential([keras.layers.Input((12,)), keras.layers.Dense(8, "relu"),
+                                  keras.layers.Dense(3, activation="softmax")])
+        shape = (4, 12)
+    elif build == "functional_logits":
+        inputs = keras.Input((10, 10, 3))
+        h = keras.layers.SeparableConv2D(6, 3, padding="same")(inputs)
+        h = keras.layers.BatchNormalization()(h)
+        h = keras.layers.GlobalAveragePooling2D()(h)
+        model = keras.Model(inputs, keras.layers.Dense(5)(h))
+        shape = (4, 10, 10, 3)
+    elif build == "custom_layer":
+        class Scale(keras.layers.Layer):
+            def build(self, input_shape):
+                self.w = self.add_weight(name="w", shape=(input_shape[-1],),
+                                         initializer="ones")
+
+            def call(self, x):
+                return x * self.w + 0.5
+        inputs = keras.Input((6,))
+        model = keras.Model(inputs, keras.layers.Dense(2)(Scale()(inputs)))
+        shape = (4, 6)
+    else:
+        model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                               weights=None, classes=4)
+        shape = (2, 32, 32, 3)
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    got = _run(onnx_convert.to_onnx(model), x)
+    np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=2e-4, rtol=1e-3)
+
+
+def test_onnx_int8_holds_symmetric_qdq_and_int8_weights(onnx_files):
+    """QDQ nodes around the convolutions and matmuls, every zero point 0 (TensorRT's
+    explicit quantization refuses any other), weights stored in int8, per channel."""
+    model = onnx.load(onnx_files["onnx_int8"])
+    ops = onnx_convert.op_counts(onnx_files["onnx_int8"])
+    assert ops["QuantizeLinear"] >= 3 and ops["DequantizeLinear"] >= 5
+    initializers = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    zero_points = [initializers[n.input[2]] for n in model.graph.node
+                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
+    assert zero_points and all(np.all(z == 0) for z in zero_points)
+    int8 = [a for a in initializers.values() if a.dtype == np.int8 and a.size > 100]
+    # Conv and dense kernels: most of the file's weights, at a byte each.
+    assert sum(a.size for a in int8) > 0.9 * sum(
+        a.size for a in initializers.values() if a.dtype == np.float32 or a.dtype == np.int8)
+    per_channel = [initializers[n.input[1]] for n in model.graph.node
+                   if n.op_type == "DequantizeLinear" and initializers.get(n.input[0]) is not None
+                   and initializers[n.input[0]].dtype == np.int8 and initializers[n.input[0]].ndim > 1]
+    assert any(scale.size > 1 for scale in per_channel)
+    float32_bytes = os.path.getsize(onnx_files["onnx_float32"])
+    # Weights at a byte, not four (QDQ names and scales cost the small model the rest).
+    assert os.path.getsize(onnx_files["onnx_int8"]) < 0.6 * float32_bytes
+
+
+def test_the_benchmark_measures_an_onnx_file_as_it_measures_a_tflite_file(onnx_files):
+    """The same model's ONNX and TFLite float32 files: the same accuracy and
+    cross-entropy on the same examples (a softmax read as logits would change the
+    cross-entropy), the same MAC count from the two graphs, the asked threads."""
+    data = benchmark.load_eval_data(onnx_files["data"])
+    onnx_figures = benchmark.benchmark(onnx_files["onnx_float32"], data, num_threads=2,
+                                       num_runs=3, warmup_runs=1)
+    tflite_figures = benchmark.benchmark(onnx_files["float32"], data, num_runs=3, warmup_runs=1)
+    assert onnx_figures["interpreter"].startswith("onnxruntime ")
+    assert onnx_figures["num_threads"] == 2 and onnx_figures["num_examples"] == len(data[0])
+    assert onnx_figures["accuracy"] == pytest.approx(tflite_figures["accuracy"], abs=1e-9)
+    assert onnx_figures["cross_entropy"] == pytest.approx(tflite_figures["cross_entropy"],
+                                                          rel=1e-4)
+    assert onnx_figures["macs"] == tflite_figures["macs"] > 0
+    assert onnx_figures["size_bytes"] == os.path.getsize(onnx_files["onnx_float32"])
+    latency = onnx_figures["latency_ms"]
+    assert latency["count"] == 3 and 0 < latency["min"] <= latency["p50"] <= latency["max"]
+    scored = benchmark.score_file(onnx_files["onnx_int8"], *data)
+    int8_figures = benchmark.benchmark(onnx_files["onnx_int8"], data, num_runs=1, warmup_runs=0)
+    assert scored["accuracy"] == pytest.approx(int8_figures["accuracy"], abs=1e-9)
+    assert scored["accuracy"] >= tflite_figures["accuracy"] - 0.02
+    assert len(scored["hits"]) == len(data[0])
+
+
+def test_macs_count_depthwise_dense_and_einsum_as_the_tflite_graph_does():
+    """Depthwise convolution (one input channel per output), a dense layer on a
+    sequence (MatMul over the last axis) and attention's Einsum, counted on both
+    files of one model."""
+    inputs = keras.Input((8, 8, 4))
+    h = keras.layers.DepthwiseConv2D(3, padding="same")(inputs)
+    h = keras.layers.Reshape((16, 16))(keras.layers.Conv2D(4, 1)(h))
+    h = keras.layers.Dense(12)(h)
+    h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=6)(h, h)
+    model = keras.Model(inputs, h)
+    onnx_bytes = onnx_convert.to_onnx(model)
+    feed = {model.inputs[0].name.split(":")[0]: np.ones((1, 8, 8, 4), np.float32)}
+    onnx_macs = benchmark_onnx.graph_info(onnx_bytes, feed)["macs"]
+    expected = (8 * 8 * 4 * 9            # depthwise 3x3
+                + 8 * 8 * 4 * 4          # 1x1 conv
+                + 16 * 12 * 16           # dense
+                + 3 * 16 * 12 * 2 * 6    # query, key, value projections
+                + 2 * 16 * 16 * 6 * 2    # scores and weighted values
+                + 16 * 2 * 6 * 12)       # output projection
+    assert onnx_macs == expected
+
+
+def test_a_model_onnx_cannot_express_is_one_line_naming_the_op():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: tf.math.lgamma(t))(inputs))
+    with pytest.raises(ExportError) as error:
+        convert(model, "onnx_int8", np.ones((4, 4), np.float32))
+    assert str(error.value) == ("onnx_int8: tf2onnx cannot express these TensorFlow ops in "
+                                "ONNX opset 17: Lgamma x1")
+
+
+def test_onnx_int8_refuses_an_empty_calibration_set(trained_model):
+    with pytest.raises(ExportError, match="onnx_int8 needs representative data"):
+        convert(trained_model, "onnx_int8", np.zeros((0, 8, 8, 1), np.float32))
+
+
+def test_a_bad_onnx_file_is_one_line(tmp_path):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"not a protobuf at all")
+    result = benchmark.main([f"--model={path}"])
+    assert result == 2
+    with pytest.raises(benchmark.BenchmarkError, match="is not a valid ONNX model"):
+        benchmark.benchmark(str(path))
+
+
+@pytest.mark.skipif(tensorrt_engine.gpu_problem() is None, reason="this machine has a CUDA GPU")
+def test_tensorrt_without_a_gpu_is_one_line(trained_model):
+    problem = tensorrt_engine.gpu_problem()
+    with pytest.raises(ExportError) as error:
+        convert(trained_model, "tensorrt_fp16")
+    assert str(error.value) == (f"tensorrt_fp16 needs a CUDA GPU: {problem}; the other "
+                                "variants go on")
+
+
+@pytest.mark.skipif(tensorrt_engine.gpu_problem() is not None,
+                    reason=f"needs a CUDA GPU and TensorRT: {tensorrt_engine.gpu_problem()}")
+def test_a_tensorrt_engine_builds_from_the_onnx_file(trained_model, digits):
+    engine = convert(trained_model, "tensorrt_fp16")
+    assert len(engine) > 10_000
