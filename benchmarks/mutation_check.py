@@ -18,6 +18,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (file, text, replacement, tests that should fail)
 MUTATIONS = {
+    "ONNX int8 activations get zero points (TensorRT refuses them)": (
+        "export/onnx_convert.py", '"ActivationSymmetric": True', '"ActivationSymmetric": False',
+        ["tests/export/test_onnx.py::test_onnx_int8_holds_symmetric_qdq_and_int8_weights"]),
+    "ONNX int8 weights quantized per tensor": (
+        "export/onnx_convert.py", "per_channel=True,", "per_channel=False,",
+        ["tests/export/test_onnx.py::test_onnx_int8_holds_symmetric_qdq_and_int8_weights"]),
+    "TensorFlow's Erfc written as Erf - 1": (
+        "export/onnx_convert.py", "[one.output[0], erf.output[0]]",
+        "[erf.output[0], one.output[0]]",
+        ["tests/export/test_onnx.py::test_users_models_convert_and_agree"]),
+    "an ONNX softmax output read as logits": (
+        "export/benchmark_onnx.py", 'return node is not None and node.op_type == "Softmax"',
+        "return False",
+        ["tests/export/test_onnx.py::test_a_softmax_model_is_scored_on_its_probabilities"]),
+    "an ONNX softmax seen only without Q/DQ after it": (
+        "export/benchmark_onnx.py", "while node is not None and node.op_type in PASS_THROUGH:",
+        "while False:",
+        ["tests/export/test_onnx.py::test_a_softmax_model_is_scored_on_its_probabilities"]),
+    "ONNX convolution MACs count every output channel per output": (
+        "export/benchmark_onnx.py", "return out_elements * int(np.prod(weights[1:])) if weights",
+        "return out_elements * int(np.prod(weights)) if weights",
+        ["tests/export/test_onnx.py::test_macs_count_depthwise_dense_and_einsum_as_the_tflite_graph_does"]),
+    "ONNX MACs from static shape inference": (
+        "export/benchmark_onnx.py", "        shapes.update(_run_shapes(model, feed))",
+        "        shapes.update({})",
+        ["tests/export/test_onnx.py::test_macs_count_depthwise_dense_and_einsum_as_the_tflite_graph_does",
+         "tests/export/test_onnx.py::test_the_benchmark_measures_an_onnx_file_as_it_measures_a_tflite_file"]),
+    "an ONNX file with ops no runtime has is kept": (
+        "export/onnx_convert.py", "    if unsupported:\n", "    if False:\n",
+        ["tests/export/test_onnx.py::test_a_model_onnx_cannot_express_is_one_line_naming_the_op"]),
+    "an ONNX file can be the recommended file": (
+        "pipeline/recommend.py", "            and formats.on_device(v[\"format\"]))", ")",
+        ["tests/pipeline/test_recommend.py::test_a_servers_file_is_never_the_answer"]),
     "a cached query sees only earlier tokens and not itself": (
         "export/generative.py", "[tf.newaxis, :] <= input_pos", "[tf.newaxis, :] < input_pos",
         ["tests/export/test_generative.py::test_the_converted_file_decodes_what_keras_computes"]),

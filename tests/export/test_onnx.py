@@ -40,7 +40,7 @@ def test_onnx_float32_computes_what_keras_computes(onnx_files, trained_model, di
 
 
 @pytest.mark.parametrize("build", ["sequential_softmax", "functional_logits", "custom_layer",
-                                   "mobilenet_v2"])
+                                   "exact_gelu", "mobilenet_v2"])
 def test_users_models_convert_and_agree(build):
     """Sequential and functional, softmax and logits, a custom layer, a
     keras.applications net: each file computes the Keras model's outputs."""
@@ -67,6 +67,10 @@ def test_users_models_convert_and_agree(build):
         inputs = keras.Input((6,))
         model = keras.Model(inputs, keras.layers.Dense(2)(Scale()(inputs)))
         shape = (4, 6)
+    elif build == "exact_gelu":  # TensorFlow's Erfc, which tf2onnx alone cannot convert
+        inputs = keras.Input((16,))
+        model = keras.Model(inputs, keras.layers.Dense(8, activation="gelu")(inputs))
+        shape = (64, 16)
     else:
         model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
                                                weights=None, classes=4)
@@ -121,6 +125,31 @@ def test_the_benchmark_measures_an_onnx_file_as_it_measures_a_tflite_file(onnx_f
     assert scored["accuracy"] == pytest.approx(int8_figures["accuracy"], abs=1e-9)
     assert scored["accuracy"] >= tflite_figures["accuracy"] - 0.02
     assert len(scored["hits"]) == len(data[0])
+
+
+def test_a_softmax_model_is_scored_on_its_probabilities(tmp_path):
+    """A model ending in softmax: its ONNX files (float32, and int8, whose softmax
+    output passes through QuantizeLinear/DequantizeLinear) are scored on the
+    probabilities, as the TFLite file is; read as logits, the cross-entropy would
+    be about log(classes) whatever the model."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input((12,)), keras.layers.Dense(16, "relu"),
+                              keras.layers.Dense(4, activation="softmax")])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 12)).astype(np.float32) * 3
+    y = model.predict(x, verbose=0).argmax(1)  # the model's own answers: confident, right
+    paths = {}
+    for fmt, suffix in (("onnx_float32", "onnx"), ("onnx_int8", "onnx"), ("float32", "tflite")):
+        paths[fmt] = str(tmp_path / f"m_{fmt}.{suffix}")
+        with open(paths[fmt], "wb") as f:
+            f.write(convert(model, fmt, x[:32]))
+    expected = -np.mean(np.log(model.predict(x, verbose=0)[np.arange(64), y]))
+    figures = {fmt: benchmark.benchmark(path, (x, y), num_runs=1, warmup_runs=0)
+               for fmt, path in paths.items()}
+    assert figures["float32"]["cross_entropy"] == pytest.approx(expected, rel=1e-3)
+    assert figures["onnx_float32"]["cross_entropy"] == pytest.approx(expected, rel=1e-3)
+    assert figures["onnx_int8"]["cross_entropy"] == pytest.approx(expected, abs=0.05)
+    assert abs(expected - np.log(4)) > 0.3  # the logit reading would be caught
 
 
 def test_macs_count_depthwise_dense_and_einsum_as_the_tflite_graph_does():

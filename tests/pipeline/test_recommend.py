@@ -196,3 +196,15 @@ def test_shares_speeds_and_a_single_board_are_worded_exactly():
                 task="language_model", keras_perplexity=4.0)
     lm["recipe"] = {}
     assert recommend(lm)["variant"] == "train_float32"  # +5.5 %: over the default 5 %
+
+
+def test_a_servers_file_is_never_the_answer():
+    """An ONNX int8 file smaller and as accurate as the TFLite int8 file: the
+    answer is still the .tflite file (a device cannot run the ONNX one)."""
+    r = report([variant("train_float32", 600_000, 0.95),
+                variant("train_int8", 160_000, 0.95),
+                variant("train_onnx_int8", 150_000, 0.95)])
+    assert recommend(r)["variant"] == "train_int8"
+    only_servers = report([variant("train_onnx_float32", 600_000, 0.95),
+                           variant("train_onnx_int8", 150_000, 0.95)])
+    assert recommend(only_servers)["variant"] is None
