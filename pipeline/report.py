@@ -500,9 +500,13 @@ def notes(report):
     """Lines about float layers, failed checks and skipped layers."""
     out = []
     for v in report["variants"]:
-        if v.get("float_layers"):
-            out.append(f"`{v['name']}` keeps these layers in float: "
-                       + "; ".join(describe_skipped(v["float_layers"])))
+        if v.get("float_layers") and v["format"] in formats.FORMATS and formats.get(
+                v["format"]).calibrated:
+            # QAT's float layers are not float in a calibrated file: the converter
+            # quantizes them too, from calibration alone, without QAT's training.
+            out.append(f"`{v['name']}`: QAT trained these layers without simulated "
+                       "quantization; this file's converter quantized them from calibration "
+                       "alone: " + "; ".join(describe_skipped(v["float_layers"])))
         if v.get("float_op_types"):
             out.append(f"`{v['name']}` computes these ops in float (no int16 kernel, or "
                        "ai-edge-quantizer does not quantize them): " + ", ".join(

@@ -1,5 +1,6 @@
 """The `greenlite` command: every subcommand answers --help with an example, and bad input
 is one line and exit status 2."""
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,42 @@ def test_bad_input_is_one_line_and_status_2(args, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith(message), lines[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    """A run the user stops: one line naming the interruption, status 130 (the
+    shell's 128 + SIGINT), no traceback."""
+    from pipeline.errors import command
+
+    @command("greenlite")
+    def main(argv=None):
+        raise KeyboardInterrupt
+
+    assert main() == 130
+    err = capsys.readouterr().err
+    assert err.startswith("greenlite: interrupted (Ctrl-C)") and len(err.splitlines()) == 1
+
+
+def test_a_terminated_command_cleans_up_and_says_so(tmp_path):
+    """SIGTERM (a kill, a CI timeout) during a command: its temporary directory is
+    removed on the way out, one line, status 143."""
+    import signal
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import sys, tempfile, time\n"
+        "from pipeline.errors import command\n"
+        "@command('greenlite')\n"
+        "def main(argv=None):\n"
+        f"    with tempfile.TemporaryDirectory(dir={str(tmp_path)!r}) as tmp:\n"
+        "        print(tmp, flush=True)\n"
+        "        time.sleep(60)\n"
+        "sys.exit(main())\n")
+    process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    scratch = process.stdout.readline().strip()
+    assert os.path.isdir(scratch)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert not os.path.exists(scratch)
+    assert err.strip().startswith("greenlite: terminated (SIGTERM)") and "Traceback" not in err
