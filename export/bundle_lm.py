@@ -26,6 +26,8 @@ import os
 import sys
 import tempfile
 
+from pipeline.errors import command
+
 DEFAULT_PROMPTS = ("The ", "def ", "An object ")
 
 
@@ -142,10 +144,9 @@ TIE = 1e-4
 def _keras_tie(model, tokens, a, b):
     """Whether the Keras model's next-token logits after `tokens` tie between a and b."""
     import numpy as np
-    window = int(model.inputs[0].shape[1])
-    padded = np.zeros((1, window), np.int32)
-    padded[0, :len(tokens)] = tokens
-    logits = model(padded, training=False).numpy()[0, len(tokens) - 1]
+
+    from export import generative
+    logits = generative.keras_next_logits(model, tokens)
     return abs(logits[a] - logits[b]) <= TIE * (np.ptp(logits) or 1.0)
 
 
@@ -184,6 +185,7 @@ def _visible(tokens):
     return data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
 
 
+@command("bundle")
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a saved Keras causal LM (.h5/.keras)")
@@ -204,19 +206,15 @@ def main(argv=None):
     # The zoo's layers load without being named (a model of text_lm needs them).
     model = _load(args.model, ["models.attention", "models.tiny_transformer"]
                   + args.custom_objects)
-    try:
-        if isinstance(model, GreenliteError):
-            raise model
-        windows = (np.load(args.windows, mmap_mode="r")[:args.num_windows]
-                   if args.windows else None)
-        records = bundle_all(model, args.formats.split(","), args.output_prefix,
-                             prefill_lengths=[int(t) for t in args.prefill.split(",")]
-                             if args.prefill else None,
-                             windows=windows, tokenizer=args.tokenizer,
-                             log=lambda line: print(line, flush=True))
-    except GreenliteError as e:
-        print(f"greenlite: error: {e}", file=sys.stderr)
-        return 2
+    if isinstance(model, GreenliteError):
+        raise model
+    windows = (np.load(args.windows, mmap_mode="r")[:args.num_windows]
+               if args.windows else None)
+    records = bundle_all(model, args.formats.split(","), args.output_prefix,
+                         prefill_lengths=[int(t) for t in args.prefill.split(",")]
+                         if args.prefill else None,
+                         windows=windows, tokenizer=args.tokenizer,
+                         log=lambda line: print(line, flush=True))
     atomic_write_bytes(args.json, json.dumps(records, indent=1).encode())
     return 0
 

@@ -492,8 +492,14 @@ def keras_greedy(model, prompt, count):
         raise ExportError(f"{len(tokens)} prompt tokens + {count} generated exceed the "
                           f"model's window of {window}")
     for _ in range(count):
-        padded = np.zeros((1, window), np.int32)
-        padded[0, :len(tokens)] = tokens
-        logits = model(padded, training=False).numpy()[0, len(tokens) - 1]
-        tokens.append(int(np.argmax(logits)))
+        tokens.append(int(np.argmax(keras_next_logits(model, tokens))))
     return tokens[len(prompt):]
+
+
+def keras_next_logits(model, tokens):
+    """The Keras window model's next-token logits after `tokens` (the window
+    zero-padded after them: causal, so the padding is not seen)."""
+    window = int(model.inputs[0].shape[1])
+    padded = np.zeros((1, window), np.int32)
+    padded[0, :len(tokens)] = tokens
+    return model(padded, training=False).numpy()[0, len(tokens) - 1]
