@@ -54,16 +54,18 @@ def convert(model, fmt, representative=None, bound_attention=True):
         model, _ = bound_attention_masks(model)
     if spec.maker == "ai_edge_quantizer":
         return ai_edge_quantize(convert(model, "float32"), fmt, representative)
-    if spec.runtime == "tensorrt":
-        from export import tensorrt_engine
-        tensorrt_engine.check_gpu(fmt)  # before the ONNX file: seconds saved, one line
-        return tensorrt_engine.build(convert(model, spec.source, representative, False), fmt)
-    if spec.runtime == "onnxruntime":
+    if spec.runtime in ("onnxruntime", "tensorrt"):
         from export import onnx_convert
-        float_onnx = onnx_convert.to_onnx(model, fmt=fmt)
-        if spec.maker == "onnxruntime":
-            return onnx_convert.quantize_int8(float_onnx, representative)
-        return float_onnx
+        if spec.needs_gpu:
+            from export import tensorrt_engine
+            tensorrt_engine.check_gpu(fmt)  # before the ONNX file: seconds saved, one line
+        onnx_file = onnx_convert.to_onnx(model, fmt=fmt)
+        if spec.quantizer:
+            onnx_file = onnx_convert.quantize_int8(onnx_file, representative, fmt=fmt,
+                                                   **spec.quantizer)
+        if spec.needs_gpu:
+            return tensorrt_engine.build(onnx_file, fmt)
+        return onnx_file
     converter = keras_converter(model)
     if spec.optimization:
         converter.optimizations = [getattr(tf.lite.Optimize, spec.optimization)]

@@ -58,7 +58,9 @@ class Format:
         and output for float inputs).
       quantizer: ai-edge-quantizer's recipe: {"mode": weight_only | dynamic |
         static, "num_bits" or "activation_num_bits"/"weight_num_bits",
-        "granularity"}.
+        "granularity"}; for an ONNX or TensorRT format, ONNX Runtime's static
+        quantization: {"activations": int8 | uint8, "symmetric_activations"}
+        (weights: int8, symmetric, per channel).
     """
     name: str
     summary: str
@@ -143,15 +145,18 @@ _ENTRIES = (
     Format("onnx_float32", "ONNX (opset 17) of the Keras model by tf2onnx, float32, run by "
            "ONNX Runtime: the server's CPU file", maker="tf2onnx", runtime="onnxruntime"),
     Format("onnx_int8", "onnx_float32 quantized by ONNX Runtime's static quantization: QDQ "
-           "nodes, int8 weights per channel and int8 activations, symmetric (zero point 0, "
-           "which TensorRT's explicit quantization needs), calibrated on representative data",
-           maker="onnxruntime", runtime="onnxruntime", source="onnx_float32", calibrated=True),
+           "nodes, int8 weights per channel (symmetric), uint8 activations with zero points "
+           "(ONNX Runtime's fast CPU kernels: U8S8), calibrated on representative data",
+           maker="onnxruntime", runtime="onnxruntime", source="onnx_float32", calibrated=True,
+           quantizer={"activations": "uint8", "symmetric_activations": False}),
     Format("tensorrt_fp16", "a TensorRT engine built from onnx_float32 with FP16 kernels "
            "allowed; needs a CUDA GPU", maker="tensorrt", runtime="tensorrt",
            source="onnx_float32"),
-    Format("tensorrt_int8", "a TensorRT engine built from onnx_int8's QDQ file (explicit "
-           "quantization); needs a CUDA GPU", maker="tensorrt", runtime="tensorrt",
-           source="onnx_int8", calibrated=True),
+    Format("tensorrt_int8", "a TensorRT engine built from onnx_float32 quantized as QDQ with "
+           "int8 activations and weights, all symmetric (zero point 0: TensorRT's explicit "
+           "quantization takes no other); needs a CUDA GPU", maker="tensorrt",
+           runtime="tensorrt", source="onnx_float32", calibrated=True,
+           quantizer={"activations": "int8", "symmetric_activations": True}),
     Format("int8_mixed", "the doctor's fix of an int8 file outside its budget: the worst ops "
            "widened to int16 activations or kept in float", maker="doctor", micro=True),
 )

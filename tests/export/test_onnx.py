@@ -80,27 +80,52 @@ def test_users_models_convert_and_agree(build):
     np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=2e-4, rtol=1e-3)
 
 
-def test_onnx_int8_holds_symmetric_qdq_and_int8_weights(onnx_files):
-    """QDQ nodes around the convolutions and matmuls, every zero point 0 (TensorRT's
-    explicit quantization refuses any other), weights stored in int8, per channel."""
+def _qdq(model):
+    """[(op, quantized tensor's initializer or None, zero point array)] of a QDQ file."""
+    initializers = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    return initializers, [(n, initializers.get(n.input[0]), initializers[n.input[2]])
+                          for n in model.graph.node
+                          if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                          and len(n.input) > 2]
+
+
+def test_onnx_int8_is_u8s8_with_int8_weights_per_channel(onnx_files):
+    """onnx_int8 as ONNX Runtime's CPU kernels run it fastest: weights int8,
+    symmetric, a scale per output channel; activations uint8 with zero points."""
     model = onnx.load(onnx_files["onnx_int8"])
     ops = onnx_convert.op_counts(onnx_files["onnx_int8"])
     assert ops["QuantizeLinear"] >= 3 and ops["DequantizeLinear"] >= 5
-    initializers = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    zero_points = [initializers[n.input[2]] for n in model.graph.node
-                   if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
-    assert zero_points and all(np.all(z == 0) for z in zero_points)
-    int8 = [a for a in initializers.values() if a.dtype == np.int8 and a.size > 100]
+    initializers, qdq = _qdq(model)
+    weights = [(node, w, z) for node, w, z in qdq if w is not None and w.ndim > 1]
+    activations = [(node, z) for node, w, z in qdq if node.op_type == "QuantizeLinear"]
+    assert weights and all(w.dtype == np.int8 and np.all(z == 0) for _, w, z in weights)
+    axis = lambda node: next((a.i for a in node.attribute if a.name == "axis"), 1)
+    assert all(initializers[node.input[1]].size == w.shape[axis(node)] > 1
+               for node, w, _ in weights)
+    assert activations and all(z.dtype == np.uint8 for _, z in activations)
+    assert any(np.any(z != 0) for _, z in activations)  # asymmetric: zero points used
     # Conv and dense kernels: most of the file's weights, at a byte each.
-    assert sum(a.size for a in int8) > 0.9 * sum(
-        a.size for a in initializers.values() if a.dtype == np.float32 or a.dtype == np.int8)
-    per_channel = [initializers[n.input[1]] for n in model.graph.node
-                   if n.op_type == "DequantizeLinear" and initializers.get(n.input[0]) is not None
-                   and initializers[n.input[0]].dtype == np.int8 and initializers[n.input[0]].ndim > 1]
-    assert any(scale.size > 1 for scale in per_channel)
-    float32_bytes = os.path.getsize(onnx_files["onnx_float32"])
+    int8 = sum(w.size for _, w, _ in weights)
+    floats = sum(a.size for a in initializers.values() if a.dtype == np.float32)
+    assert int8 > 0.9 * (int8 + floats)
     # Weights at a byte, not four (QDQ names and scales cost the small model the rest).
-    assert os.path.getsize(onnx_files["onnx_int8"]) < 0.6 * float32_bytes
+    assert os.path.getsize(onnx_files["onnx_int8"]) < 0.6 * os.path.getsize(
+        onnx_files["onnx_float32"])
+
+
+def test_the_tensorrt_int8_file_is_symmetric(onnx_files, trained_model, digits):
+    """The QDQ file tensorrt_int8's engine is built from: int8 activations and
+    weights, every zero point 0 (TensorRT's explicit quantization refuses others)."""
+    from export import formats
+    spec = formats.get("tensorrt_int8")
+    qdq_bytes = onnx_convert.quantize_int8(onnx_convert.to_onnx(trained_model),
+                                           digits.representative(100, 0), **spec.quantizer)
+    _, qdq = _qdq(onnx.load_from_string(qdq_bytes))
+    assert qdq and all(z.dtype != np.uint8 and np.all(z == 0) for _, _, z in qdq)
+    assert any(z.dtype == np.int8 for node, w, z in qdq if w is None)  # int8 activations
+    x = digits.test.x[:64]
+    agree = (_run(qdq_bytes, x).argmax(1) == trained_model.predict(x, verbose=0).argmax(1))
+    assert agree.mean() >= 0.95
 
 
 def test_the_benchmark_measures_an_onnx_file_as_it_measures_a_tflite_file(onnx_files):
