@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import select
+import re
 import signal
 import subprocess
 import sys
@@ -79,7 +80,20 @@ def _reason(returncode, stderr, what):
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     if not lines:
         return f"{what} process exited with status {returncode}"
+    if "Traceback (most recent call last):" in lines:
+        # A tool's uncaught exception (Vela's RuntimeError): its message may span
+        # several lines, the last of which alone says little ("Failed to parse
+        # TFLite file"). Keep the whole message, as one line, without the class.
+        after = lines[len(lines) - lines[::-1].index("Traceback (most recent call last):"):]
+        first = next((i for i, line in enumerate(after) if _EXCEPTION.match(line)), None)
+        if first is not None:
+            message = [_EXCEPTION.sub("", after[first])] + after[first + 1:]
+            return " ".join(" ".join(line.split()) for line in message)
     return lines[-1].removeprefix("greenlite: error: ").removeprefix("benchmark: error: ")
+
+
+# "RuntimeError: ..." / "ethosu.vela.errors.VelaError: ..." at a traceback's end.
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception): ")
 
 
 class Server:

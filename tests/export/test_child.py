@@ -22,6 +22,18 @@ def test_an_error_line_is_passed_on():
     assert error == "bad file"
 
 
+def test_a_tools_exception_is_its_whole_message_on_one_line():
+    """An uncaught exception whose message spans lines (Vela's RuntimeError ends with
+    'Failed to parse TFLite file', which alone says nothing): all of it, one line,
+    without the class name; a message printed after the traceback is not taken."""
+    code = ("import sys; print('noise', file=sys.stderr); "
+            "raise RuntimeError('Compilation failed: RESHAPE x is invalid\\n"
+            " - elements must match\\nFailed to parse TFLite file')")
+    _, error = child.run(["-c", code], timeout=60, what="Vela")
+    assert error == ("Compilation failed: RESHAPE x is invalid - elements must match "
+                     "Failed to parse TFLite file")
+
+
 def test_a_hang_is_stopped():
     _, error = child.run(["-c", "import time; time.sleep(30)"], timeout=1, what="the converter")
     assert error == "the converter ran past 1 s and was stopped"
