@@ -36,12 +36,17 @@ def pareto_png(variants, title):
 def pareto_figure(variants, title):
     """A matplotlib figure of two panels: accuracy vs the file's bytes on the device
     (what flash holds; gzip is only the download), accuracy vs median
-    latency; each variant a point in the legend, the Pareto front circled and labelled."""
+    latency; each .tflite variant a point in the legend, the Pareto front circled and
+    labelled."""
     import matplotlib
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
-    ok = [v for v in variants if "error" not in v]
+    from export import formats
+    # The device's files: a server's ONNX file is in the report's tables, not on
+    # a plot of what flash holds.
+    ok = [v for v in variants if "error" not in v
+          and (v.get("format") not in formats.FORMATS or formats.on_device(v["format"]))]
     fig, axes = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
     panels = [(axes[0], "file size on the device (KiB)", lambda v: v["size_bytes"] / 1024),
               (axes[1], "median latency (ms per invoke)", lambda v: v["latency_ms"]["p50"])]
