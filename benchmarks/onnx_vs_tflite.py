@@ -26,13 +26,16 @@ def rows(report):
     for stage, variants in by_stage.items():
         base = next((v for v in variants if v["format"] == "float32"), None)
         table = []
-        for v in sorted(variants, key=lambda v: (v["path"].endswith(".onnx"), v["format"])):
+        # The report's order, the device's files first.
+        for v in sorted(variants, key=lambda v: v["path"].endswith(".onnx")):
             p50 = v["latency_ms"]["p50"]
             cells = [v["format"], v.get("interpreter", ""), f"{v['size_bytes']:,}",
                      f"{v['size_bytes'] / base['size_bytes']:.3f}x" if base else "",
                      f"{v['perplexity']:.3f}" if lm else f"{v['accuracy']:.4f}",
                      f"{p50:.4f}", f"{base['latency_ms']['p50'] / p50:.2f}x" if base else "",
-                     f"{v['gmacs_per_s']:.2f}" if v.get("gmacs_per_s") else ""]
+                     f"{v['gmacs_per_s']:.2f}" if v.get("gmacs_per_s") else "",
+                     (f"{v['all_threads']['p50_ms']:.4f} ({v['all_threads']['threads']})"
+                      if v.get("all_threads") else "")]
             if lm:
                 cells.append(f"{p50 / length:.5f}")
             table.append(cells)
@@ -54,7 +57,8 @@ def main(argv=None):
     lm = report["data"].get("task") == "language_model"
     threads = report["recipe"].get("benchmark", {}).get("num_threads", 1)
     header = ["format", "runtime", "bytes", "vs float32", "perplexity" if lm else "accuracy",
-              f"p50 ms ({threads} thread(s))", "faster than float32", "GMAC/s"]
+              f"p50 ms ({threads} thread(s))", "faster than float32", "GMAC/s",
+              "p50 ms, all threads (ONNX)"]
     if lm:
         header.append("ms per token (p50 / length)")
     for stage, table in rows(report):

@@ -19,6 +19,8 @@ report.json schema (version 1), stable for tools and dashboards:
     variants[]      {name, stage, format, path, size_bytes, gzip_bytes, accuracy,
                      latency_ms{p50, p90, p99, mean}, init_ms, first_inference_ms,
                      interpreter, benchmark_path,
+                     all_threads{threads, p50_ms, p90_ms} and onnx_ops{op: count}
+                     (ONNX files: ONNX Runtime at every core, the graph's ops),
                      gzip_ratio_vs_baseline (baseline float32 gzip / this gzip),
                      joules_per_inference, co2_g_per_million_inferences,
                      extra_emissions_kg (its compression stages),
@@ -203,7 +205,10 @@ def _variant_columns(report):
     # What the device holds and spends first, then what the download costs.
     columns = [
         ("variant", lambda v: v["name"]), ("format", lambda v: v["format"])] + (
-        [("runtime", lambda v: v.get("interpreter") or "")] if servers else []) + [
+        [("runtime", lambda v: v.get("interpreter") or ""),
+         ("p50 ms, all threads", lambda v: (
+             f"{v['all_threads']['p50_ms']:.4f} ({v['all_threads']['threads']})"
+             if v.get("all_threads") else ""))] if servers else []) + [
         ("file bytes (device)", lambda v: f"{v['size_bytes']:,}"),
         ("file vs stage float32 (device)", size_vs_stage_float32),
         ("file vs baseline float32 (device)", size_vs_baseline),

@@ -36,7 +36,8 @@ CONVERTED_KEYS = ("stripped_bytes", "flex_ops", "float_op_types", "attention_mas
 FIGURE_KEYS = ("size_bytes", "gzip_bytes", "accuracy", "num_examples", "interpreter",
                "cross_entropy", "perplexity", "latency_ms", "init_ms", "first_inference_ms",
                "input", "throughput_per_s", "macs", "gmacs_per_s", "xnnpack", "not_delegated",
-               "densify_ops", "peak_rss_mb", "num_threads", "benchmark_path")
+               "densify_ops", "peak_rss_mb", "num_threads", "benchmark_path",
+               "all_threads")
 STRUCTURE_KEYS = ("float_layers", "weights", "sparsity", "max_unique_per_channel",
                   "entropy_bits_per_weight", "violations", "claims_unchecked")
 FIX_KEYS = ("changes", "int16_ops", "float_ops", "within_budget")
