@@ -45,14 +45,20 @@ TFLITE_IDENTIFIER = b"TFL3"
 
 
 def _onnx():
-    """export/benchmark_onnx.py, the ONNX Runtime half, beside this file, lent this
-    module's helpers (one BenchmarkError, one way of scoring)."""
+    """export/benchmark_onnx.py, the ONNX Runtime half, beside this file."""
     try:
         from export import benchmark_onnx
     except ImportError:  # run from a copy of the two files, not from greenlite
         import benchmark_onnx  # pylint: disable=import-error
     benchmark_onnx.bind(sys.modules[__name__])
     return benchmark_onnx
+
+
+def _tensorrt():
+    """export/benchmark_tensorrt.py, a TensorRT engine's runner (within greenlite only)."""
+    from export import benchmark_tensorrt
+    benchmark_tensorrt.bind(sys.modules[__name__])
+    return benchmark_tensorrt
 
 
 class BenchmarkError(Exception):
@@ -353,6 +359,8 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
     if model_path.endswith(".onnx"):
         return _onnx().benchmark(model_path, data, num_threads, num_runs, warmup_runs,
                                  keep_outputs)
+    if model_path.endswith(".engine"):
+        return _tensorrt().benchmark(model_path, data, num_runs, warmup_runs, keep_outputs)
     if num_runs < 1:
         raise BenchmarkError(f"--num_runs: got {num_runs}; expected an integer >= 1")
     if warmup_runs < 0:

@@ -37,7 +37,7 @@ FIGURE_KEYS = ("size_bytes", "gzip_bytes", "accuracy", "num_examples", "interpre
                "cross_entropy", "perplexity", "latency_ms", "init_ms", "first_inference_ms",
                "input", "throughput_per_s", "macs", "gmacs_per_s", "xnnpack", "not_delegated",
                "densify_ops", "peak_rss_mb", "num_threads", "benchmark_path",
-               "all_threads")
+               "all_threads", "throughput_large_batch", "versions")
 STRUCTURE_KEYS = ("float_layers", "weights", "sparsity", "max_unique_per_channel",
                   "entropy_bits_per_weight", "violations", "claims_unchecked")
 FIX_KEYS = ("changes", "int16_ops", "float_ops", "within_budget")
@@ -134,4 +134,6 @@ def figures_block(figures: dict) -> dict:
         not_delegated=figures.get("not_delegated"),
         # Weights stored sparse (float32_sparse; pipeline/sparse_inference.py).
         densify_ops=(figures.get("ops") or {}).get("DENSIFY", 0),
-        peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"])
+        peak_rss_mb=figures["peak_rss_mb"], num_threads=figures["num_threads"],
+        # A TensorRT engine's (export/benchmark_tensorrt.py): a larger batch, the GPU.
+        **{k: figures[k] for k in ("throughput_large_batch", "versions") if k in figures})

@@ -233,6 +233,16 @@ def test_tensorrt_without_a_gpu_is_one_line(trained_model):
 
 @pytest.mark.skipif(tensorrt_engine.gpu_problem() is not None,
                     reason=f"needs a CUDA GPU and TensorRT: {tensorrt_engine.gpu_problem()}")
-def test_a_tensorrt_engine_builds_from_the_onnx_file(trained_model, digits):
-    engine = convert(trained_model, "tensorrt_fp16")
-    assert len(engine) > 10_000
+@pytest.mark.parametrize("fmt", ["tensorrt_fp16", "tensorrt_int8"])
+def test_a_tensorrt_engine_computes_what_the_onnx_file_computes(fmt, onnx_files, trained_model,
+                                                               digits, tmp_path):
+    """The engine's answers against the ONNX file's on the test split, its figures."""
+    path = tmp_path / "model.engine"
+    path.write_bytes(convert(trained_model, fmt, digits.representative(100, 0)))
+    data = benchmark.load_eval_data(onnx_files["data"])
+    figures = benchmark.benchmark(str(path), data, num_runs=5, warmup_runs=1, keep_outputs=64)
+    onnx_outputs = _run(open(onnx_files["onnx_float32"], "rb").read(), data[0][:64])
+    agree = figures["outputs"].argmax(-1) == onnx_outputs.argmax(-1)
+    assert agree.mean() >= 0.95
+    assert figures["throughput_large_batch"]["items_per_s"] > 0
+    assert figures["versions"]["tensorrt"] and figures["versions"]["gpu"]
