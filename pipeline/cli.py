@@ -32,7 +32,8 @@ COMMANDS = {
     "gate": (None, "argparse", "load a run's files (or one file) in tflite-runtime 2.14",
              "greenlite gate --workdir=runs/default; one file: greenlite gate --model=a.tflite"),
     "benchmark": ("export.benchmark", "argparse", "latency, size, MACs, accuracy of .tflite "
-                  "files, TensorFlow-free", "greenlite benchmark --model=a.tflite"),
+                  "(and .onnx) files, TensorFlow-free",
+                  "greenlite benchmark --model=a.tflite --model=a.onnx"),
     "vela": ("export.vela", "argparse", "compile a full-integer file for Arm Ethos-U NPUs",
              "greenlite vela --model=a_int8.tflite"),
     "micro": ("export.micro", "argparse", "run a full-integer file in tflite-micro: arena, "
