@@ -190,11 +190,14 @@ class Search:
         # Trials are chosen on the validation split; the test split is for the
         # final front only (`_measure_on_test`).
         raw.setdefault("benchmark", {})["split"] = "val"
-        # A trial is judged by its benchmark; the microcontroller run, C array
-        # and metadata are for the file shipped (best.yaml keeps the recipe's).
+        # A trial is judged by its benchmark; the microcontroller run and C array
+        # are for the file shipped (best.yaml keeps the recipe's). Metadata too,
+        # unless a size is judged: then the trial's file carries the metadata the
+        # shipped file will, so a size limit holds for the file that ships.
         wanted = set(self.config.objectives) | set(self.config.limits)
+        sized = bool(wanted & {"size_bytes", "gzip_bytes"})
         deploy = {**(raw.get("deploy") or {}), "micro": False, "c_array": False,
-                  "metadata": False}
+                  "metadata": sized and self.recipe.deploy.metadata}
         # Vela and the board estimates only where an objective or limit reads them.
         if not wanted & {"npu_cycles", "npu_sram_bytes"}:
             deploy["npu"] = []

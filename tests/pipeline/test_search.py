@@ -182,6 +182,22 @@ def test_a_trials_teachers_name_the_base_model(tmp_path):
     assert raw["stages"]["prune_channels"]["teacher"] == "base.h5"
 
 
+@pytest.mark.parametrize("objectives, limits, metadata, expected", [
+    ("[size_bytes, latency_ms]", "{}", "true", True),     # a size judged: the shipped file's
+    ("[latency_ms, macs]", "{size_bytes: 20000}", "true", True),  # a size limit alike
+    ("[latency_ms, macs]", "{}", "true", False),          # no size judged: no metadata needed
+    ("[size_bytes, latency_ms]", "{}", "false", False),   # the recipe ships none
+])
+def test_a_trials_file_carries_the_metadata_the_shipped_file_will(tmp_path, objectives, limits,
+                                                                  metadata, expected):
+    overrides = FAST + [f"search.objectives={objectives}", f"search.limits={limits}",
+                        f"deploy.metadata={metadata}"]
+    raw = Search("recipes/search_channels.yaml", str(tmp_path), overrides)._trial_raw(
+        "base.h5", {})
+    assert raw["deploy"]["metadata"] is expected
+    assert raw["deploy"]["micro"] is False and raw["deploy"]["c_array"] is False
+
+
 def test_a_trial_that_crashes_fails_alone(tmp_path, monkeypatch):
     """A library error inside one trial (not greenlite's own) marks that trial
     failed with its type and message; the search goes on to the next."""
