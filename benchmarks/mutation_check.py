@@ -18,6 +18,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (file, text, replacement, tests that should fail)
 MUTATIONS = {
+    "the coverage table does not flag NPU ops left on the CPU": (
+        "pipeline/coverage.py", '        if n.get("compiled") and n.get("cpu_ops"):',
+        "        if False:",
+        ["tests/pipeline/test_report.py::test_the_coverage_table_flags_where_a_file_cannot_run"]),
+    "the coverage table flags a microcontroller the recipe does not ship to": (
+        "pipeline/coverage.py", "    if micro_targets and m.get(\"checked\")",
+        "    if m.get(\"checked\")",
+        ["tests/pipeline/test_report.py::test_the_coverage_table_flags_where_a_file_cannot_run"]),
+    "a search trial without the shipped file's metadata under a size limit": (
+        "pipeline/search.py", '"metadata": sized and self.recipe.deploy.metadata}',
+        '"metadata": False}',
+        ["tests/pipeline/test_search.py::test_a_trials_file_carries_the_metadata_the_shipped_file_will"]),
     "TensorRT's QDQ file gets zero points (TensorRT refuses them)": (
         "export/onnx_convert.py", '"ActivationSymmetric": symmetric_activations,',
         '"ActivationSymmetric": False,',

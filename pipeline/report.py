@@ -279,7 +279,8 @@ def tables(report):
             if any(not formats.on_device(v["format"]) for v in report["variants"]) else "")
          + energy_text,
          [h for h, _ in variant_columns], variant_rows),
-    ] + (_doctor_table(report) + _generation_table(report) + _deploy_table(report)
+    ] + (_doctor_table(report) + _generation_table(report) + _coverage(report)
+         + _deploy_table(report)
          + _npu_table(report) + _mcu_table(report))
 
 
@@ -357,6 +358,21 @@ def compact(report):
         rows.append([v["name"], f"{v['size_bytes']:,}", score,
                      f"{v['latency_ms']['p50']:.4f}", fits])
     return headers, rows
+
+
+def _coverage(report):
+    """The kernel coverage table (pipeline/coverage.py), where the run checked runtimes."""
+    from pipeline.coverage import coverage_table
+    table = coverage_table(report)
+    if table is None:
+        return []
+    return [("Kernel coverage",
+             "Which ops of each file have no kernel, or fall back, on each runtime checked: "
+             "LiteRT with XNNPACK on this CPU (ops left to the builtin kernels), the older "
+             "runtimes of the runtime gate, tflite-micro (missing ops), each Ethos-U "
+             "accelerator (Vela's ops left on the Cortex-M CPU). The last column names the "
+             "places the recipe ships to (deploy.targets, deploy.npu) where the file cannot "
+             "run, or not whole on the NPU.", *table)]
 
 
 def _deploy_table(report):

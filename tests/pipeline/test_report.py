@@ -138,3 +138,39 @@ def test_the_baseline_is_the_first_stages_float32_file_or_none():
     ratios = {v["name"]: v["gzip_ratio_vs_baseline"] for v in built["variants"]}
     assert ratios == {"train_float32": 1.0, "prune_float32": 4.0, "prune_int8": 10.0}
     assert built["energy"]["payback_baseline"] == "train_float32"
+
+
+def test_the_coverage_table_flags_where_a_file_cannot_run():
+    """A file tflite-micro lacks two ops for, with one op left on an NPU's CPU and
+    one to XNNPACK's builtin kernels: each runtime's cell names them, and the last
+    column names the recipe's ship targets where it fails; a file that runs
+    everywhere says so."""
+    from pipeline.coverage import coverage_table
+    good = {"name": "a_int8", "stage": "a", "format": "int8", "xnnpack": "all",
+            "runtimes": {"tflite-runtime 2.14.0": {"loads": True, "agrees": True}},
+            "micro": {"checked": True, "runs": True},
+            "npu": {"ethos-u55-128": {"compiled": True, "cpu_ops": {}}}}
+    bad = {"name": "b_int8", "stage": "b", "format": "int8", "xnnpack": "partial",
+           "not_delegated": {"GELU": 2},
+           "runtimes": {"tflite-runtime 2.14.0": {"loads": False, "reason": "no GELU"}},
+           "micro": {"checked": True, "runs": False, "missing_ops": ["GELU", "REDUCE_PROD"]},
+           "npu": {"ethos-u55-128": {"compiled": True, "cpu_ops": {"GELU": 2}}}}
+    onnx = {"name": "b_onnx_int8", "stage": "b", "format": "onnx_int8"}
+    r = {"recipe": {"deploy": {"targets": ["sparkfun-edge"], "npu": ["ethos-u55-128"]}},
+         "variants": [good, bad, onnx]}
+    headers, rows = coverage_table(r)
+    assert headers == ["variant", "LiteRT (this CPU)", "tflite-runtime 2.14.0", "tflite-micro",
+                       "ethos-u55-128 (Vela)", "cannot run where it ships"]
+    assert [row[0] for row in rows] == ["a_int8", "b_int8"]  # the server's file is not here
+    assert rows[0][1:] == ["XNNPACK: every op", "loads", "every op", "every op on the NPU",
+                           "runs where it ships"]
+    assert rows[1][1:] == ["builtin kernels: GELU x2", "does NOT load: no GELU",
+                           "missing: GELU, REDUCE_PROD", "CPU: GELU x2",
+                           "tflite-micro (sparkfun-edge): GELU, REDUCE_PROD; "
+                           "ethos-u55-128: GELU x2 on the CPU"]
+    # Shipped nowhere but LiteRT: nothing to flag.
+    r["recipe"]["deploy"] = {"targets": [], "npu": []}
+    assert coverage_table(r)[1][1][-1] == "runs where it ships"
+    # Nothing checked beyond LiteRT: no table.
+    assert coverage_table({"recipe": {}, "variants": [{"name": "x", "format": "float32",
+                                                       "xnnpack": "all"}]}) is None
