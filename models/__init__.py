@@ -194,10 +194,26 @@ def _functional_shell(model, name, input_shape):
                          f"{' '.join(str(e).split())[:200]}") from None
 
 
+def _tensor_name(tensor, k):
+    name = getattr(tensor, "name", "") or f"input_{k + 1}"
+    return name.split(":")[0]
+
+
 def _check_fits(model, name, input_shape, num_classes):
     """The model (tf_keras, Keras 3 or a SavedModel's source) fits the data."""
     inputs, outputs = list(model.inputs), list(model.outputs)
-    got_in = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
+    if len(inputs) != 1:
+        described = ", ".join(f"{_tensor_name(t, k)} {list(t.shape[1:])}"
+                              for k, t in enumerate(inputs))
+        raise ModelError(f"model.name: {name!r} has {len(inputs)} inputs ({described}); "
+                         "greenlite trains, compresses and exports models of one input (each "
+                         "data source gives one array per example); `greenlite benchmark` "
+                         "runs a converted file of several inputs")
+    if len(outputs) != 1:
+        raise ModelError(f"model.name: {name!r} has {len(outputs)} outputs; greenlite "
+                         "trains and scores models of one output (the class or next-token "
+                         "scores)")
+    got_in = tuple(inputs[0].shape[1:])
     if got_in != tuple(input_shape):
         raise ModelError(f"model.name: {name!r} takes inputs of shape {got_in} but the data's "
                          f"examples have shape {tuple(input_shape)}")

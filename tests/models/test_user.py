@@ -84,6 +84,28 @@ def test_a_model_that_does_not_fit_the_data(trained_model, tmp_path, shape, clas
         models.build(path, shape, classes)
 
 
+def test_a_model_of_two_inputs_or_two_outputs_is_one_line_saying_what_is_supported(tmp_path):
+    """An image and a scalar in: the message counts the inputs, names each with its
+    shape and says what greenlite runs (the old one said "inputs of shape None")."""
+    image, scalar = keras.Input((8, 8, 1), name="image"), keras.Input((1,), name="scalar")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(image), scalar])
+    two_in = str(tmp_path / "two_in.h5")
+    keras.Model([image, scalar], keras.layers.Dense(10)(joined)).save(two_in)
+    with pytest.raises(ModelError) as error:
+        models.build(two_in, (8, 8, 1), 10)
+    assert str(error.value) == (
+        f"model.name: {two_in!r} has 2 inputs (image [8, 8, 1], scalar [1]); greenlite "
+        "trains, compresses and exports models of one input (each data source gives one "
+        "array per example); `greenlite benchmark` runs a converted file of several inputs")
+    inputs = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(inputs)
+    two_out = str(tmp_path / "two_out.h5")
+    keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(1)(flat)]).save(two_out)
+    with pytest.raises(ModelError, match=r"has 2 outputs; greenlite trains and scores models "
+                                         "of one output"):
+        models.build(two_out, (8, 8, 1), 10)
+
+
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(ModelError, match="'/no/such/model.keras' does not exist"):
         models.build("/no/such/model.keras", (8, 8, 1), 10)
