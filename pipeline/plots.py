@@ -36,8 +36,9 @@ def pareto_png(variants, title):
 def pareto_figure(variants, title):
     """A matplotlib figure of two panels: accuracy vs the file's bytes on the device
     (what flash holds; gzip is only the download), accuracy vs median
-    latency; each .tflite variant a point in the legend, the Pareto front circled and
-    labelled."""
+    latency; a third, accuracy vs the estimated energy per inference on the
+    recipe's first board, where the run estimated it. Each .tflite variant a
+    point in the legend, the Pareto front circled and labelled."""
     import matplotlib
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
@@ -47,19 +48,29 @@ def pareto_figure(variants, title):
     # a plot of what flash holds.
     ok = [v for v in variants if "error" not in v
           and (v.get("format") not in formats.FORMATS or formats.on_device(v["format"]))]
-    fig, axes = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
-    panels = [(axes[0], "file size on the device (KiB)", lambda v: v["size_bytes"] / 1024),
-              (axes[1], "median latency (ms per invoke)", lambda v: v["latency_ms"]["p50"])]
-    for ax, label, x_of in panels:
-        points = [(x_of(v), 100 * v["accuracy"]) for v in ok]
+    panels = [("file size on the device (KiB)", lambda v: v["size_bytes"] / 1024, ok),
+              ("median latency (ms per invoke)", lambda v: v["latency_ms"]["p50"], ok)]
+    # What a microcontroller would spend, where the run estimated it (full-integer
+    # files on the recipe's boards; pipeline/device_energy.py): the first board's.
+    board = next((name for v in ok for name in (v.get("mcu") or {})), None)
+    if board:
+        panels.append((f"energy per inference on {board} (uJ, estimated from MLPerf Tiny)",
+                       lambda v: v["mcu"][board]["energy_uj"]["mid"],
+                       [v for v in ok if board in (v.get("mcu") or {})]))
+    width = FIGSIZE[0] * len(panels) / 2
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, FIGSIZE[1]), dpi=DPI)
+    for ax, (label, x_of, chosen) in zip(axes, panels):
+        ok_panel = chosen
+        points = [(x_of(v), 100 * v["accuracy"]) for v in ok_panel]
         front = pareto_front(points)
         # Every variant gets a colour in the legend; only the Pareto points are
         # labelled on the plot, so labels of variants that sit on top of each
         # other (train_float16 over train_float32) never overlap.
-        for (x, y), v, colour in zip(points, ok, _colours(len(ok))):
-            ax.scatter(x, y, s=40, zorder=3, color=colour, label=v["name"])
+        colours = dict(zip((v["name"] for v in ok), _colours(len(ok))))  # one per variant
+        for (x, y), v in zip(points, ok_panel):
+            ax.scatter(x, y, s=40, zorder=3, color=colours[v["name"]], label=v["name"])
         for i in front:  # front points differ in accuracy, so their labels stand apart
-            ax.annotate(ok[i]["name"], points[i], textcoords="offset points",
+            ax.annotate(ok_panel[i]["name"], points[i], textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
         if front:
             xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]

@@ -83,3 +83,32 @@ def test_the_accuracy_axis_stops_near_100_percent():
         low, high = ax.get_ylim()
         assert 100.0 <= high <= 100.5 and low < 90.0  # unclamped: 102.5
     plt.close(fig)
+
+
+def test_a_third_panel_plots_the_estimated_energy_on_the_first_board():
+    """Where the run estimated board energy (full-integer files only), a panel of
+    accuracy against the middle estimate on the first board: the float file has
+    none and is not on it; the cheaper, less accurate file and the dearer, more
+    accurate one are both on its front."""
+    import matplotlib.pyplot as plt
+
+    def mcu(mid):
+        return {"stm32u385": {"energy_uj": {"low": mid / 2, "mid": mid, "high": mid * 2}},
+                "stm32l4r5": {"energy_uj": {"low": 1, "mid": 9 * mid, "high": 99}}}
+    variants = [
+        {"name": "f32", "size_bytes": 400_000, "accuracy": 0.97, "latency_ms": {"p50": 0.08}},
+        {"name": "i8", "size_bytes": 100_000, "accuracy": 0.95, "latency_ms": {"p50": 0.05},
+         "mcu": mcu(120.0)},
+        {"name": "p_i8", "size_bytes": 40_000, "accuracy": 0.93, "latency_ms": {"p50": 0.03},
+         "mcu": mcu(45.0)},
+    ]
+    fig = plots.pareto_figure(variants, "t")
+    assert len(fig.axes) == 3
+    energy = fig.axes[2]
+    assert energy.get_xlabel() == ("energy per inference on stm32u385 (uJ, estimated from "
+                                   "MLPerf Tiny)")
+    plotted = sorted(float(c.get_offsets()[0][0]) for c in energy.collections[:2])
+    assert plotted == [45.0, 120.0]
+    assert sorted(t.get_text() for t in energy.texts) == ["i8", "p_i8"]
+    assert fig.get_size_inches()[0] == plots.FIGSIZE[0] * 1.5
+    plt.close(fig)
