@@ -114,6 +114,12 @@ class Server:
         self._proc = None
         self._lock = threading.Lock()
 
+    def start(self):
+        """Starts the child now, if it is not running (else at the first request)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+
     def request(self, payload, timeout):
         """Sends `payload`; returns (the reply, None) or (None, why the child failed)."""
         with self._lock:

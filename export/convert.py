@@ -158,6 +158,16 @@ def _calibration_data(float_flatbuffer, representative):
 _CONVERTER = None
 
 
+def start_converter():
+    """Starts the converter child now (it imports TensorFlow on start), so that the
+    first `convert_all_in_child` does not wait for it; a no-op when it runs."""
+    from export import child
+    global _CONVERTER
+    if _CONVERTER is None:
+        _CONVERTER = child.Server(["-m", "export.convert", "--serve"], "the converter")
+    _CONVERTER.start()
+
+
 def convert_all_in_child(jobs, representative_path=None, timeout=900, custom_objects=None,
                          on_done=None, bound_attention=True):
     """Converts [(model_path, fmt, output)] in a child process, in order; returns
@@ -268,6 +278,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.serve:
         from export import child
+        # TensorFlow and Keras imported before the first request: a runner that
+        # starts this child early (start_converter) gets them loaded meanwhile.
+        from pipeline.backend import keras, tf  # noqa: F401  pylint: disable=unused-import
         child.serve(_serve_one, args.reply_fd)
         return 0
     if not (args.model and args.format and args.output):

@@ -145,6 +145,10 @@ class Runner:
 
     def _run_stages_and_export(self, model, data):
         recipe = self.recipe
+        # The converter's process imports TensorFlow (seconds) while the stages
+        # train: by export it is ready (benchmarks/default_vs_script.py).
+        from export.convert import start_converter
+        start_converter()
         stage_records = self._run_stages(model, data)
         from pipeline.export_phase import ExportPhase
         variants = ExportPhase(recipe, self.workdir, data, self.deploy_data, stage_records,

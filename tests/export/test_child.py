@@ -81,3 +81,22 @@ def test_a_server_keeps_its_child_and_a_failure_fails_only_its_request():
         assert error is None and fourth not in (first, second, third)
     finally:
         server.stop()
+
+
+def test_a_started_server_is_running_before_its_first_request(tmp_path):
+    """`start` spawns the child at once (the converter imports TensorFlow while the
+    stages train); the first request then finds it running, and is answered."""
+    script = tmp_path / "echo.py"
+    script.write_text("import sys\nfrom export import child\n"
+                      "child.serve(lambda r: {'echo': r}, int(sys.argv[1].split('=')[1]))\n")
+    server = child.Server([str(script)], "the echo")
+    try:
+        server.start()
+        pid = server._proc.pid
+        assert server._proc.poll() is None
+        server.start()  # a no-op while it runs
+        assert server._proc.pid == pid
+        assert server.request({"x": 1}, timeout=60) == ({"echo": {"x": 1}}, None)
+        assert server._proc.pid == pid
+    finally:
+        server.stop()
