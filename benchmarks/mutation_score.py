@@ -51,6 +51,7 @@ MODULES = {
     "pipeline/variants.py": ["tests/pipeline/test_sparse_inference.py"],
     "pipeline/device_energy.py": ["tests/pipeline/test_device_energy.py"],
     "pipeline/recommend.py": ["tests/pipeline/test_recommend.py"],
+    "pipeline/coverage.py": ["tests/pipeline/test_report.py"],
 }
 # End-to-end tests in those files: minutes each under every mutant of a
 # function they touch. Their promises are benchmarks/mutation_check.py's.

@@ -174,3 +174,59 @@ def test_the_coverage_table_flags_where_a_file_cannot_run():
     # Nothing checked beyond LiteRT: no table.
     assert coverage_table({"recipe": {}, "variants": [{"name": "x", "format": "float32",
                                                        "xnnpack": "all"}]}) is None
+
+
+def test_each_coverage_cell_says_exactly_what_was_found():
+    """Every branch of each runtime's cell, word for word (a flipped condition or a
+    dropped default changes the text)."""
+    from pipeline import coverage
+    litert = coverage.litert_cell
+    assert litert({"xnnpack": "all", "not_delegated": {"X": 1}}) == "XNNPACK: every op"
+    assert litert({"xnnpack": "none"}) == "builtin kernels: every op"
+    assert litert({"xnnpack": "partial", "not_delegated": {"B": 1, "A": 3}}) == \
+        "builtin kernels: A x3, B x1"
+    assert litert({"xnnpack": "unknown"}) == litert({}) == "runs (delegation unknown)"
+    runtime = coverage.runtime_cell
+    assert runtime(None) == runtime({"loads": None}) == "not checked"
+    assert runtime({"loads": False, "reason": "no op"}) == "does NOT load: no op"
+    assert runtime({"loads": True, "agrees": False}) == "loads, WRONG outputs"
+    assert runtime({"loads": True}) == runtime({"loads": True, "agrees": True}) == "loads"
+    micro = coverage.micro_cell
+    assert micro(None) == micro({"checked": False}) == "not checked"
+    assert micro({"checked": True, "runs": True}) == "every op"
+    assert micro({"checked": True, "runs": False, "missing_ops": [], "reason": "arena"}) == \
+        "missing: arena"
+    assert micro({"checked": True, "runs": False}) == "missing: ?"
+    npu = coverage.npu_cell
+    assert npu(None) == npu({}) == "not compiled"
+    assert npu({"compiled": False, "reason": "Vela failed: x"}) == "not compiled: Vela failed: x"
+    assert npu({"compiled": True, "cpu_ops": {"GELU": 2, "ADD": 1}}) == "CPU: ADD x1, GELU x2"
+    assert npu({"compiled": True}) == "every op on the NPU"
+    ships = coverage.ships_cell
+    failed = {"format": "int8", "micro": {"checked": True, "runs": False, "missing_ops": []},
+              "npu": {"u55": {"compiled": False, "reason": "x"}}}
+    assert ships(failed, ["board"], ["u55"]) == ("tflite-micro (board): does not run; "
+                                                 "u55: Vela failed")
+    assert ships(failed, [], []) == "runs where it ships"
+    unchecked = {"format": "int8", "micro": {"checked": False}, "npu": {}}
+    assert ships(unchecked, ["board"], ["u55"]) == "runs where it ships"
+
+
+def test_the_coverage_table_skips_failed_files_and_names_a_users_board():
+    """A failed file has no row; a float file's integer-only runtimes read n/a; a
+    board given as {name, ram_kb, flash_kb} is named where the file cannot run; a
+    run that checked only tflite-micro still gets its table."""
+    from pipeline.coverage import NOT_INTEGER, coverage_table
+    missing = {"checked": True, "runs": False, "missing_ops": ["GELU"]}
+    r = {"recipe": {"deploy": {"targets": [{"name": "my-board", "ram_kb": 64,
+                                            "flash_kb": 256}]}},
+         "variants": [{"name": "a_float32", "format": "float32", "xnnpack": "all"},
+                      {"name": "a_int8", "format": "int8", "xnnpack": "all", "micro": missing},
+                      {"name": "a_int16x8", "format": "int16x8", "error": "crashed",
+                       "micro": missing}]}
+    headers, rows = coverage_table(r)
+    assert headers == ["variant", "LiteRT (this CPU)", "tflite-micro",
+                       "cannot run where it ships"]
+    assert rows == [["a_float32", "XNNPACK: every op", NOT_INTEGER, "runs where it ships"],
+                    ["a_int8", "XNNPACK: every op", "missing: GELU",
+                     "tflite-micro (my-board): GELU"]]
