@@ -131,3 +131,90 @@ def test_a_cpu_missing_from_codecarbons_table_is_a_generic_tdp():
     assert not energy.in_cpu_database("AMD EPYC")
     figures = energy.summarize(_FakeTracker("cpu_load", tdp=8, generic=False))  # "Some CPU"
     assert figures["cpu_tdp_generic"] is True and "generic default" in figures["cpu_tdp_source"]
+
+
+def _stage(name, emissions_kg, intensity=400.0, **extra):
+    return {"name": name, "energy": {
+        "energy_kwh": 2e-4, "emissions_kg": emissions_kg, "grid_intensity_g_per_kwh": intensity,
+        "cpu_tdp_w": 12, "cpu_count": 4, "mode": "estimated", "method": "estimated (test)",
+        "cpu_tdp_source": "a table", **extra}}
+
+
+def test_account_on_three_stages_and_a_language_model_bundle():
+    """Every figure of the summary and of each variant against hand arithmetic: 12 W
+    over 4 threads, 2 benchmark threads -> 6 W; the grid from the first stage's mix."""
+    cfg = energy.EnergyConfig(country_iso_code="FRA")
+    stages = [_stage("train", 1e-4), _stage("prune", 0.002), _stage("quantize", 0.003)]
+    variants = [
+        {"name": "train_float32", "stage": "train", "latency_ms": {"p50": 100.0}},
+        {"name": "prune_float32", "stage": "prune", "latency_ms": {"p50": 50.0}},
+        {"name": "quantize_int8", "stage": "quantize", "latency_ms": {"p50": 20.0},
+         "generation": {"benchmark": {"threads_1": {"decode_tokens_per_s": 500.0}}}},
+        {"name": "quantize_int16x8", "stage": "quantize", "error": "crashed"},
+    ]
+    summary = energy.account(cfg, stages, variants, num_threads=2, baseline=variants[0])
+    assert summary == {
+        "tracked": True, "country_iso_code": "FRA", "region": cfg.region,
+        "grid_intensity_g_per_kwh": 400.0,
+        "grid_intensity_source": "CodeCarbon's energy mix for FRA",
+        "mode": "estimated", "inference_mode": "estimated", "cpu_tdp_generic": False,
+        "training_method": "estimated (test)",
+        "inference_method": "an estimate, not a measurement: median latency x 6 W, the TDP "
+                            "(12 W for 4 threads, from a table) scaled to 2 interpreter "
+                            "thread(s); RAM power excluded",
+        "training_energy_kwh": pytest.approx(6e-4), "training_emissions_kg": pytest.approx(0.0051),
+        "payback_baseline": "train_float32"}
+    base, pruned, int8, failed = variants
+    assert base["joules_per_inference"] == pytest.approx(0.6)        # 6 W x 0.1 s
+    assert pruned["joules_per_inference"] == pytest.approx(0.3)
+    assert int8["joules_per_inference"] == pytest.approx(0.12)
+    # 0.12 J = 3.33e-8 kWh; x 1e6 inferences x 400 g/kWh = 13.3 g.
+    assert int8["co2_g_per_million_inferences"] == pytest.approx(0.12e6 / 3.6e6 * 400)
+    # The stages after the baseline's, up to each variant's own.
+    assert base["extra_emissions_kg"] == 0
+    assert pruned["extra_emissions_kg"] == pytest.approx(0.002)
+    assert int8["extra_emissions_kg"] == pytest.approx(0.005)
+    saving_kg = (0.6 - 0.12) / 3.6e6 * 400 / 1000
+    assert int8["payback_inferences"] == pytest.approx(0.005 / saving_kg)
+    assert "payback_inferences" not in base and "joules_per_inference" not in failed
+    # One thread's share (3 W) x 2 ms per decoded token.
+    assert int8["generation"]["joules_per_generated_token"] == pytest.approx(0.006)
+    # No baseline: no payback; a grid the first stage did not measure: the country's.
+    fresh = [{"name": "a", "stage": "train", "latency_ms": {"p50": 1.0}}]
+    summary = energy.account(cfg, [_stage("train", 1e-4, intensity=None)], fresh, 1, None)
+    assert summary["payback_baseline"] is None and "payback_inferences" not in fresh[0]
+    assert summary["grid_intensity_g_per_kwh"] == energy.known_countries()["FRA"][1]
+    untracked = [{"name": "train", "energy": {"seconds": 1.0}}]
+    assert energy.account(cfg, untracked, [], 1, None) == {
+        "tracked": False, "reason": "energy.track is false in the recipe"}
+
+
+class _Data:
+    energy_consumed, emissions, cpu_energy, ram_energy = 2e-4, 1e-4, 1.5e-4, 0.5e-4
+    cpu_power, ram_power, country_iso_code, region = 12.0, 3.0, "FRA", None
+    cpu_count, cpu_model = 4, "Test CPU 9000"
+
+
+@pytest.mark.parametrize("mode, generic, measured", [("intel_rapl", False, True),
+                                                      ("cpu_load", True, False)])
+def test_summarize_reads_the_trackers_figures_and_says_how_it_got_the_power(
+        monkeypatch, mode, generic, measured):
+    class CPU:
+        _mode, _tdp, _is_generic_tdp = mode, 12, generic
+    tracker = type("Tracker", (), {"final_emissions_data": _Data(), "_hardware": [object(), CPU()]})
+    monkeypatch.setattr(energy, "in_cpu_database", lambda model: True)
+    got = energy.summarize(tracker)
+    assert got == {
+        "energy_kwh": 2e-4, "emissions_kg": 1e-4, "cpu_energy_kwh": 1.5e-4,
+        "ram_energy_kwh": 0.5e-4, "cpu_power_w": 12.0, "ram_power_w": 3.0,
+        "country_iso_code": "FRA", "region": None,
+        "grid_intensity_g_per_kwh": pytest.approx(500.0),
+        "mode": "measured" if measured else "estimated", "cpu_mode": mode, "cpu_tdp_w": 12,
+        "cpu_tdp_generic": generic,
+        "cpu_tdp_source": ("CodeCarbon's generic default (12 W: 'Test CPU 9000' is not in its "
+                           "CPU database)" if generic else
+                           "CodeCarbon's CPU database ('Test CPU 9000')"),
+        "cpu_count": 4, "cpu_model": "Test CPU 9000",
+        "method": (f"CPU power measured ({mode})" if measured else
+                   "CPU power estimated, not measured (no RAPL here): CodeCarbon mode "
+                   "'cpu_load' from a TDP of 12 W for 4 threads of 'Test CPU 9000'")}
