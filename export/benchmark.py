@@ -43,7 +43,6 @@ import numpy as np
 TFLITE_IDENTIFIER = b"TFL3"
 
 
-
 def _onnx():
     """export/benchmark_onnx.py, the ONNX Runtime half, beside this file."""
     try:
@@ -555,12 +554,10 @@ def score_file(model_path: str, x: "np.ndarray", y: "np.ndarray") -> dict:
     if model_path.endswith(".onnx"):
         onnx = _onnx()
         run = onnx.session(model_path, 1)
-        dtype = onnx.DTYPES.get(run.get_inputs()[0].type, np.float32)
         with open(model_path, "rb") as f:
             probabilities = onnx.graph_info(f.read())["probabilities"]
-        name = run.get_inputs()[0].name
-        per_example = [score(run.run(None, {name: np.asarray(x[i:i + 1]).astype(dtype)})[0],
-                             y[i], bool(probabilities)) for i in range(len(x))]
+        per_example = [(hits, nats, n) for _, hits, nats, n in onnx.example_scores(
+            run, x, y, onnx.input_dtype(run), probabilities)]
     else:
         check_tflite_file(model_path)
         interpreter = make_interpreter(load_interpreter_class()[0], model_path, 1, True)

@@ -88,7 +88,7 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
                              f"({', '.join(i.name for i in inputs)}); --data scores files of "
                              "one input (x and y)")
     first = inputs[0]
-    dtype = DTYPES.get(first.type, np.float32)
+    dtype = input_dtype(run)
     declared = tuple(d if isinstance(d, int) else None for d in first.shape[1:])
     if data is not None:
         x, y = data
@@ -150,20 +150,35 @@ def benchmark(model_path: str, data: Optional[tuple] = None, num_threads: int = 
     return result
 
 
-def evaluate(run, x, y, dtype, probabilities, kept=None, keep=0):
-    """Top-1 accuracy and mean cross-entropy (nats) over (x, y), one example at a time,
-    scored by export/benchmark.score as the TFLite files are."""
+def input_dtype(run):
+    """The numpy dtype of the session's first input."""
+    return DTYPES.get(run.get_inputs()[0].type, np.float32)
+
+
+def example_scores(run, x, y, dtype, probabilities):
+    """Yields (outputs, hits, nats, positions) for each example of (x, y), in order, scored
+    by export/benchmark.score as the TFLite files are: the one pass `evaluate` and
+    benchmark.score_file share. `probabilities` None (no `onnx` package to read
+    the graph with): judged from the first outputs (rows of non-negative values
+    summing to 1)."""
     name = run.get_inputs()[0].name
-    correct = count = 0
-    nll = 0.0
     for i in range(len(x)):
         outputs = run.run(None, {name: np.asarray(x[i:i + 1]).astype(dtype)})[0]
         if probabilities is None:
             rows = np.asarray(outputs, np.float64).reshape(-1, outputs.shape[-1])
             probabilities = bool(rows.min() >= 0 and np.allclose(rows.sum(-1), 1, atol=1e-2))
+        yield (outputs,) + common.score(outputs, y[i], probabilities)
+
+
+def evaluate(run, x, y, dtype, probabilities, kept=None, keep=0):
+    """Top-1 accuracy and mean cross-entropy (nats) over (x, y), one example at a time;
+    the outputs of the first `keep` examples are appended to `kept`."""
+    correct = count = 0
+    nll = 0.0
+    for i, (outputs, hits, nats, n) in enumerate(example_scores(run, x, y, dtype,
+                                                                probabilities)):
         if i < keep:
             kept.append(outputs)
-        hits, nats, n = common.score(outputs, y[i], probabilities)
         correct, nll, count = correct + hits, nll + nats, count + n
     return correct / count, nll / count
 

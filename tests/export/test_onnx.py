@@ -174,6 +174,9 @@ def test_a_softmax_model_is_scored_on_its_probabilities(tmp_path):
     assert figures["float32"]["cross_entropy"] == pytest.approx(expected, rel=1e-3)
     assert figures["onnx_float32"]["cross_entropy"] == pytest.approx(expected, rel=1e-3)
     assert figures["onnx_int8"]["cross_entropy"] == pytest.approx(expected, abs=0.05)
+    # The search's per-example scoring reads it the same way.
+    scored = benchmark.score_file(paths["onnx_int8"], x, y)
+    assert scored["cross_entropy"] == pytest.approx(figures["onnx_int8"]["cross_entropy"])
     assert abs(expected - np.log(4)) > 0.3  # the logit reading would be caught
 
 
