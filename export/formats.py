@@ -180,8 +180,10 @@ def get(name: str) -> Format:
 
 
 def on_device(name: str) -> bool:
-    """Format `name` makes a .tflite file (`Format.on_device`)."""
-    return get(name).on_device
+    """Format `name` makes a .tflite file (`Format.on_device`). A name the table does not
+    hold (a report.json written by an older greenlite) is read as one: every format
+    before the server's files was a .tflite file."""
+    return name not in FORMATS or FORMATS[name].on_device
 
 
 def names(**facts) -> tuple:

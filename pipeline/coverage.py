@@ -79,7 +79,7 @@ def coverage_table(report):
     """(headers, rows) of the coverage table, or None when the run checked no runtime
     beyond LiteRT (nothing to compare)."""
     variants = [v for v in report["variants"] if "error" not in v
-                and (v["format"] not in formats.FORMATS or formats.on_device(v["format"]))]
+                and formats.on_device(v["format"])]
     runtimes = sorted({r for v in variants for r in v.get("runtimes", {})})
     accelerators = list(dict.fromkeys(a for v in variants for a in (v.get("npu") or {})))
     micro = any(v.get("micro") for v in variants)

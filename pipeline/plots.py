@@ -46,8 +46,7 @@ def pareto_figure(variants, title):
     from export import formats
     # The device's files: a server's ONNX file is in the report's tables, not on
     # a plot of what flash holds.
-    ok = [v for v in variants if "error" not in v
-          and (v.get("format") not in formats.FORMATS or formats.on_device(v["format"]))]
+    ok = [v for v in variants if "error" not in v and formats.on_device(v.get("format"))]
     panels = [("file size on the device (KiB)", lambda v: v["size_bytes"] / 1024, ok),
               ("median latency (ms per invoke)", lambda v: v["latency_ms"]["p50"], ok)]
     # What a microcontroller would spend, where the run estimated it (full-integer

@@ -201,7 +201,7 @@ def _variant_columns(report):
 
     latency = lambda q: (f"{q} ms (device)", lambda v: f"{v['latency_ms'][q]:.4f}")
     # A server's files (ONNX, TensorRT) beside the device's: say what ran each one.
-    servers = any(not formats.on_device(v["format"]) for v in report["variants"])
+    servers = _has_server_files(report)
     # What the device holds and spends first, then what the download costs.
     columns = [
         ("variant", lambda v: v["name"]), ("format", lambda v: v["format"])] + (
@@ -276,7 +276,7 @@ def tables(report):
          + ("ONNX files (`onnx_*`) are run by ONNX Runtime on this CPU at batch 1, as a "
             "server's CPU runs them, scored on the same examples; they are a server's files, "
             "not a device's, and are never the recommended file. "
-            if any(not formats.on_device(v["format"]) for v in report["variants"]) else "")
+            if _has_server_files(report) else "")
          + energy_text,
          [h for h, _ in variant_columns], variant_rows),
     ] + (_doctor_table(report) + _generation_table(report) + _coverage(report)
@@ -358,6 +358,11 @@ def compact(report):
         rows.append([v["name"], f"{v['size_bytes']:,}", score,
                      f"{v['latency_ms']['p50']:.4f}", fits])
     return headers, rows
+
+
+def _has_server_files(report):
+    """The run exported ONNX files or TensorRT engines beside its .tflite files."""
+    return any(not formats.on_device(v["format"]) for v in report["variants"])
 
 
 def _coverage(report):

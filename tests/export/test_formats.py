@@ -112,6 +112,9 @@ def test_the_table_answers_by_fact_and_refuses_an_unknown_name():
     assert formats.get("tensorrt_int8").needs_gpu and formats.get(
         "tensorrt_int8").quantizer == {"activations": "int8", "symmetric_activations": True}
     assert "onnx_int8" not in formats.TFLITE and "int8" in formats.TFLITE
+    # A format an older greenlite wrote into a report.json was a .tflite file.
+    assert formats.on_device("int8") and not formats.on_device("onnx_int8")
+    assert formats.on_device("int2_retired")
     assert "int8_mixed" not in formats.REQUESTABLE and formats.get("int8_mixed").micro
     assert formats.names(int4_granularity="blockwise_32") == ("int4_blockwise",)
     with pytest.raises(KeyError, match="unknown format 'int3'; formats: float32"):
