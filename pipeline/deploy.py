@@ -46,7 +46,7 @@ def examine(workdir, variants, cfg, data, log=print, metadata_env=None):
     """
     from export import child, micro as micro_lib
     from pipeline.boards import parse_targets
-    from pipeline.verdicts import fit, micro_text
+    from pipeline.verdicts import fit_all, micro_text
     targets = parse_targets(cfg.targets)
     labels = _labels(workdir, cfg, data)
     metadata_python, metadata_reason = _metadata_env(cfg, data, labels, metadata_env, log)
@@ -75,7 +75,7 @@ def examine(workdir, variants, cfg, data, log=print, metadata_env=None):
                 v.micro = {"checked": True, "runs": False, "reason": error, "missing_ops": []}
             else:
                 v.micro = {"checked": True, **reply["result"]}
-            v.micro["targets"] = [fit(v.micro, t) for t in targets]
+            fit_all(v, targets)
             if cfg.c_array:
                 cc, h = micro_lib.write_c_array(path, os.path.dirname(path), v.name)
                 v.c_array = {"source": os.path.relpath(cc, workdir),
@@ -165,7 +165,7 @@ def examine_run(workdir, variant=None, targets=None, labels=None, env_dir=None, 
     """Examines a finished run's variants (one, with `variant`) and rewrites its report."""
     from pipeline import recipe as recipe_lib
     from pipeline import report as report_lib
-    from pipeline.boards import parse_targets
+    from pipeline.boards import accelerators, parse_targets
     from pipeline.variants import Variant
     from pipeline.verdicts import summary
     path = os.path.join(workdir, "report.json")
@@ -194,8 +194,15 @@ def examine_run(workdir, variant=None, targets=None, labels=None, env_dir=None, 
         raise DeployError(f"--workdir: {workdir!r} was made before deploy checks existed; "
                          "run the recipe again")
     records = [Variant.from_dict(v) for v in report["variants"]]
-    examine(workdir, [r for r, v in zip(records, report["variants"]) if v in chosen], cfg,
-            info, log, env_dir)
+    examined = [r for r, v in zip(records, report["variants"]) if v in chosen]
+    # An Ethos-U board the run did not compile for: Vela first, so that its
+    # verdict reads the NPU build's figures.
+    missing = [a for a in accelerators(parse_targets(cfg.targets))
+               if any(a not in (r.npu or {}) for r in examined if r.ok and r.format in MICRO_FORMATS)]
+    if missing:
+        from pipeline import npu
+        npu.compile_variants(workdir, examined, missing, log)
+    examine(workdir, examined, cfg, info, log, env_dir)
     report["variants"] = [r.to_dict() for r in records]
     for v in report["variants"]:
         if "error" not in v:

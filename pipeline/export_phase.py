@@ -59,9 +59,19 @@ class ExportPhase:
             from pipeline import deploy
             self.log("deploy: microcontroller fit, C arrays, labels and Android metadata ...")
             deploy.examine(self.workdir, variants, recipe.deploy, self.deploy_data, self.log)
-        if recipe.deploy.npu:
-            from pipeline import npu
-            npu.compile_variants(self.workdir, variants, recipe.deploy.npu, self.log)
+        from pipeline import boards
+        targets = boards.parse_targets(recipe.deploy.targets)
+        # An Ethos-U board in deploy.targets is judged on Vela's figures for its own
+        # accelerator, so that one is compiled for even when deploy.npu omits it
+        # (where boards are judged at all: with the micro check).
+        fitted = boards.accelerators(targets) if recipe.deploy.micro else []
+        accelerators = list(dict.fromkeys(recipe.deploy.npu + fitted))
+        if accelerators:
+            from pipeline import npu, verdicts
+            npu.compile_variants(self.workdir, variants, accelerators, self.log)
+            if fitted:
+                for v in variants:
+                    verdicts.fit_all(v, targets)
         if recipe.deploy.boards:
             self.estimate_boards(variants)
         from pipeline import generation

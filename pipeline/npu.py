@@ -12,18 +12,20 @@ from export import formats
 
 def compile_variants(workdir, variants, accelerators, log=print):
     """Compiles every converted full-integer variant (pipeline.variants.Variant) for each
-    of `accelerators`; other formats get the one reason why not."""
+    of `accelerators`, beside what its `npu` block already holds; other formats get
+    the one reason why not."""
     from export import vela
     log(f"npu: Vela {vela.version()} for {', '.join(accelerators)} ...")
     for v in variants:
         if not v.ok or not formats.on_device(v.format):
             continue
         if not formats.get(v.format).micro:
-            v.npu = {a: {"compiled": False, "reason": f"a {v.format} file: Ethos-U NPUs run "
-                         f"full-integer files ({', '.join(formats.names(micro=True))})"}
-                     for a in accelerators}
+            v.npu = {**(v.npu or {}), **{
+                a: {"compiled": False, "reason": f"a {v.format} file: Ethos-U NPUs run "
+                    f"full-integer files ({', '.join(formats.names(micro=True))})"}
+                for a in accelerators}}
             continue
-        v.npu = {}
+        v.npu = dict(v.npu or {})
         for accelerator in accelerators:
             figures = vela.compile(os.path.join(workdir, v.path), accelerator,
                                    os.path.join(workdir, "export"))

@@ -48,8 +48,8 @@ from absl import app, flags
 from pipeline import search_study
 from pipeline.errors import GreenliteError, RecipeError, command
 from export.budget import Budget
-from pipeline.search_front import (budget_of, choose, clears_margin, loss, metric, pareto_front,
-                                   within_limits)
+from pipeline.search_front import (budget_of, choose, clears_margin, excess, loss, metric,
+                                   pareto_front, within_limits)
 from pipeline.search_markdown import figure, to_markdown
 
 flags.DEFINE_string("recipe", None, "The recipe (YAML) with a search: section.")
@@ -201,7 +201,7 @@ class Search:
         # Vela and the board estimates only where an objective or limit reads them.
         if not wanted & {"npu_cycles", "npu_sram_bytes"}:
             deploy["npu"] = []
-        if "board_energy_uj" not in wanted:
+        if not wanted & {"board_energy_uj", "board_battery_days"}:
             deploy["boards"] = []
         raw["deploy"] = deploy
         # The quantization doctor explains a loss; a trial only needs it measured.
@@ -329,8 +329,7 @@ class Search:
             # One figure for the sampler: the worst excess, the budget's in its
             # own unit and each limit's as a fraction of the limit.
             trial.set_user_attr("violation", max([lost - budget.value] + [
-                (figures[k] - limit) / limit if figures[k] is not None else 1.0
-                for k, limit in config.limits.items()]))
+                excess(figures[k], k, limit) for k, limit in config.limits.items()]))
             self.log(f"search: trial {trial.number}: {v['name']} "
                      + ", ".join(f"{k} {figure(figures[k])}" for k in config.objectives)
                      + f"; loss {lost:+.2f} ({'within' if budget.allows(lost) else 'outside'} "
@@ -505,12 +504,14 @@ def _test_figures(scored):
 
 def device_figures(variant):
     """A trial file's device objectives: Vela's cycles and SRAM on the first accelerator,
-    the first board's estimated energy (None where that step did not run or failed)."""
+    the first board's estimated energy and battery days (the middle estimates; None
+    where that step did not run or failed)."""
     npu = next(iter((variant.get("npu") or {}).values()), {})
     board = next(iter((variant.get("mcu") or {}).values()), None)
     return {"npu_cycles": npu.get("cycles_total") if npu.get("compiled") else None,
             "npu_sram_bytes": npu.get("sram_bytes") if npu.get("compiled") else None,
-            "board_energy_uj": board["energy_uj"]["mid"] if board else None}
+            "board_energy_uj": board["energy_uj"]["mid"] if board else None,
+            "board_battery_days": board["battery"]["days"]["mid"] if board else None}
 
 
 def _report(directory):

@@ -30,9 +30,18 @@ def loss(variant, reference, budget):
 
 
 def within_limits(row, limits):
-    """Whether a trial's figures are within every limit (an unmeasured figure is not)."""
-    return all(row["figures"].get(k) is not None and row["figures"][k] <= limit
-               for k, limit in limits.items())
+    """Whether a trial's figures are within every limit (an unmeasured figure is not):
+    at most each limit, at least it for a figure held from below (battery days)."""
+    return all(excess(row["figures"].get(k), k, limit) <= 0 for k, limit in limits.items())
+
+
+def excess(value, key, limit):
+    """How far `value` of figure `key` lies beyond `limit`, as a fraction of the limit
+    (<= 0: within; 1.0 for a figure not measured). Battery days are held from below."""
+    from pipeline.recipe import AT_LEAST_LIMITS
+    if value is None:
+        return 1.0
+    return ((limit - value) if key in AT_LEAST_LIMITS else (value - limit)) / limit
 
 
 def choose(rows, config):

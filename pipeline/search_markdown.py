@@ -1,6 +1,8 @@
 """search.md: the search's trials, its front and its pick, as a Markdown table."""
 import json
 
+from pipeline.recipe import AT_LEAST_LIMITS
+
 
 def to_markdown(record):
     """search.md's text for a search record (search.json's content)."""
@@ -21,7 +23,8 @@ def to_markdown(record):
              + (f" less a margin of {record['select_margin']:g} (the validation split's noise)"
                 if record.get("select_margin") else "")
              + (" and within the limits (" + ", ".join(
-                 f"{k} at most {figure(v)}" for k, v in record["limits"].items()) + ")"
+                 f"{k} at {'least' if k in AT_LEAST_LIMITS else 'most'} {figure(v)}"
+                 for k, v in record["limits"].items()) + ")"
                 if record.get("limits") else "") + "."
              + (f" `best.yaml` reproduces trial {record['best']}."
                 if record.get("best") is not None else "")

@@ -6,10 +6,28 @@ A leaf module, so that none of those needs another's module.
 """
 
 
-def fit(micro, target):
-    """The verdict of one measured file on one board: {target, fits, ram/flash margins, why}."""
+def fit(micro, target, npu=None):
+    """The verdict of one measured file on one board: {target, fits, ram/flash margins,
+    basis, why}.
+
+    micro: the file's tflite-micro record; npu: its Vela records by accelerator
+    (the variant's `npu` block). A board carrying an Ethos-U (`target.npu`) is
+    judged on Vela's SRAM and flash (or DRAM) for that accelerator where Vela
+    compiled the file: the NPU build's arena and model, not the CPU path's.
+    Where it did not, the file would run on the board's CPU: tflite-micro's
+    figures judge it, and `basis` says so.
+    """
     ram, flash = int(target.ram_kb * 1024), int(target.flash_kb * 1024)
-    verdict = {"target": target.name, "ram_bytes": ram, "flash_bytes": flash}
+    verdict = {"target": target.name, "ram_bytes": ram, "flash_bytes": flash,
+               "basis": "tflite-micro"}
+    compiled = (npu or {}).get(target.npu) if target.npu else None
+    if compiled and compiled.get("compiled"):
+        verdict["basis"] = f"Vela {target.npu}"
+        micro = {"runs": True, "missing_ops": [], "arena_bytes": compiled["sram_bytes"],
+                 "flash_bytes": compiled["flash_bytes"] or compiled["dram_bytes"] or 0}
+    elif target.npu:
+        reason = compiled["reason"] if compiled else f"Vela did not run for {target.npu}"
+        verdict["basis"] = f"tflite-micro on the CPU ({target.npu}: {reason})"
     why = []
     if micro.get("missing_ops"):
         why.append("the micro runtime lacks " + ", ".join(micro["missing_ops"]))
@@ -27,12 +45,23 @@ def fit(micro, target):
     return verdict
 
 
+def fit_all(variant, targets):
+    """Each of `targets`' verdicts on a micro-checked variant (pipeline.variants.Variant),
+    written to its micro record; nothing for a variant the micro runtime did not check."""
+    if variant.micro and variant.micro.get("checked"):
+        variant.micro["targets"] = [fit(variant.micro, t, variant.npu) for t in targets]
+
+
 def fit_text(verdict):
-    """'fits (RAM margin 201.3 KiB, flash 866.6 KiB)' or 'does NOT fit: ...'."""
+    """'fits (margin: RAM 201.3 KiB, flash 866.6 KiB)' or 'does NOT fit: ...', with
+    ', on Vela ethos-u55-128's figures' for a board judged on its NPU build."""
+    basis = verdict.get("basis", "tflite-micro")
+    on = "" if basis == "tflite-micro" else f", on {basis}" + (
+        "'s figures" if basis.startswith("Vela") else "")
     if verdict["fits"]:
         return (f"fits (margin: RAM {verdict['ram_margin_bytes'] / 1024:.1f} KiB, "
-                f"flash {verdict['flash_margin_bytes'] / 1024:.1f} KiB)")
-    return f"does NOT fit: {verdict['why']}"
+                f"flash {verdict['flash_margin_bytes'] / 1024:.1f} KiB{on})")
+    return f"does NOT fit: {verdict['why']}{on}"
 
 
 def micro_text(m):

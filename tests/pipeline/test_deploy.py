@@ -3,6 +3,7 @@
 The run is the kws_ds_cnn edge recipe (small) on synthetic keyword
 features, so it also stands for that recipe's end-to-end test.
 """
+import dataclasses
 import json
 import os
 
@@ -37,12 +38,54 @@ def test_fit_verdicts_on_hand_made_figures():
     assert not lacking["fits"] and "lacks GELU" in lacking["why"]
 
 
+def test_an_npu_board_is_judged_on_velas_figures_for_its_own_accelerator():
+    board = boards.Target("npu-board", ram_kb=32, flash_kb=64, npu="ethos-u55-128")
+    cpu = {"runs": True, "arena_bytes": 40_000, "flash_bytes": 50_000, "missing_ops": []}
+    vela = {"ethos-u55-128": {"compiled": True, "sram_bytes": 20_000, "flash_bytes": 30_000,
+                              "dram_bytes": 0},
+            "ethos-u85-256": {"compiled": True, "sram_bytes": 1, "flash_bytes": 0,
+                              "dram_bytes": 70_000}}
+    verdict = verdicts.fit(cpu, board, vela)
+    # The CPU path's arena (40,000 B) would not fit 32 KiB; the NPU build's does.
+    assert verdict["fits"] and verdict["basis"] == "Vela ethos-u55-128"
+    assert verdict["ram_margin_bytes"] == 32 * 1024 - 20_000
+    assert verdict["flash_margin_bytes"] == 64 * 1024 - 30_000
+    assert verdicts.fit_text(verdict).endswith("on Vela ethos-u55-128's figures)")
+    # A U85 build keeps its weights in DRAM: those are the model's bytes there.
+    u85 = verdicts.fit(cpu, dataclasses.replace(board, npu="ethos-u85-256"), vela)
+    assert not u85["fits"] and u85["flash_margin_bytes"] == 64 * 1024 - 70_000
+    # Vela could not compile it: the board's CPU runs the file, as tflite-micro measured.
+    failed = {"ethos-u55-128": {"compiled": False, "reason": "RESHAPE x1 unsupported"}}
+    on_cpu = verdicts.fit(cpu, board, failed)
+    assert not on_cpu["fits"] and on_cpu["ram_margin_bytes"] == 32 * 1024 - 40_000
+    assert on_cpu["basis"] == "tflite-micro on the CPU (ethos-u55-128: RESHAPE x1 unsupported)"
+    # A board without an NPU never reads Vela's figures.
+    plain = verdicts.fit(cpu, boards.Target("plain", 32, 64), vela)
+    assert plain["basis"] == "tflite-micro" and not plain["fits"]
+
+
+def test_npu_board_presets_and_their_sources():
+    npu_boards = {n: p for n, p in boards.PRESETS.items() if "npu" in p}
+    assert {"alif-e7-rtss-hp", "alif-e7-rtss-he", "corstone-300-u55"} <= set(npu_boards)
+    from export.vela import ACCELERATORS
+    assert all(p["npu"] in ACCELERATORS and p["source"] for p in npu_boards.values())
+    [he] = boards.parse_targets(["alif-e7-rtss-he"])
+    assert (he.ram_kb, he.flash_kb, he.npu) == (2560, 0x47F000 / 1024, "ethos-u55-128")
+    assert boards.accelerators(boards.parse_targets(
+        ["alif-e7-rtss-hp", "corstone-300-u55", "sparkfun-edge", "alif-e7-rtss-he"])) == [
+        "ethos-u55-256", "ethos-u55-128"]
+    assert boards.parse_target_argument("mine:512:2048:ethos-u85-256").npu == "ethos-u85-256"
+
+
 @pytest.mark.parametrize("targets, message", [
-    (["no-such-board"], "unknown board preset 'no-such-board'; presets: arduino-nano-33-ble"),
+    (["no-such-board"], "unknown board preset 'no-such-board'; presets: alif-e7-rtss-he, alif-e7-rtss-hp, "
+                      "arduino-nano-33-ble"),
     ([{"name": "b", "ram_kb": 0, "flash_kb": 64}], "'b': ram_kb got 0; expected a positive"),
     ([{"name": "b", "ram_kb": 8, "flash_kb": -1}], "'b': flash_kb got -1; expected a positive"),
     ([{"name": "b", "ram_kb": 8}], "expected a preset name or {name, ram_kb, flash_kb}"),
     (["sparkfun-edge", "sparkfun-edge"], "names a board twice"),
+    ([{"name": "b", "ram_kb": 8, "flash_kb": 64, "npu": "ethos-u99"}],
+     "'b': npu got 'ethos-u99'; expected one of ethos-u55-32"),
 ])
 def test_bad_targets_are_one_recipe_error(targets, message):
     with pytest.raises(RecipeError, match="^deploy: targets: ") as e:
@@ -99,7 +142,7 @@ def deployed_run(tmp_path_factory, metadata_env):
     workdir = directory / "deployed"
     result = run_pipeline("kws_ds_cnn", workdir, f"data.path={data}", "deploy.micro=true",
                           "deploy.metadata=true", f"data.class_names={json.dumps(NAMES)}",
-                          "deploy.targets=[arduino-nano-33-ble, "
+                          "deploy.targets=[arduino-nano-33-ble, alif-e7-rtss-he, "
                           "{name: tiny, ram_kb: 2, flash_kb: 4096}]", *KWS)
     assert result.returncode == 0, result.stderr[-2000:]
     with open(workdir / "report.json") as f:
@@ -132,6 +175,16 @@ def test_the_int8_variant_runs_on_the_micro_runtime_with_a_verdict_per_target(de
     assert not verdicts["tiny"]["fits"] and "> RAM 2,048 B" in verdicts["tiny"]["why"]
     assert v["deploy"]["micro_fit"]["tiny"].startswith("does NOT fit")
     assert any(b.startswith("tiny: arena") for b in v["deploy"]["blockers"])
+    # The Ethos-U board: Vela ran for its accelerator although deploy.npu is [] here
+    # (tests/conftest.py), and its verdict reads that build's SRAM and flash.
+    assert list(v["npu"]) == ["ethos-u55-128"] and v["npu"]["ethos-u55-128"]["compiled"]
+    alif, built = verdicts["alif-e7-rtss-he"], v["npu"]["ethos-u55-128"]
+    assert alif["basis"] == "Vela ethos-u55-128" and alif["fits"]
+    assert alif["ram_margin_bytes"] == 2560 * 1024 - built["sram_bytes"]
+    assert alif["flash_margin_bytes"] == 0x47F000 - built["flash_bytes"]
+    assert built["sram_bytes"] != m["arena_bytes"] and built["flash_bytes"] != m["flash_bytes"]
+    assert verdicts["arduino-nano-33-ble"]["basis"] == "tflite-micro"
+    assert "Vela ethos-u55-128's figures" in v["deploy"]["micro_fit"]["alif-e7-rtss-he"]
     with open(workdir / v["c_array"]["source"], encoding="utf-8") as f:
         assert f"{v['c_array']['symbol']}_len = {m['flash_bytes']};" in f.read()
     float32 = {v["name"]: v for v in report["variants"]}["train_float32"]
@@ -211,10 +264,15 @@ def test_deploy_cli_bad_input_leaves_the_run_alone(deployed_run, tmp_path):
 def test_deploy_cli_checks_a_finished_run_against_a_new_board(deployed_run, metadata_python):
     workdir, _ = deployed_run
     result = run_cli(["-m", "pipeline.deploy", f"--workdir={workdir}", "--variant=quantize_int8",
-                      "--target=arduino-nano-33-iot"])
+                      "--target=arduino-nano-33-iot", "--target=npu-board:512:1024:ethos-u65-256"])
     assert result.returncode == 0, result.stderr
     with open(workdir / "report.json") as f:
         report = json.load(f)
     v = {v["name"]: v for v in report["variants"]}["quantize_int8"]
-    assert [t["target"] for t in v["micro"]["targets"]] == ["arduino-nano-33-iot"]
+    assert [t["target"] for t in v["micro"]["targets"]] == ["arduino-nano-33-iot", "npu-board"]
+    # The run had not compiled for the U65: the command did, beside the U55 build it kept.
+    assert sorted(v["npu"]) == ["ethos-u55-128", "ethos-u65-256"]
+    board = v["micro"]["targets"][1]
+    assert board["basis"] == "Vela ethos-u65-256"
+    assert board["ram_margin_bytes"] == 512 * 1024 - v["npu"]["ethos-u65-256"]["sram_bytes"]
     assert v["metadata"]["written"]  # written again, not packed twice

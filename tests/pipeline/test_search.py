@@ -374,6 +374,41 @@ def test_a_trial_over_a_limit_is_infeasible_for_the_sampler(tmp_path, monkeypatc
     assert violation[0.0005] == pytest.approx(10 / 110) and violation[0.0001] < 0
 
 
+def test_board_energy_as_an_objective_and_battery_days_as_a_floor(tmp_path, monkeypatch):
+    """The board's estimated energy is an objective like the bytes; battery days are
+    a limit held from below: the smaller file that empties the battery too soon is
+    infeasible, and `best` is the one that lasts."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    board = lambda uj, days: {"stm32u385": {"energy_uj": {"mid": uj},
+                                            "battery": {"days": {"mid": days}}}}
+    shipped = {0.0001: {"size_bytes": 100, "mcu": board(260.0, 380.0)},
+               0.0005: {"size_bytes": 120, "mcu": board(170.0, 600.0)}}
+    _fake_trials(tmp_path, monkeypatch, lambda rate: shipped[rate])
+    overrides = FAST + WITH_QAT + ["search.objectives=[size_bytes, board_energy_uj]",
+                                   "search.budget={max_drop_points: 1}",
+                                   "search.limits={board_battery_days: 400}",
+                                   f"search.space={{quantize.learning_rate: {list(shipped)}}}"]
+    raw = Search("recipes/search_channels.yaml", str(tmp_path), overrides)._trial_raw(
+        "base.h5", {})
+    # The board estimate runs in every trial (the recipe's boards kept), Vela not.
+    assert "boards" not in raw["deploy"] and raw["deploy"]["npu"] == []
+    record = Search("recipes/search_channels.yaml", str(tmp_path), overrides,
+                    log=lambda line: None).run(2)
+    figures = {t["params"]["quantize.learning_rate"]: t for t in record["trials"]}
+    assert figures[0.0001]["figures"]["board_energy_uj"] == 260.0
+    assert figures[0.0005]["figures"]["board_battery_days"] == 600.0
+    assert not figures[0.0001]["within_limits"] and figures[0.0005]["within_limits"]
+    assert record["trials"][record["best"]]["params"]["quantize.learning_rate"] == 0.0005
+    study = optuna.load_study(study_name="greenlite", storage=JournalStorage(
+        JournalFileBackend(str(tmp_path / "study.journal"))))
+    violation = {t.params["quantize.learning_rate"]: t.user_attrs["violation"]
+                 for t in study.trials if t.user_attrs.get("same_as") is None}
+    assert violation[0.0001] == pytest.approx(20 / 400)
+    assert violation[0.0005] == pytest.approx(-200 / 400)
+    assert "board_battery_days at least 400" in (tmp_path / "search.md").read_text()
+
+
 def test_the_loss_the_budget_limits():
     ref = {"accuracy": 0.97, "perplexity": 4.0}
     assert loss({"accuracy": 0.95, "perplexity": 4.2}, ref, {"max_drop_points": 1}) == pytest.approx(2.0)
