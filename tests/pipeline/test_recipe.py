@@ -77,6 +77,12 @@ def test_stage_type_defaults_to_its_name_and_can_repeat(tmp_path):
     ("stages: {train: {}}\nseed: 0", ["seed.x=1"], "--set 'seed.x=1': seed is 0, not a mapping"),
     ("stages: {train: {augment_mixup: 1.0}}", [],
      "stages.train.augment_mixup: got 1.0, but the stage has no teacher; a blend of two images"),
+    # An ONNX file keeps its names: strip refuses it even when it is exported, and
+    # names a .tflite format that is not exported.
+    ("stages: {train: {}}\nexport: {formats: [int8, onnx_float32], strip: [onnx_float32]}", [],
+     "export: strip: onnx_float32 is not a .tflite format; strip takes the TFLite formats"),
+    ("stages: {train: {}}\nexport: {formats: [int8], strip: [float16]}", [],
+     "export: strip: float16 is not exported; exported formats: int8"),
     ("- a list", [], "must hold a mapping"),
     ("stages: [train", [], "cannot read"),
 ])
