@@ -520,6 +520,23 @@ MUTATIONS = {
         'for path in _dead_dirs(target, (".tmp-",)):',
         ["tests/pipeline/test_rundir.py::"
          "test_a_run_killed_mid_swap_leaves_old_debris_the_next_run_removes"]),
+    "battery days limited from above like the bytes": (
+        "pipeline/search_front.py",
+        "return ((limit - value) if key in AT_LEAST_LIMITS else (value - limit)) / limit",
+        "return (value - limit) / limit",
+        ["tests/pipeline/test_search.py::"
+         "test_board_energy_as_an_objective_and_battery_days_as_a_floor"]),
+    "an Ethos-U board judged on the CPU path's arena": (
+        "pipeline/verdicts.py", "    if compiled and compiled.get(\"compiled\"):",
+        "    if False:",
+        ["tests/pipeline/test_deploy.py::"
+         "test_an_npu_board_is_judged_on_velas_figures_for_its_own_accelerator"]),
+    "a U85 build's DRAM weights not counted as the model's bytes": (
+        "pipeline/verdicts.py",
+        'compiled["flash_bytes"] or compiled["dram_bytes"] or 0',
+        'compiled["flash_bytes"] or 0',
+        ["tests/pipeline/test_deploy.py::"
+         "test_an_npu_board_is_judged_on_velas_figures_for_its_own_accelerator"]),
 }
 
 
