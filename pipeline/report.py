@@ -51,7 +51,8 @@ report.json schema (version 1), stable for tools and dashboards:
                      recorded_bytes, missing_ops[], examples, micro{accuracy, perplexity},
                      litert{...}, max_abs_diff, top1_agreement, targets[{target,
                      fits, ram_bytes, flash_bytes, ram_margin_bytes,
-                     flash_margin_bytes, why}]} for full-integer variants,
+                     flash_margin_bytes, basis (tflite-micro, or the Vela build an
+                     Ethos-U board is judged on), why}]} for full-integer variants,
                      c_array{source, header, symbol},
                      metadata{written, bytes, labels, mean, std, range} or
                      {written: false, reason},
